@@ -1,0 +1,130 @@
+//! Adapter from an `embassy-net-driver` [`Driver`] to a smoltcp [`phy::Device`].
+//!
+//! The adapter is built afresh for every poll of the runner: it borrows the driver and the
+//! runner task's [`Context`], so that a driver that has nothing to give registers the runner's
+//! waker, and records what happened (frames in and out, transmit queue exhausted) in
+//! [`Counters`](crate::Counters).
+
+use core::task::Context;
+
+use embassy_net_driver::{Capabilities, Checksum, Driver, RxToken, TxToken};
+use smoltcp::phy::{self, Medium};
+use smoltcp::time::Instant;
+
+use crate::stats::Counters;
+
+pub(crate) struct DriverAdapter<'d, 'c, T: Driver> {
+    pub cx: &'d mut Context<'c>,
+    pub inner: &'d mut T,
+    pub caps: &'d phy::DeviceCapabilities,
+    pub counters: &'d mut Counters,
+    /// Set when the driver refused to hand out a transmit token during this poll.
+    pub tx_exhausted: bool,
+    /// Set when the driver handed out at least one received frame during this poll.
+    pub rx_seen: bool,
+}
+
+impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
+    type RxToken<'a>
+        = RxTokenAdapter<T::RxToken<'a>>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxTokenAdapter<'a, T::TxToken<'a>>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let (rx, tx) = self.inner.receive(self.cx)?;
+        self.rx_seen = true;
+        self.counters.rx_frames = self.counters.rx_frames.wrapping_add(1);
+        Some((
+            RxTokenAdapter(rx),
+            TxTokenAdapter {
+                token: tx,
+                tx_frames: &mut self.counters.tx_frames,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        match self.inner.transmit(self.cx) {
+            Some(token) => Some(TxTokenAdapter {
+                token,
+                tx_frames: &mut self.counters.tx_frames,
+            }),
+            None => {
+                self.tx_exhausted = true;
+                self.counters.tx_queue_full = self.counters.tx_queue_full.wrapping_add(1);
+                None
+            }
+        }
+    }
+
+    fn capabilities(&self) -> phy::DeviceCapabilities {
+        self.caps.clone()
+    }
+}
+
+/// Translate the driver's capabilities into smoltcp's, for the given medium.
+pub(crate) fn smoltcp_capabilities(caps: Capabilities, medium: Medium) -> phy::DeviceCapabilities {
+    fn convert(c: Checksum) -> phy::Checksum {
+        match c {
+            Checksum::Both => phy::Checksum::Both,
+            Checksum::Tx => phy::Checksum::Tx,
+            Checksum::Rx => phy::Checksum::Rx,
+            Checksum::None => phy::Checksum::None,
+        }
+    }
+    let mut smolcaps = phy::DeviceCapabilities::default();
+    smolcaps.max_transmission_unit = caps.max_transmission_unit;
+    smolcaps.max_burst_size = caps.max_burst_size;
+    smolcaps.medium = medium;
+    smolcaps.checksum.ipv4 = convert(caps.checksum.ipv4);
+    smolcaps.checksum.tcp = convert(caps.checksum.tcp);
+    smolcaps.checksum.udp = convert(caps.checksum.udp);
+    #[cfg(feature = "proto-ipv4")]
+    {
+        smolcaps.checksum.icmpv4 = convert(caps.checksum.icmpv4);
+    }
+    #[cfg(feature = "proto-ipv6")]
+    {
+        smolcaps.checksum.icmpv6 = convert(caps.checksum.icmpv6);
+    }
+    smolcaps
+}
+
+pub(crate) struct RxTokenAdapter<T: RxToken>(T);
+
+impl<T: RxToken> phy::RxToken for RxTokenAdapter<T> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        self.0.consume(|buf| {
+            #[cfg(feature = "packet-trace")]
+            trace!("ferronet rx: {:02x}", &*buf);
+            f(buf)
+        })
+    }
+}
+
+pub(crate) struct TxTokenAdapter<'a, T: TxToken> {
+    token: T,
+    tx_frames: &'a mut u32,
+}
+
+impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        *self.tx_frames = self.tx_frames.wrapping_add(1);
+        self.token.consume(len, |buf| {
+            let r = f(buf);
+            #[cfg(feature = "packet-trace")]
+            trace!("ferronet tx: {:02x}", &*buf);
+            r
+        })
+    }
+}

@@ -1,0 +1,569 @@
+//! The stack handle, its resources and the state shared between the handle and the runner.
+
+use core::cell::RefCell;
+use core::mem::MaybeUninit;
+
+use embassy_sync::waitqueue::WakerRegistration;
+use smoltcp::iface::{Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::phy::{self, Medium};
+use smoltcp::socket::AnySocket;
+#[cfg(feature = "proto-ipv6")]
+use smoltcp::wire::Ipv6Cidr;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+
+#[cfg(feature = "proto-ipv4")]
+use crate::config::{ConfigV4, StaticConfigV4};
+#[cfg(feature = "proto-ipv6")]
+use crate::config::{ConfigV6, StaticConfigV6};
+use crate::stats::Counters;
+use crate::waitq::{WaitFor, WaitQueue};
+
+/// First port of the ephemeral range (RFC 6335 dynamic ports).
+pub(crate) const EPHEMERAL_PORT_MIN: u16 = 49152;
+/// Number of ports in the ephemeral range (49152..=65535).
+const EPHEMERAL_PORT_COUNT: u32 = 65536 - EPHEMERAL_PORT_MIN as u32;
+
+/// Memory for a network stack: `SOCK` socket slots and the stack's own state.
+///
+/// Every socket ([`TcpSocket`](crate::tcp::TcpSocket), [`UdpSocket`](crate::udp::UdpSocket))
+/// takes one slot while it exists. Creating a socket when every slot is taken fails with
+/// [`SocketTableFull`] (`try_new`) or panics with a message that names this type (`new`).
+///
+/// Usually placed in a `static` (for example with `static_cell`):
+///
+/// ```
+/// static mut RESOURCES: ferronet::StackResources<4> = ferronet::StackResources::new();
+/// ```
+pub struct StackResources<const SOCK: usize> {
+    sockets: MaybeUninit<[SocketStorage<'static>; SOCK]>,
+    slots: MaybeUninit<[SlotMeta; SOCK]>,
+    shared: MaybeUninit<Shared>,
+}
+
+impl<const SOCK: usize> StackResources<SOCK> {
+    /// Create a new, empty set of stack resources.
+    pub const fn new() -> Self {
+        Self {
+            sockets: MaybeUninit::uninit(),
+            slots: MaybeUninit::uninit(),
+            shared: MaybeUninit::uninit(),
+        }
+    }
+}
+
+impl<const SOCK: usize> Default for StackResources<SOCK> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The socket table is full: every slot of the [`StackResources`] is taken.
+///
+/// Returned by the `try_new` constructors of the socket types. Make `N` in
+/// `StackResources<N>` larger (one slot per socket that exists at the same time), or drop a
+/// socket first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SocketTableFull {
+    /// How many slots the stack has (the `N` of `StackResources<N>`).
+    pub capacity: usize,
+}
+
+impl core::fmt::Display for SocketTableFull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "socket table full: all {} slots of StackResources<{}> are in use; make StackResources larger",
+            self.capacity, self.capacity
+        )
+    }
+}
+
+impl core::error::Error for SocketTableFull {}
+
+/// What the stack remembers about one socket slot.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+pub(crate) struct SlotMeta {
+    pub(crate) handle: Option<SocketHandle>,
+    /// A TCP socket with a timeout whose connection is being watched by the runner, so that a
+    /// close caused by the timeout is reported as a timeout and not as a reset.
+    pub(crate) watch_timeout: bool,
+    /// Scratch flag for the runner: the socket was open before the egress pass.
+    pub(crate) open_before_egress: bool,
+    /// Set once a connect or accept started on this socket.
+    pub(crate) used: bool,
+    /// The user closed the send half (`close`).
+    pub(crate) closed: bool,
+    /// The user aborted the connection (`abort`).
+    pub(crate) aborted: bool,
+    /// The connection ended because its timeout expired.
+    pub(crate) timed_out: bool,
+    /// The connect timeout was put in place by `connect` (no user timeout was set).
+    pub(crate) connect_timeout: bool,
+}
+
+impl SlotMeta {
+    const EMPTY: Self = Self {
+        handle: None,
+        watch_timeout: false,
+        open_before_egress: false,
+        used: false,
+        closed: false,
+        aborted: false,
+        timed_out: false,
+        connect_timeout: false,
+    };
+}
+
+/// State shared by the [`Stack`] handle, the sockets and the [`Runner`](crate::Runner).
+pub(crate) struct Shared {
+    pub(crate) inner: RefCell<Inner>,
+    /// Tasks waiting for link or configuration changes.
+    pub(crate) state_waiters: WaitQueue,
+}
+
+pub(crate) struct Inner {
+    pub(crate) sockets: SocketSet<'static>,
+    pub(crate) iface: Interface,
+    pub(crate) slots: &'static mut [SlotMeta],
+    pub(crate) socket_count: usize,
+    /// Number of slots with `watch_timeout` set.
+    pub(crate) watched: usize,
+    /// The runner's waker: woken when a handle changed something the runner must act on.
+    pub(crate) runner_waker: WakerRegistration,
+    pub(crate) caps: phy::DeviceCapabilities,
+    pub(crate) medium: Medium,
+    pub(crate) driver_hw: embassy_net_driver::HardwareAddress,
+    pub(crate) hardware_address: HardwareAddress,
+    pub(crate) link_up: bool,
+    #[cfg(feature = "proto-ipv4")]
+    pub(crate) static_v4: Option<StaticConfigV4>,
+    #[cfg(feature = "proto-ipv6")]
+    pub(crate) static_v6: Option<StaticConfigV6>,
+    port_rng: u64,
+    pub(crate) counters: Counters,
+}
+
+/// Network stack handle.
+///
+/// Use it to create sockets and to read or change the configuration. It is `Copy`, so pass it
+/// by value. It is neither `Send` nor `Sync`: the stack, its runner and its sockets live on one
+/// executor (one thread), as with embassy-net.
+#[derive(Copy, Clone)]
+pub struct Stack<'d> {
+    pub(crate) shared: &'d Shared,
+}
+
+fn _assert_covariant<'a, 'b: 'a>(x: Stack<'b>) -> Stack<'a> {
+    x
+}
+
+/// Errors from [`try_new`](crate::try_new).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum NewStackError {
+    /// The driver's medium (Ethernet, IP or IEEE 802.15.4) is not enabled by a ferronet cargo
+    /// feature (`medium-ethernet`, `medium-ip`, `medium-ieee802154`).
+    UnsupportedMedium(embassy_net_driver::HardwareAddress),
+}
+
+impl core::fmt::Display for NewStackError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::UnsupportedMedium(addr) => write!(
+                f,
+                "the driver's medium ({addr:?}) is not enabled: enable the matching medium-* feature of ferronet"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for NewStackError {}
+
+pub(crate) fn to_smoltcp_hardware_address(
+    addr: embassy_net_driver::HardwareAddress,
+) -> Result<(HardwareAddress, Medium), NewStackError> {
+    match addr {
+        #[cfg(feature = "medium-ethernet")]
+        embassy_net_driver::HardwareAddress::Ethernet(eth) => Ok((
+            HardwareAddress::Ethernet(smoltcp::wire::EthernetAddress(eth)),
+            Medium::Ethernet,
+        )),
+        #[cfg(feature = "medium-ieee802154")]
+        embassy_net_driver::HardwareAddress::Ieee802154(ieee) => Ok((
+            HardwareAddress::Ieee802154(smoltcp::wire::Ieee802154Address::Extended(ieee)),
+            Medium::Ieee802154,
+        )),
+        #[cfg(feature = "medium-ip")]
+        embassy_net_driver::HardwareAddress::Ip => Ok((HardwareAddress::Ip, Medium::Ip)),
+        #[allow(unreachable_patterns)]
+        other => Err(NewStackError::UnsupportedMedium(other)),
+    }
+}
+
+/// Build the shared state inside `resources`.
+pub(crate) fn init<'d, const SOCK: usize>(
+    resources: &'d mut StackResources<SOCK>,
+    iface: Interface,
+    caps: phy::DeviceCapabilities,
+    medium: Medium,
+    driver_hw: embassy_net_driver::HardwareAddress,
+    hardware_address: HardwareAddress,
+    seed: u64,
+) -> &'d Shared {
+    let storage: &'d mut [SocketStorage<'static>] = resources.sockets.write([SocketStorage::EMPTY; SOCK]);
+    let slots: &'d mut [SlotMeta] = resources.slots.write([SlotMeta::EMPTY; SOCK]);
+    // SAFETY: the socket storage and slot table live in `resources`, which is borrowed for
+    // 'd, and they are only reached through the returned `&'d Shared` (via `Stack<'d>` and
+    // `Runner<'d, _>`), so nothing uses them after 'd. The lifetime is erased only because the
+    // shared state cannot name 'd without making `Stack` invariant. They are never dropped
+    // (they sit in `MaybeUninit`), so no destructor sees the erased lifetime either.
+    let storage: &'static mut [SocketStorage<'static>] = unsafe { core::mem::transmute(storage) };
+    // SAFETY: as above.
+    let slots: &'static mut [SlotMeta] = unsafe { core::mem::transmute(slots) };
+
+    let inner = Inner {
+        sockets: SocketSet::new(storage),
+        iface,
+        slots,
+        socket_count: 0,
+        watched: 0,
+        runner_waker: WakerRegistration::new(),
+        caps,
+        medium,
+        driver_hw,
+        hardware_address,
+        link_up: false,
+        #[cfg(feature = "proto-ipv4")]
+        static_v4: None,
+        #[cfg(feature = "proto-ipv6")]
+        static_v6: None,
+        // Never zero, or xorshift would stay at zero.
+        port_rng: splitmix64(seed) | 1,
+        counters: Counters::default(),
+    };
+    resources.shared.write(Shared {
+        inner: RefCell::new(inner),
+        state_waiters: WaitQueue::new(),
+    })
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl Inner {
+    /// Wake the runner so that it polls the interface soon.
+    #[inline]
+    pub(crate) fn wake_runner(&mut self) {
+        self.runner_waker.wake();
+    }
+
+    /// Put a socket in the table.
+    pub(crate) fn add_socket<T: AnySocket<'static>>(
+        &mut self,
+        socket: T,
+    ) -> Result<(SocketHandle, usize), SocketTableFull> {
+        let capacity = self.slots.len();
+        let Some(slot) = self.slots.iter().position(|s| s.handle.is_none()) else {
+            return Err(SocketTableFull { capacity });
+        };
+        if self.socket_count >= capacity {
+            return Err(SocketTableFull { capacity });
+        }
+        let handle = self.sockets.add(socket);
+        self.slots[slot] = SlotMeta {
+            handle: Some(handle),
+            ..SlotMeta::EMPTY
+        };
+        self.socket_count += 1;
+        Ok((handle, slot))
+    }
+
+    /// Remove a socket from the table.
+    pub(crate) fn remove_socket(&mut self, handle: SocketHandle, slot: usize) {
+        if let Some(meta) = self.slots.get_mut(slot)
+            && meta.handle == Some(handle)
+        {
+            if meta.watch_timeout {
+                self.watched -= 1;
+            }
+            *meta = SlotMeta::EMPTY;
+            self.sockets.remove(handle);
+            self.socket_count -= 1;
+        }
+    }
+
+    /// Start or stop watching a TCP socket's timeout (see [`SlotMeta::watch_timeout`]).
+    #[cfg(feature = "tcp")]
+    pub(crate) fn set_watch(&mut self, slot: usize, watch: bool) {
+        if let Some(meta) = self.slots.get_mut(slot)
+            && meta.watch_timeout != watch
+        {
+            meta.watch_timeout = watch;
+            if watch {
+                self.watched += 1;
+            } else {
+                self.watched -= 1;
+            }
+        }
+    }
+
+    /// Is `port` the local port of any TCP or UDP socket?
+    fn port_in_use(&self, port: u16) -> bool {
+        #[allow(unused_imports)]
+        use smoltcp::socket::Socket;
+        self.sockets.iter().any(|(_, s)| match s {
+            #[cfg(feature = "tcp")]
+            Socket::Tcp(t) => {
+                t.listen_endpoint().port == port || t.local_endpoint().is_some_and(|e| e.port == port)
+            }
+            #[cfg(feature = "udp")]
+            Socket::Udp(u) => u.endpoint().port == port,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        })
+    }
+
+    /// Draw an ephemeral port (49152..=65535) from the seeded generator that no TCP or UDP
+    /// socket uses. `None` only if every port of the range is taken.
+    pub(crate) fn alloc_local_port(&mut self) -> Option<u16> {
+        // xorshift64
+        let mut x = self.port_rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.port_rng = x;
+        let start = (x % EPHEMERAL_PORT_COUNT as u64) as u32;
+        (0..EPHEMERAL_PORT_COUNT)
+            .map(|i| EPHEMERAL_PORT_MIN + ((start + i) % EPHEMERAL_PORT_COUNT) as u16)
+            .find(|&p| !self.port_in_use(p))
+    }
+
+    /// Is there a local address and a route for sending to `addr`?
+    #[allow(irrefutable_let_patterns)]
+    pub(crate) fn has_route(&self, addr: &IpAddress) -> bool {
+        let addrs = self.iface.ip_addrs();
+        match addr {
+            #[cfg(feature = "proto-ipv4")]
+            IpAddress::Ipv4(a) => {
+                let mut have_v4 = false;
+                for cidr in addrs {
+                    if let IpCidr::Ipv4(c) = cidr {
+                        have_v4 = true;
+                        if c.contains_addr(a) {
+                            return true;
+                        }
+                        if c.broadcast() == Some(*a) {
+                            return true;
+                        }
+                    }
+                }
+                have_v4
+                    && (a.is_broadcast()
+                        || a.is_multicast()
+                        || self.iface.routes().get_default_ipv4_route().is_some())
+            }
+            #[cfg(feature = "proto-ipv6")]
+            IpAddress::Ipv6(a) => {
+                let mut have_v6 = false;
+                for cidr in addrs {
+                    if let IpCidr::Ipv6(c) = cidr {
+                        have_v6 = true;
+                        if c.contains_addr(a) {
+                            return true;
+                        }
+                    }
+                }
+                have_v6
+                    && (a.is_multicast()
+                        || Ipv6Cidr::LINK_LOCAL_PREFIX.contains_addr(a)
+                        || self.iface.routes().get_default_ipv6_route().is_some())
+            }
+        }
+    }
+
+    #[cfg(feature = "proto-ipv4")]
+    pub(crate) fn set_config_v4(&mut self, config: ConfigV4) {
+        self.static_v4 = match config {
+            ConfigV4::None => None,
+            ConfigV4::Static(c) => Some(c),
+            #[cfg(feature = "dhcpv4")]
+            ConfigV4::Dhcp(_) => None,
+        };
+    }
+
+    #[cfg(feature = "proto-ipv6")]
+    pub(crate) fn set_config_v6(&mut self, config: ConfigV6) {
+        self.static_v6 = match config {
+            ConfigV6::None => None,
+            ConfigV6::Static(c) => Some(c),
+            #[cfg(feature = "slaac")]
+            ConfigV6::Slaac => None,
+        };
+    }
+
+    /// Push the current configuration into the interface: addresses, default routes.
+    pub(crate) fn apply_config(&mut self) {
+        let mut addrs: heapless::Vec<IpCidr, { smoltcp::config::IFACE_MAX_ADDR_COUNT }> = heapless::Vec::new();
+        #[cfg(feature = "proto-ipv4")]
+        {
+            if let Some(c) = &self.static_v4 {
+                debug!("IPv4: up, address {}", c.address);
+                let _ = addrs.push(IpCidr::Ipv4(c.address));
+                match c.gateway {
+                    Some(gw) => {
+                        if self.iface.routes_mut().add_default_ipv4_route(gw).is_err() {
+                            warn!("route table full, IPv4 default route not set");
+                        }
+                    }
+                    None => {
+                        self.iface.routes_mut().remove_default_ipv4_route();
+                    }
+                }
+            } else {
+                debug!("IPv4: down");
+                self.iface.routes_mut().remove_default_ipv4_route();
+            }
+        }
+        #[cfg(feature = "proto-ipv6")]
+        {
+            if let Some(c) = &self.static_v6 {
+                debug!("IPv6: up, address {}", c.address);
+                let _ = addrs.push(IpCidr::Ipv6(c.address));
+                match c.gateway {
+                    Some(gw) => {
+                        if self.iface.routes_mut().add_default_ipv6_route(gw).is_err() {
+                            warn!("route table full, IPv6 default route not set");
+                        }
+                    }
+                    None => {
+                        self.iface.routes_mut().remove_default_ipv6_route();
+                    }
+                }
+            } else {
+                debug!("IPv6: down");
+                self.iface.routes_mut().remove_default_ipv6_route();
+            }
+        }
+        self.iface.update_ip_addrs(|a| *a = addrs);
+        self.wake_runner();
+    }
+
+    pub(crate) fn is_config_up(&self) -> bool {
+        #[allow(unused_mut)]
+        let mut up = false;
+        #[cfg(feature = "proto-ipv4")]
+        {
+            up |= self.static_v4.is_some();
+        }
+        #[cfg(feature = "proto-ipv6")]
+        {
+            up |= self.static_v6.is_some();
+        }
+        up
+    }
+}
+
+impl<'d> Stack<'d> {
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&Inner) -> R) -> R {
+        f(&self.shared.inner.borrow())
+    }
+
+    #[inline]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.shared.inner.borrow_mut())
+    }
+
+    /// The hardware address of the network interface.
+    ///
+    /// This follows the driver: if the driver reports a new address (for example after a
+    /// Wi-Fi chip loaded its firmware), the runner picks it up on its next poll.
+    pub fn hardware_address(&self) -> HardwareAddress {
+        self.with(|i| i.hardware_address)
+    }
+
+    /// Whether the driver reports the link as up.
+    pub fn is_link_up(&self) -> bool {
+        self.with(|i| i.link_up)
+    }
+
+    /// Whether the stack has an IP configuration: a static one, or one obtained by DHCP or
+    /// SLAAC.
+    pub fn is_config_up(&self) -> bool {
+        self.with(|i| i.is_config_up())
+    }
+
+    /// Wait until the link is up.
+    ///
+    /// Any number of tasks may wait at the same time; each is woken once per change.
+    pub async fn wait_link_up(&self) {
+        WaitFor::new(&self.shared.state_waiters, || self.is_link_up()).await
+    }
+
+    /// Wait until the link is down.
+    pub async fn wait_link_down(&self) {
+        WaitFor::new(&self.shared.state_waiters, || !self.is_link_up()).await
+    }
+
+    /// Wait until the stack has an IP configuration (see [`is_config_up`](Self::is_config_up)).
+    ///
+    /// The [`Runner`](crate::Runner) must be running. This may wait forever (for example if no
+    /// DHCP server answers): use a timeout where that matters, for example with
+    /// `embassy_time::with_timeout`.
+    pub async fn wait_config_up(&self) {
+        WaitFor::new(&self.shared.state_waiters, || self.is_config_up()).await
+    }
+
+    /// Wait until the stack has lost its IP configuration.
+    pub async fn wait_config_down(&self) {
+        WaitFor::new(&self.shared.state_waiters, || !self.is_config_up()).await
+    }
+
+    /// The current IPv4 configuration, or `None` while IPv4 is not configured (for DHCP: until
+    /// a lease is obtained).
+    #[cfg(feature = "proto-ipv4")]
+    pub fn config_v4(&self) -> Option<StaticConfigV4> {
+        self.with(|i| i.static_v4.clone())
+    }
+
+    /// The current IPv6 configuration, or `None` while IPv6 is not configured.
+    #[cfg(feature = "proto-ipv6")]
+    pub fn config_v6(&self) -> Option<StaticConfigV6> {
+        self.with(|i| i.static_v6.clone())
+    }
+
+    /// Replace the IPv4 configuration. It takes effect at once: addresses and routes are
+    /// updated and the runner is woken. TCP connections bound to an address that is no
+    /// longer configured are reset.
+    #[cfg(feature = "proto-ipv4")]
+    pub fn set_config_v4(&self, config: ConfigV4) {
+        self.with_mut(|i| {
+            i.set_config_v4(config);
+            i.apply_config();
+        });
+        self.shared.state_waiters.wake_all();
+    }
+
+    /// Replace the IPv6 configuration. It takes effect at once, like
+    /// [`set_config_v4`](Self::set_config_v4).
+    #[cfg(feature = "proto-ipv6")]
+    pub fn set_config_v6(&self, config: ConfigV6) {
+        self.with_mut(|i| {
+            i.set_config_v6(config);
+            i.apply_config();
+        });
+        self.shared.state_waiters.wake_all();
+    }
+
+    /// The stack's counters (polls, frames in and out, ...).
+    pub fn counters(&self) -> crate::Counters {
+        self.with(|i| i.counters)
+    }
+}

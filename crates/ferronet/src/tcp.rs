@@ -1,0 +1,950 @@
+//! TCP sockets.
+//!
+//! Same API as embassy-net 0.9's `tcp` module. A [`TcpSocket`] is either connected to a remote
+//! host with [`connect`](TcpSocket::connect) or waits for one with
+//! [`accept`](TcpSocket::accept); to accept several connections at once, put several sockets
+//! in accept. Sockets implement the `embedded-io-async` traits.
+//!
+//! # Errors are precise
+//!
+//! Unlike embassy-net, which reports every failure as `ConnectionReset`, ferronet tells:
+//!
+//! - [`Error::ConnectionReset`]: the peer reset the connection (a TCP RST).
+//! - [`Error::TimedOut`]: the timeout set with [`set_timeout`](TcpSocket::set_timeout) expired.
+//! - [`Error::InvalidState`]: the operation is not possible in the socket's state: never
+//!   connected, send half already closed with [`close`](TcpSocket::close), aborted, or the
+//!   buffer for that direction has zero capacity.
+//! - End of stream (the peer closed its send half) is `Ok(0)` from `read`, as in `std`.
+//!
+//! [`ConnectError::TimedOut`] is returned when the connection could not be set up in time: the
+//! socket's timeout if one is set, otherwise [`DEFAULT_CONNECT_TIMEOUT`] (embassy-net waits
+//! forever).
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo(stack: ferronet::Stack<'_>) -> Result<(), ferronet::tcp::Error> {
+//! use ferronet::tcp::TcpSocket;
+//! use ferronet::{IpEndpoint, Ipv4Address};
+//!
+//! let mut rx = [0u8; 1024];
+//! let mut tx = [0u8; 1024];
+//! let mut socket = TcpSocket::new(stack, &mut rx, &mut tx);
+//! socket.set_timeout(Some(embassy_time::Duration::from_secs(10)));
+//! socket
+//!     .connect(IpEndpoint::new(Ipv4Address::new(192, 0, 2, 1).into(), 7))
+//!     .await
+//!     .map_err(|_| ferronet::tcp::Error::ConnectionReset)?;
+//! socket.write(b"hello").await?;
+//! let mut buf = [0u8; 5];
+//! let n = socket.read(&mut buf).await?;
+//! # let _ = n;
+//! socket.close();
+//! socket.flush().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Not implemented
+//!
+//! No listen backlog (a socket accepts one connection), no TCP Fast Open, no urgent data,
+//! no SACK (smoltcp's limits). Dropping a connected socket frees it at once without sending
+//! anything (as embassy-net does): call `close` and `flush`, or `abort` and `flush`, first.
+
+use core::future::{Future, poll_fn};
+use core::task::{Context, Poll};
+
+use embassy_time::Duration;
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+pub use smoltcp::socket::tcp::State;
+use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
+
+use crate::stack::{Inner, SlotMeta, SocketTableFull, Stack};
+use crate::time::duration_to_smoltcp;
+
+/// How long [`TcpSocket::connect`] tries when the socket has no timeout of its own (75 s, the
+/// classic BSD connection-establishment timer).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// Error returned by the read and write functions of TCP sockets.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Error {
+    /// The peer reset the connection (TCP RST).
+    ConnectionReset,
+    /// The socket's timeout expired: nothing was heard from the peer for that long.
+    ///
+    /// Not in embassy-net 0.9 (which reports this as `ConnectionReset`).
+    TimedOut,
+    /// The operation is not possible in the socket's state: not connected, the send half was
+    /// closed with `close`, the connection was aborted with `abort`, or the buffer for that
+    /// direction has zero capacity.
+    ///
+    /// Not in embassy-net 0.9 (which reports this as `ConnectionReset`).
+    InvalidState,
+}
+
+/// Error returned by [`TcpSocket::connect`].
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ConnectError {
+    /// The socket is already connected or listening.
+    InvalidState,
+    /// The remote host rejected the connection with a RST packet.
+    ConnectionReset,
+    /// Connect timed out.
+    TimedOut,
+    /// No route to host: the stack has no address to send from, no route to the destination,
+    /// or the remote endpoint is unspecified (address or port zero).
+    NoRoute,
+}
+
+/// Error returned by [`TcpSocket::accept`].
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum AcceptError {
+    /// The socket is already connected or listening.
+    InvalidState,
+    /// Invalid listen port (port 0).
+    InvalidPort,
+    /// The remote host reset the connection while it was being set up.
+    ConnectionReset,
+}
+
+/// A TCP socket.
+pub struct TcpSocket<'a> {
+    io: TcpIo<'a>,
+}
+
+/// The reader half of a TCP socket.
+pub struct TcpReader<'a> {
+    io: TcpIo<'a>,
+}
+
+/// The writer half of a TCP socket.
+pub struct TcpWriter<'a> {
+    io: TcpIo<'a>,
+}
+
+fn _assert_covariant<'a, 'b: 'a>(x: TcpSocket<'b>) -> TcpSocket<'a> {
+    x
+}
+fn _assert_covariant_reader<'a, 'b: 'a>(x: TcpReader<'b>) -> TcpReader<'a> {
+    x
+}
+fn _assert_covariant_writer<'a, 'b: 'a>(x: TcpWriter<'b>) -> TcpWriter<'a> {
+    x
+}
+
+impl<'a> TcpReader<'a> {
+    /// Wait until the socket becomes readable: there is data to read, or the receive half is
+    /// closed (a read would return `Ok(0)` or an error).
+    pub fn wait_read_ready(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| self.io.poll_read_ready(cx))
+    }
+
+    /// Read data from the socket. Waits until at least one byte is available. `Ok(0)` means
+    /// end of stream (or an empty `buf`).
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.io.read(buf).await
+    }
+
+    /// Call `f` with the largest contiguous slice of received bytes and dequeue as many bytes
+    /// as `f` returns. Waits until data is available; at end of stream `f` gets an empty slice.
+    pub async fn read_with<F, R>(&mut self, f: F) -> Result<R, Error>
+    where
+        F: FnOnce(&mut [u8]) -> (usize, R),
+    {
+        self.io.read_with(f).await
+    }
+
+    /// The capacity of the receive buffer.
+    pub fn recv_capacity(&self) -> usize {
+        self.io.with(|s| s.recv_capacity())
+    }
+
+    /// The number of bytes in the receive buffer.
+    pub fn recv_queue(&self) -> usize {
+        self.io.with(|s| s.recv_queue())
+    }
+}
+
+impl<'a> TcpWriter<'a> {
+    /// Wait until the socket becomes writable: there is room in the transmit buffer, or the
+    /// send half is closed (a write would fail).
+    pub fn wait_write_ready(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| self.io.poll_write_ready(cx))
+    }
+
+    /// Write data to the socket. Waits until at least one byte fits; returns how many were
+    /// queued.
+    pub fn write<'s>(&'s mut self, buf: &'s [u8]) -> impl Future<Output = Result<usize, Error>> + 's {
+        self.io.write(buf)
+    }
+
+    /// Wait until all queued data has been sent and acknowledged (and, after `close`, the FIN;
+    /// after `abort`, the RST sent).
+    pub fn flush(&mut self) -> impl Future<Output = Result<(), Error>> + '_ {
+        self.io.flush()
+    }
+
+    /// Call `f` with the largest contiguous free slice of the transmit buffer and queue as
+    /// many bytes as `f` returns. Waits until there is room.
+    pub async fn write_with<F, R>(&mut self, f: F) -> Result<R, Error>
+    where
+        F: FnOnce(&mut [u8]) -> (usize, R),
+    {
+        self.io.write_with(f).await
+    }
+
+    /// The capacity of the transmit buffer.
+    pub fn send_capacity(&self) -> usize {
+        self.io.with(|s| s.send_capacity())
+    }
+
+    /// The number of bytes in the transmit buffer (queued or sent but not yet acknowledged).
+    pub fn send_queue(&self) -> usize {
+        self.io.with(|s| s.send_queue())
+    }
+}
+
+impl<'a> TcpSocket<'a> {
+    /// Create a TCP socket on `stack` with the given receive and transmit buffers.
+    ///
+    /// # Panics
+    ///
+    /// If the stack's socket table is full ("make `StackResources<N>` larger"); use
+    /// [`try_new`](Self::try_new) to get an error instead.
+    pub fn new(stack: Stack<'a>, rx_buffer: &'a mut [u8], tx_buffer: &'a mut [u8]) -> Self {
+        match Self::try_new(stack, rx_buffer, tx_buffer) {
+            Ok(s) => s,
+            Err(e) => panic!("TcpSocket::new: {}", e),
+        }
+    }
+
+    /// Create a TCP socket, or return [`SocketTableFull`] when every slot of the stack's
+    /// [`StackResources`](crate::StackResources) is taken.
+    pub fn try_new(stack: Stack<'a>, rx_buffer: &'a mut [u8], tx_buffer: &'a mut [u8]) -> Result<Self, SocketTableFull> {
+        // SAFETY: the buffers are borrowed for 'a, and the socket that holds them is removed
+        // from the socket set when this `TcpSocket<'a>` is dropped (see `Drop`), so the set
+        // never touches them after 'a. The lifetime is erased only because the set cannot
+        // name 'a.
+        let rx: &'static mut [u8] = unsafe { core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(rx_buffer) };
+        // SAFETY: as above.
+        let tx: &'static mut [u8] = unsafe { core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(tx_buffer) };
+        let socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+        let (handle, slot) = stack.with_mut(|i| i.add_socket(socket))?;
+        Ok(Self {
+            io: TcpIo { stack, handle, slot },
+        })
+    }
+
+    /// The capacity of the receive buffer.
+    pub fn recv_capacity(&self) -> usize {
+        self.io.with(|s| s.recv_capacity())
+    }
+
+    /// The capacity of the transmit buffer.
+    pub fn send_capacity(&self) -> usize {
+        self.io.with(|s| s.send_capacity())
+    }
+
+    /// The number of bytes in the transmit buffer (queued or sent but not yet acknowledged).
+    pub fn send_queue(&self) -> usize {
+        self.io.with(|s| s.send_queue())
+    }
+
+    /// The number of bytes in the receive buffer.
+    pub fn recv_queue(&self) -> usize {
+        self.io.with(|s| s.recv_queue())
+    }
+
+    /// Call `f` with the largest contiguous free slice of the transmit buffer and queue as
+    /// many bytes as `f` returns. Waits until there is room.
+    pub async fn write_with<F, R>(&mut self, f: F) -> Result<R, Error>
+    where
+        F: FnOnce(&mut [u8]) -> (usize, R),
+    {
+        self.io.write_with(f).await
+    }
+
+    /// Call `f` with the largest contiguous slice of received bytes and dequeue as many bytes
+    /// as `f` returns. Waits until data is available; at end of stream `f` gets an empty slice.
+    pub async fn read_with<F, R>(&mut self, f: F) -> Result<R, Error>
+    where
+        F: FnOnce(&mut [u8]) -> (usize, R),
+    {
+        self.io.read_with(f).await
+    }
+
+    /// Split the socket into a reader and a writer half, which can be used from two tasks at
+    /// once.
+    pub fn split(&mut self) -> (TcpReader<'_>, TcpWriter<'_>) {
+        (TcpReader { io: self.io }, TcpWriter { io: self.io })
+    }
+
+    /// Connect to a remote host and wait until the connection is established.
+    ///
+    /// The local port is an ephemeral port (49152..=65535) drawn from the stack's seed that no
+    /// other socket uses. Fails with [`ConnectError::NoRoute`] at once when the stack has no
+    /// address or route for the destination, with [`ConnectError::ConnectionReset`] when the
+    /// peer refuses, and with [`ConnectError::TimedOut`] when no answer comes within the
+    /// socket's timeout (or [`DEFAULT_CONNECT_TIMEOUT`] if none is set).
+    pub async fn connect<T>(&mut self, remote_endpoint: T) -> Result<(), ConnectError>
+    where
+        T: Into<IpEndpoint>,
+    {
+        let remote: IpEndpoint = remote_endpoint.into();
+        let slot = self.io.slot;
+        self.io.stack.with_mut(|i| {
+            let s = i.sockets.get_mut::<tcp::Socket>(self.io.handle);
+            if s.is_open() {
+                return Err(ConnectError::InvalidState);
+            }
+            if remote.port == 0 || remote.addr.is_unspecified() || !i.has_route(&remote.addr) {
+                return Err(ConnectError::NoRoute);
+            }
+            let Some(local_port) = i.alloc_local_port() else {
+                return Err(ConnectError::NoRoute);
+            };
+            let s = i.sockets.get_mut::<tcp::Socket>(self.io.handle);
+            let default_timeout = s.timeout().is_none();
+            if default_timeout {
+                s.set_timeout(Some(duration_to_smoltcp(DEFAULT_CONNECT_TIMEOUT)));
+            }
+            match s.connect(i.iface.context(), remote, local_port) {
+                Ok(()) => {}
+                Err(tcp::ConnectError::InvalidState) => return Err(ConnectError::InvalidState),
+                Err(tcp::ConnectError::Unaddressable) => return Err(ConnectError::NoRoute),
+            }
+            let meta = &mut i.slots[slot];
+            meta.used = true;
+            meta.closed = false;
+            meta.aborted = false;
+            meta.timed_out = false;
+            meta.connect_timeout = default_timeout;
+            i.set_watch(slot, true);
+            i.wake_runner();
+            Ok(())
+        })?;
+
+        let res = poll_fn(|cx| {
+            self.io.with_mut_quiet(|s, meta| match s.state() {
+                tcp::State::SynSent | tcp::State::SynReceived => {
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                tcp::State::Closed | tcp::State::Listen => Poll::Ready(Err(if meta.timed_out {
+                    ConnectError::TimedOut
+                } else {
+                    ConnectError::ConnectionReset
+                })),
+                _ => Poll::Ready(Ok(())),
+            })
+        })
+        .await;
+
+        // Take the connect timeout away again if it was ours.
+        self.io.stack.with_mut(|i| {
+            if i.slots[slot].connect_timeout {
+                i.slots[slot].connect_timeout = false;
+                i.sockets.get_mut::<tcp::Socket>(self.io.handle).set_timeout(None);
+                i.set_watch(slot, false);
+            }
+        });
+        res
+    }
+
+    /// Listen on `local_endpoint` and wait until a connection is established.
+    ///
+    /// One socket accepts one connection. Port 0 is rejected with
+    /// [`AcceptError::InvalidPort`].
+    pub async fn accept<T>(&mut self, local_endpoint: T) -> Result<(), AcceptError>
+    where
+        T: Into<IpListenEndpoint>,
+    {
+        let local: IpListenEndpoint = local_endpoint.into();
+        if local.port == 0 {
+            return Err(AcceptError::InvalidPort);
+        }
+        let slot = self.io.slot;
+        self.io.stack.with_mut(|i| {
+            let s = i.sockets.get_mut::<tcp::Socket>(self.io.handle);
+            match s.listen(local) {
+                Ok(()) => {}
+                Err(tcp::ListenError::InvalidState) => return Err(AcceptError::InvalidState),
+                Err(tcp::ListenError::Unaddressable) => return Err(AcceptError::InvalidPort),
+            }
+            let meta = &mut i.slots[slot];
+            meta.used = true;
+            meta.closed = false;
+            meta.aborted = false;
+            meta.timed_out = false;
+            i.wake_runner();
+            Ok(())
+        })?;
+
+        poll_fn(|cx| {
+            self.io.with_mut_quiet(|s, _| match s.state() {
+                tcp::State::Listen | tcp::State::SynSent | tcp::State::SynReceived => {
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                tcp::State::Closed => Poll::Ready(Err(AcceptError::ConnectionReset)),
+                _ => Poll::Ready(Ok(())),
+            })
+        })
+        .await
+    }
+
+    /// Wait until the socket becomes readable: there is data to read, or the receive half is
+    /// closed (a read would return `Ok(0)` or an error).
+    pub fn wait_read_ready(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| self.io.poll_read_ready(cx))
+    }
+
+    /// Read data from the socket. Waits until at least one byte is available. `Ok(0)` means
+    /// end of stream: the peer closed its send half (or `buf` is empty).
+    pub fn read<'s>(&'s mut self, buf: &'s mut [u8]) -> impl Future<Output = Result<usize, Error>> + 's {
+        self.io.read(buf)
+    }
+
+    /// Wait until the socket becomes writable: there is room in the transmit buffer, or the
+    /// send half is closed (a write would fail).
+    pub fn wait_write_ready(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| self.io.poll_write_ready(cx))
+    }
+
+    /// Write data to the socket. Waits until at least one byte fits; returns how many were
+    /// queued. While the connection is still being set up, waits for it.
+    pub fn write<'s>(&'s mut self, buf: &'s [u8]) -> impl Future<Output = Result<usize, Error>> + 's {
+        self.io.write(buf)
+    }
+
+    /// Wait until all queued data has been sent and acknowledged (and, after `close`, the FIN;
+    /// after `abort`, the RST sent). Fails if the connection dies with data unacknowledged.
+    pub fn flush(&mut self) -> impl Future<Output = Result<(), Error>> + '_ {
+        self.io.flush()
+    }
+
+    /// Set the timeout: if nothing is heard from the peer for this long while data or a
+    /// connection request is outstanding, the connection is aborted and reads, writes and
+    /// `connect` fail with `TimedOut`.
+    ///
+    /// Combine with [`set_keep_alive`](Self::set_keep_alive) (a shorter interval) to detect a
+    /// dead peer on an idle connection.
+    pub fn set_timeout(&mut self, duration: Option<Duration>) {
+        let slot = self.io.slot;
+        self.io.stack.with_mut(|i| {
+            i.sockets
+                .get_mut::<tcp::Socket>(self.io.handle)
+                .set_timeout(duration.map(duration_to_smoltcp));
+            i.slots[slot].connect_timeout = false;
+            i.set_watch(slot, duration.is_some());
+            i.wake_runner();
+        })
+    }
+
+    /// Set the keep-alive interval: after this long without traffic, a keep-alive segment is
+    /// sent. `None` (the default) sends none.
+    pub fn set_keep_alive(&mut self, interval: Option<Duration>) {
+        self.io
+            .with_mut(|s, _| s.set_keep_alive(interval.map(duration_to_smoltcp)))
+    }
+
+    /// Set the hop limit (IPv4 TTL) of sent packets; `None` uses the default (64).
+    pub fn set_hop_limit(&mut self, hop_limit: Option<u8>) {
+        // smoltcp panics on a hop limit of 0; it is meaningless for sending anyway.
+        let hop_limit = hop_limit.filter(|&h| h != 0);
+        self.io.with_mut(|s, _| s.set_hop_limit(hop_limit))
+    }
+
+    /// Enable or disable Nagle's algorithm (enabled by default). While enabled, at most one
+    /// segment smaller than the MSS is in flight.
+    pub fn set_nagle_enabled(&mut self, enabled: bool) {
+        self.io.with_mut(|s, _| s.set_nagle_enabled(enabled))
+    }
+
+    /// The local endpoint, or `None` if the socket is neither connected nor connecting.
+    pub fn local_endpoint(&self) -> Option<IpEndpoint> {
+        self.io.with(|s| s.local_endpoint())
+    }
+
+    /// The remote endpoint, or `None` if the socket is not connected.
+    pub fn remote_endpoint(&self) -> Option<IpEndpoint> {
+        self.io.with(|s| s.remote_endpoint())
+    }
+
+    /// The TCP state of the socket.
+    pub fn state(&self) -> State {
+        self.io.with(|s| s.state())
+    }
+
+    /// Close the send half of the connection: data already written is still sent, followed
+    /// by a FIN. The receive half stays open until the peer closes its side. Writes after this
+    /// fail with [`Error::InvalidState`].
+    pub fn close(&mut self) {
+        self.io.with_mut(|s, meta| {
+            if s.is_open() {
+                meta.closed = true;
+            }
+            s.close()
+        })
+    }
+
+    /// Abort the connection: a RST is sent and unsent data is dropped. The RST goes out on the
+    /// runner's next poll; wait for it with [`flush`](Self::flush) before dropping or reusing
+    /// the socket.
+    pub fn abort(&mut self) {
+        self.io.with_mut(|s, meta| {
+            if s.is_open() {
+                meta.aborted = true;
+            }
+            s.abort()
+        })
+    }
+
+    /// Whether the send half is open (state ESTABLISHED or CLOSE-WAIT); says nothing about
+    /// room in the buffer.
+    pub fn may_send(&self) -> bool {
+        self.io.with(|s| s.may_send())
+    }
+
+    /// Whether the send half is open and the transmit buffer has room.
+    pub fn can_send(&self) -> bool {
+        self.io.with(|s| s.can_send())
+    }
+
+    /// Whether data can still be received: there is data in the buffer, or the peer has not
+    /// closed its send half.
+    pub fn may_recv(&self) -> bool {
+        self.io.with(|s| s.may_recv())
+    }
+
+    /// Whether there is data in the receive buffer.
+    pub fn can_recv(&self) -> bool {
+        self.io.with(|s| s.can_recv())
+    }
+}
+
+impl<'a> Drop for TcpSocket<'a> {
+    fn drop(&mut self) {
+        let io = self.io;
+        io.stack.with_mut(|i| i.remove_socket(io.handle, io.slot));
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Called by the runner to tell a timeout from a reset.
+
+/// Before egress: remember which watched sockets are open.
+pub(crate) fn before_egress(sockets: &SocketSet<'static>, slots: &mut [SlotMeta]) {
+    for meta in slots.iter_mut().filter(|m| m.watch_timeout) {
+        meta.open_before_egress = match meta.handle {
+            Some(h) => sockets.get::<tcp::Socket>(h).is_active(),
+            None => false,
+        };
+    }
+}
+
+/// After egress: a watched socket that was open and is now closed timed out (a reset only
+/// arrives during ingress, and an abort happens outside the runner).
+pub(crate) fn after_egress(sockets: &SocketSet<'static>, slots: &mut [SlotMeta], _watched: &mut usize) {
+    for meta in slots.iter_mut().filter(|m| m.watch_timeout && m.open_before_egress) {
+        if let Some(h) = meta.handle
+            && sockets.get::<tcp::Socket>(h).state() == tcp::State::Closed
+        {
+            meta.timed_out = true;
+        }
+        meta.open_before_egress = false;
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+
+#[derive(Copy, Clone)]
+struct TcpIo<'a> {
+    stack: Stack<'a>,
+    handle: SocketHandle,
+    slot: usize,
+}
+
+impl<'d> TcpIo<'d> {
+    fn with<R>(&self, f: impl FnOnce(&tcp::Socket) -> R) -> R {
+        self.stack.with(|i| f(i.sockets.get::<tcp::Socket>(self.handle)))
+    }
+
+    /// Run `f` on the socket and wake the runner afterwards (the socket changed).
+    fn with_mut<R>(&self, f: impl FnOnce(&mut tcp::Socket, &mut SlotMeta) -> R) -> R {
+        self.stack.with_mut(|i| {
+            let r = self.access(i, f);
+            i.wake_runner();
+            r
+        })
+    }
+
+    /// Run `f` on the socket without waking the runner (for checks and waker registration).
+    fn with_mut_quiet<R>(&self, f: impl FnOnce(&mut tcp::Socket, &mut SlotMeta) -> R) -> R {
+        self.stack.with_mut(|i| self.access(i, f))
+    }
+
+    #[inline]
+    fn access<R>(&self, i: &mut Inner, f: impl FnOnce(&mut tcp::Socket, &mut SlotMeta) -> R) -> R {
+        let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
+        f(s, &mut i.slots[self.slot])
+    }
+
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.with_mut_quiet(|s, _| {
+            if s.can_recv() || !s.may_recv() && !connecting(s.state()) {
+                Poll::Ready(())
+            } else {
+                s.register_recv_waker(cx.waker());
+                Poll::Pending
+            }
+        })
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.with_mut_quiet(|s, _| {
+            if s.can_send() || !s.may_send() && !connecting(s.state()) {
+                Poll::Ready(())
+            } else {
+                s.register_send_waker(cx.waker());
+                Poll::Pending
+            }
+        })
+    }
+
+    fn read<'s>(&'s mut self, buf: &'s mut [u8]) -> impl Future<Output = Result<usize, Error>> + 's {
+        poll_fn(move |cx| {
+            self.stack.with_mut(|i| {
+                let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
+                if buf.is_empty() {
+                    return Poll::Ready(Ok(0));
+                }
+                match s.recv_slice(buf) {
+                    Ok(0) => {
+                        s.register_recv_waker(cx.waker());
+                        Poll::Pending
+                    }
+                    Ok(n) => {
+                        // The receive window opened: the runner may have to advertise it.
+                        i.wake_runner();
+                        Poll::Ready(Ok(n))
+                    }
+                    Err(tcp::RecvError::Finished) => Poll::Ready(Ok(0)),
+                    Err(tcp::RecvError::InvalidState) => {
+                        if connecting(s.state()) {
+                            s.register_recv_waker(cx.waker());
+                            Poll::Pending
+                        } else {
+                            Poll::Ready(Err(recv_error(s, &i.slots[self.slot])))
+                        }
+                    }
+                }
+            })
+        })
+    }
+
+    fn write<'s>(&'s mut self, buf: &'s [u8]) -> impl Future<Output = Result<usize, Error>> + 's {
+        poll_fn(move |cx| {
+            self.stack.with_mut(|i| {
+                let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
+                if buf.is_empty() {
+                    return Poll::Ready(Ok(0));
+                }
+                if s.send_capacity() == 0 {
+                    return Poll::Ready(Err(Error::InvalidState));
+                }
+                match s.send_slice(buf) {
+                    Ok(0) => {
+                        s.register_send_waker(cx.waker());
+                        Poll::Pending
+                    }
+                    Ok(n) => {
+                        i.wake_runner();
+                        Poll::Ready(Ok(n))
+                    }
+                    Err(tcp::SendError::InvalidState) => {
+                        if connecting(s.state()) {
+                            s.register_send_waker(cx.waker());
+                            Poll::Pending
+                        } else {
+                            Poll::Ready(Err(send_error(&i.slots[self.slot])))
+                        }
+                    }
+                }
+            })
+        })
+    }
+
+    async fn write_with<F, R>(&mut self, f: F) -> Result<R, Error>
+    where
+        F: FnOnce(&mut [u8]) -> (usize, R),
+    {
+        let mut f = Some(f);
+        poll_fn(move |cx| {
+            self.stack.with_mut(|i| {
+                let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
+                if s.send_capacity() == 0 {
+                    return Poll::Ready(Err(Error::InvalidState));
+                }
+                if !s.can_send() {
+                    if s.may_send() || connecting(s.state()) {
+                        s.register_send_waker(cx.waker());
+                        return Poll::Pending;
+                    }
+                    return Poll::Ready(Err(send_error(&i.slots[self.slot])));
+                }
+                let Some(f) = f.take() else {
+                    return Poll::Ready(Err(Error::InvalidState));
+                };
+                let r = match s.send(f) {
+                    Ok(r) => Ok(r),
+                    Err(tcp::SendError::InvalidState) => Err(send_error(&i.slots[self.slot])),
+                };
+                i.wake_runner();
+                Poll::Ready(r)
+            })
+        })
+        .await
+    }
+
+    async fn read_with<F, R>(&mut self, f: F) -> Result<R, Error>
+    where
+        F: FnOnce(&mut [u8]) -> (usize, R),
+    {
+        let mut f = Some(f);
+        poll_fn(move |cx| {
+            self.stack.with_mut(|i| {
+                let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
+                if !s.can_recv() {
+                    if s.may_recv() || connecting(s.state()) {
+                        s.register_recv_waker(cx.waker());
+                        return Poll::Pending;
+                    }
+                    let Some(f) = f.take() else {
+                        return Poll::Ready(Err(Error::InvalidState));
+                    };
+                    return Poll::Ready(match s.recv_slice(&mut []) {
+                        // End of stream: tell `f` with an empty slice.
+                        Err(tcp::RecvError::Finished) => Ok(f(&mut []).1),
+                        _ => Err(recv_error(s, &i.slots[self.slot])),
+                    });
+                }
+                let Some(f) = f.take() else {
+                    return Poll::Ready(Err(Error::InvalidState));
+                };
+                let r = match s.recv(f) {
+                    Ok(r) => Ok(r),
+                    Err(_) => Err(recv_error(s, &i.slots[self.slot])),
+                };
+                i.wake_runner();
+                Poll::Ready(r)
+            })
+        })
+        .await
+    }
+
+    fn flush(&mut self) -> impl Future<Output = Result<(), Error>> + '_ {
+        poll_fn(move |cx| {
+            self.with_mut_quiet(|s, meta| {
+                let state = s.state();
+                let rst_pending = state == tcp::State::Closed && s.remote_endpoint().is_some();
+                if rst_pending {
+                    s.register_send_waker(cx.waker());
+                    return Poll::Pending;
+                }
+                if state == tcp::State::Closed {
+                    // Data that was never acknowledged is lost, unless the user threw it away.
+                    return if s.send_queue() > 0 && !meta.aborted {
+                        Poll::Ready(Err(if meta.timed_out {
+                            Error::TimedOut
+                        } else {
+                            Error::ConnectionReset
+                        }))
+                    } else {
+                        Poll::Ready(Ok(()))
+                    };
+                }
+                let data_pending = s.send_queue() > 0;
+                let fin_pending = matches!(
+                    state,
+                    tcp::State::FinWait1 | tcp::State::Closing | tcp::State::LastAck
+                );
+                if data_pending || fin_pending {
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                } else {
+                    Poll::Ready(Ok(()))
+                }
+            })
+        })
+    }
+}
+
+/// States in which the connection is still being set up.
+fn connecting(state: tcp::State) -> bool {
+    matches!(state, tcp::State::Listen | tcp::State::SynSent | tcp::State::SynReceived)
+}
+
+/// The error for a read that found the receive half closed without a FIN.
+fn recv_error(s: &tcp::Socket, meta: &SlotMeta) -> Error {
+    if meta.timed_out {
+        Error::TimedOut
+    } else if !meta.used || meta.aborted || s.recv_capacity() == 0 {
+        Error::InvalidState
+    } else {
+        Error::ConnectionReset
+    }
+}
+
+/// The error for a write that found the send half closed.
+fn send_error(meta: &SlotMeta) -> Error {
+    if meta.timed_out {
+        Error::TimedOut
+    } else if !meta.used || meta.aborted || meta.closed {
+        Error::InvalidState
+    } else {
+        Error::ConnectionReset
+    }
+}
+
+mod embedded_io_impls {
+    use super::*;
+
+    impl core::fmt::Display for ConnectError {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str(match self {
+                Self::InvalidState => "socket already connected or listening",
+                Self::ConnectionReset => "connection refused (reset by peer)",
+                Self::TimedOut => "connection timed out",
+                Self::NoRoute => "no route to host",
+            })
+        }
+    }
+    impl core::error::Error for ConnectError {}
+
+    impl embedded_io_async::Error for ConnectError {
+        fn kind(&self) -> embedded_io_async::ErrorKind {
+            match self {
+                ConnectError::ConnectionReset => embedded_io_async::ErrorKind::ConnectionRefused,
+                ConnectError::TimedOut => embedded_io_async::ErrorKind::TimedOut,
+                ConnectError::NoRoute => embedded_io_async::ErrorKind::AddrNotAvailable,
+                ConnectError::InvalidState => embedded_io_async::ErrorKind::Unsupported,
+            }
+        }
+    }
+
+    impl core::fmt::Display for AcceptError {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str(match self {
+                Self::InvalidState => "socket already connected or listening",
+                Self::InvalidPort => "invalid listen port (0)",
+                Self::ConnectionReset => "connection reset while being accepted",
+            })
+        }
+    }
+    impl core::error::Error for AcceptError {}
+
+    impl embedded_io_async::Error for AcceptError {
+        fn kind(&self) -> embedded_io_async::ErrorKind {
+            match self {
+                AcceptError::ConnectionReset => embedded_io_async::ErrorKind::ConnectionReset,
+                AcceptError::InvalidPort => embedded_io_async::ErrorKind::InvalidInput,
+                AcceptError::InvalidState => embedded_io_async::ErrorKind::Unsupported,
+            }
+        }
+    }
+
+    impl core::fmt::Display for Error {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str(match self {
+                Self::ConnectionReset => "connection reset by peer",
+                Self::TimedOut => "connection timed out",
+                Self::InvalidState => "socket not connected, closed for this direction, or without buffer",
+            })
+        }
+    }
+    impl core::error::Error for Error {}
+
+    impl embedded_io_async::Error for Error {
+        fn kind(&self) -> embedded_io_async::ErrorKind {
+            match self {
+                Error::ConnectionReset => embedded_io_async::ErrorKind::ConnectionReset,
+                Error::TimedOut => embedded_io_async::ErrorKind::TimedOut,
+                Error::InvalidState => embedded_io_async::ErrorKind::NotConnected,
+            }
+        }
+    }
+
+    impl<'d> embedded_io_async::ErrorType for TcpSocket<'d> {
+        type Error = Error;
+    }
+
+    impl<'d> embedded_io_async::Read for TcpSocket<'d> {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            self.io.read(buf).await
+        }
+    }
+
+    impl<'d> embedded_io_async::ReadReady for TcpSocket<'d> {
+        fn read_ready(&mut self) -> Result<bool, Self::Error> {
+            Ok(self.io.with(|s| s.can_recv() || !s.may_recv()))
+        }
+    }
+
+    impl<'d> embedded_io_async::Write for TcpSocket<'d> {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            self.io.write(buf).await
+        }
+
+        async fn flush(&mut self) -> Result<(), Self::Error> {
+            self.io.flush().await
+        }
+    }
+
+    impl<'d> embedded_io_async::WriteReady for TcpSocket<'d> {
+        fn write_ready(&mut self) -> Result<bool, Self::Error> {
+            Ok(self.io.with(|s| s.can_send()))
+        }
+    }
+
+    impl<'d> embedded_io_async::ErrorType for TcpReader<'d> {
+        type Error = Error;
+    }
+
+    impl<'d> embedded_io_async::Read for TcpReader<'d> {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            self.io.read(buf).await
+        }
+    }
+
+    impl<'d> embedded_io_async::ReadReady for TcpReader<'d> {
+        fn read_ready(&mut self) -> Result<bool, Self::Error> {
+            Ok(self.io.with(|s| s.can_recv() || !s.may_recv()))
+        }
+    }
+
+    impl<'d> embedded_io_async::ErrorType for TcpWriter<'d> {
+        type Error = Error;
+    }
+
+    impl<'d> embedded_io_async::Write for TcpWriter<'d> {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            self.io.write(buf).await
+        }
+
+        async fn flush(&mut self) -> Result<(), Self::Error> {
+            self.io.flush().await
+        }
+    }
+
+    impl<'d> embedded_io_async::WriteReady for TcpWriter<'d> {
+        fn write_ready(&mut self) -> Result<bool, Self::Error> {
+            Ok(self.io.with(|s| s.can_send()))
+        }
+    }
+}
