@@ -28,17 +28,11 @@ const IDLE_BACKOFF: embassy_time::Duration = embassy_time::Duration::from_millis
 pub struct Runner<'d, D: Driver> {
     pub(crate) driver: D,
     pub(crate) shared: &'d Shared,
-    /// The deadline the runner's timer is armed for, if any.
-    timer_at: Option<Instant>,
 }
 
 impl<'d, D: Driver> Runner<'d, D> {
     pub(crate) fn new(driver: D, shared: &'d Shared) -> Self {
-        Self {
-            driver,
-            shared,
-            timer_at: None,
-        }
+        Self { driver, shared }
     }
 
     /// Run the network stack. Never returns.
@@ -192,24 +186,17 @@ impl<'d, D: Driver> Runner<'d, D> {
     }
 
     /// Make sure the runner is woken at `at` (or earlier).
+    ///
+    /// This registers every time, even when the deadline did not change: embassy-time keeps
+    /// one deadline per waker, so a driver that schedules its own wake-up with the runner's
+    /// waker (for example to deliver a delayed frame) replaces the earlier registration.
     fn arm_timer(&mut self, cx: &mut Context<'_>, at: Option<Instant>) {
         let Some(at) = at else {
             return;
         };
-        let now = Instant::now();
-        // An earlier registration that is still pending already covers this deadline.
-        if let Some(armed) = self.timer_at
-            && armed > now
-            && armed <= at
-        {
-            return;
-        }
         let mut timer = Timer::at(at);
         if Pin::new(&mut timer).poll(cx).is_ready() {
             cx.waker().wake_by_ref();
-            self.timer_at = None;
-        } else {
-            self.timer_at = Some(at);
         }
     }
 }
