@@ -102,8 +102,7 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<T> {
         F: FnOnce(&[u8]) -> R,
     {
         self.0.consume(|buf| {
-            #[cfg(feature = "packet-trace")]
-            trace!("ferronet rx: {:02x}", &*buf);
+            trace_frame("rx", buf);
             f(buf)
         })
     }
@@ -122,9 +121,22 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
         *self.tx_frames = self.tx_frames.wrapping_add(1);
         self.token.consume(len, |buf| {
             let r = f(buf);
-            #[cfg(feature = "packet-trace")]
-            trace!("ferronet tx: {:02x}", &*buf);
+            trace_frame("tx", buf);
             r
         })
     }
+}
+
+/// With `packet-trace`, log a frame in hex (`log` and `defmt` alike).
+#[inline(always)]
+fn trace_frame(_dir: &str, _frame: &[u8]) {
+    #[cfg(all(feature = "packet-trace", feature = "log"))]
+    log::trace!("ferronet {} {} bytes: {:02x?}", _dir, _frame.len(), _frame);
+    #[cfg(all(feature = "packet-trace", feature = "defmt"))]
+    defmt::trace!(
+        "ferronet {} {} bytes: {=[u8]:02x}",
+        _dir,
+        _frame.len(),
+        _frame
+    );
 }

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Every test: formatting, lints, unit/integration/doc tests, and the no_std builds for
+# Cortex-M (thumbv7em-none-eabihf, no allocator) across the feature sets firmware uses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (workspace, all targets)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo clippy (ferronet, embedded feature sets)"
+while read -r features; do
+    [ -n "$features" ] || continue
+    cargo clippy -q -p ferronet --no-default-features --features "$features" -- -D warnings
+done < scripts/feature-sets.txt
+
+step "no_std builds for thumbv7em-none-eabihf (no allocator)"
+while read -r features; do
+    [ -n "$features" ] || continue
+    echo "  ferronet [$features]"
+    cargo build -q -p ferronet --target thumbv7em-none-eabihf --no-default-features --features "$features"
+done < scripts/feature-sets.txt
+
+step "tests and doctests"
+cargo test --workspace
