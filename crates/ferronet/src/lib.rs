@@ -30,13 +30,13 @@ pub use config::*;
 /// network device into ferronet.
 pub use embassy_net_driver as driver;
 pub use runner::Runner;
-pub use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 #[cfg(feature = "medium-ethernet")]
 pub use smoltcp::wire::EthernetAddress;
-#[cfg(feature = "medium-ieee802154")]
-pub use smoltcp::wire::{Ieee802154Address, Ieee802154Frame};
 #[cfg(any(feature = "udp", feature = "tcp"))]
 pub use smoltcp::wire::IpListenEndpoint;
+pub use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
+#[cfg(feature = "medium-ieee802154")]
+pub use smoltcp::wire::{Ieee802154Address, Ieee802154Frame};
 #[cfg(feature = "proto-ipv4")]
 pub use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 #[cfg(feature = "proto-ipv6")]
@@ -99,7 +99,15 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
         Interface::new(iface_cfg, &mut probe, now)
     };
 
-    let shared = stack::init(resources, iface, caps, medium, driver_hw, hardware_address, random_seed);
+    let shared = stack::init(
+        resources,
+        iface,
+        caps,
+        medium,
+        driver_hw,
+        hardware_address,
+        random_seed,
+    );
     {
         let mut inner = shared.inner.borrow_mut();
         #[cfg(feature = "proto-ipv4")]

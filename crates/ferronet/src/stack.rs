@@ -213,7 +213,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
     hardware_address: HardwareAddress,
     seed: u64,
 ) -> &'d Shared {
-    let storage: &'d mut [SocketStorage<'static>] = resources.sockets.write([SocketStorage::EMPTY; SOCK]);
+    let storage: &'d mut [SocketStorage<'static>] =
+        resources.sockets.write([SocketStorage::EMPTY; SOCK]);
     let slots: &'d mut [SlotMeta] = resources.slots.write([SlotMeta::EMPTY; SOCK]);
     // SAFETY: the socket storage and slot table live in `resources`, which is borrowed for
     // 'd, and they are only reached through the returned `&'d Shared` (via `Stack<'d>` and
@@ -321,7 +322,8 @@ impl Inner {
         self.sockets.iter().any(|(_, s)| match s {
             #[cfg(feature = "tcp")]
             Socket::Tcp(t) => {
-                t.listen_endpoint().port == port || t.local_endpoint().is_some_and(|e| e.port == port)
+                t.listen_endpoint().port == port
+                    || t.local_endpoint().is_some_and(|e| e.port == port)
             }
             #[cfg(feature = "udp")]
             Socket::Udp(u) => u.endpoint().port == port,
@@ -410,7 +412,8 @@ impl Inner {
 
     /// Push the current configuration into the interface: addresses, default routes.
     pub(crate) fn apply_config(&mut self) {
-        let mut addrs: heapless::Vec<IpCidr, { smoltcp::config::IFACE_MAX_ADDR_COUNT }> = heapless::Vec::new();
+        let mut addrs: heapless::Vec<IpCidr, { smoltcp::config::IFACE_MAX_ADDR_COUNT }> =
+            heapless::Vec::new();
         #[cfg(feature = "proto-ipv4")]
         {
             if let Some(c) = &self.static_v4 {

@@ -179,7 +179,10 @@ impl<'a> TcpWriter<'a> {
 
     /// Write data to the socket. Waits until at least one byte fits; returns how many were
     /// queued.
-    pub fn write<'s>(&'s mut self, buf: &'s [u8]) -> impl Future<Output = Result<usize, Error>> + 's {
+    pub fn write<'s>(
+        &'s mut self,
+        buf: &'s [u8],
+    ) -> impl Future<Output = Result<usize, Error>> + 's {
         self.io.write(buf)
     }
 
@@ -225,18 +228,28 @@ impl<'a> TcpSocket<'a> {
 
     /// Create a TCP socket, or return [`SocketTableFull`] when every slot of the stack's
     /// [`StackResources`](crate::StackResources) is taken.
-    pub fn try_new(stack: Stack<'a>, rx_buffer: &'a mut [u8], tx_buffer: &'a mut [u8]) -> Result<Self, SocketTableFull> {
+    pub fn try_new(
+        stack: Stack<'a>,
+        rx_buffer: &'a mut [u8],
+        tx_buffer: &'a mut [u8],
+    ) -> Result<Self, SocketTableFull> {
         // SAFETY: the buffers are borrowed for 'a, and the socket that holds them is removed
         // from the socket set when this `TcpSocket<'a>` is dropped (see `Drop`), so the set
         // never touches them after 'a. The lifetime is erased only because the set cannot
         // name 'a.
-        let rx: &'static mut [u8] = unsafe { core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(rx_buffer) };
+        let rx: &'static mut [u8] =
+            unsafe { core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(rx_buffer) };
         // SAFETY: as above.
-        let tx: &'static mut [u8] = unsafe { core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(tx_buffer) };
+        let tx: &'static mut [u8] =
+            unsafe { core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(tx_buffer) };
         let socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         let (handle, slot) = stack.with_mut(|i| i.add_socket(socket))?;
         Ok(Self {
-            io: TcpIo { stack, handle, slot },
+            io: TcpIo {
+                stack,
+                handle,
+                slot,
+            },
         })
     }
 
@@ -349,7 +362,9 @@ impl<'a> TcpSocket<'a> {
         self.io.stack.with_mut(|i| {
             if i.slots[slot].connect_timeout {
                 i.slots[slot].connect_timeout = false;
-                i.sockets.get_mut::<tcp::Socket>(self.io.handle).set_timeout(None);
+                i.sockets
+                    .get_mut::<tcp::Socket>(self.io.handle)
+                    .set_timeout(None);
                 i.set_watch(slot, false);
             }
         });
@@ -406,7 +421,10 @@ impl<'a> TcpSocket<'a> {
 
     /// Read data from the socket. Waits until at least one byte is available. `Ok(0)` means
     /// end of stream: the peer closed its send half (or `buf` is empty).
-    pub fn read<'s>(&'s mut self, buf: &'s mut [u8]) -> impl Future<Output = Result<usize, Error>> + 's {
+    pub fn read<'s>(
+        &'s mut self,
+        buf: &'s mut [u8],
+    ) -> impl Future<Output = Result<usize, Error>> + 's {
         self.io.read(buf)
     }
 
@@ -418,7 +436,10 @@ impl<'a> TcpSocket<'a> {
 
     /// Write data to the socket. Waits until at least one byte fits; returns how many were
     /// queued. While the connection is still being set up, waits for it.
-    pub fn write<'s>(&'s mut self, buf: &'s [u8]) -> impl Future<Output = Result<usize, Error>> + 's {
+    pub fn write<'s>(
+        &'s mut self,
+        buf: &'s [u8],
+    ) -> impl Future<Output = Result<usize, Error>> + 's {
         self.io.write(buf)
     }
 
@@ -550,8 +571,15 @@ pub(crate) fn before_egress(sockets: &SocketSet<'static>, slots: &mut [SlotMeta]
 
 /// After egress: a watched socket that was open and is now closed timed out (a reset only
 /// arrives during ingress, and an abort happens outside the runner).
-pub(crate) fn after_egress(sockets: &SocketSet<'static>, slots: &mut [SlotMeta], _watched: &mut usize) {
-    for meta in slots.iter_mut().filter(|m| m.watch_timeout && m.open_before_egress) {
+pub(crate) fn after_egress(
+    sockets: &SocketSet<'static>,
+    slots: &mut [SlotMeta],
+    _watched: &mut usize,
+) {
+    for meta in slots
+        .iter_mut()
+        .filter(|m| m.watch_timeout && m.open_before_egress)
+    {
         if let Some(h) = meta.handle
             && sockets.get::<tcp::Socket>(h).state() == tcp::State::Closed
         {
@@ -572,7 +600,8 @@ struct TcpIo<'a> {
 
 impl<'d> TcpIo<'d> {
     fn with<R>(&self, f: impl FnOnce(&tcp::Socket) -> R) -> R {
-        self.stack.with(|i| f(i.sockets.get::<tcp::Socket>(self.handle)))
+        self.stack
+            .with(|i| f(i.sockets.get::<tcp::Socket>(self.handle)))
     }
 
     /// Run `f` on the socket and wake the runner afterwards (the socket changed).
@@ -617,7 +646,10 @@ impl<'d> TcpIo<'d> {
         })
     }
 
-    fn read<'s>(&'s mut self, buf: &'s mut [u8]) -> impl Future<Output = Result<usize, Error>> + 's {
+    fn read<'s>(
+        &'s mut self,
+        buf: &'s mut [u8],
+    ) -> impl Future<Output = Result<usize, Error>> + 's {
         poll_fn(move |cx| {
             self.stack.with_mut(|i| {
                 let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
@@ -787,7 +819,10 @@ impl<'d> TcpIo<'d> {
 
 /// States in which the connection is still being set up.
 fn connecting(state: tcp::State) -> bool {
-    matches!(state, tcp::State::Listen | tcp::State::SynSent | tcp::State::SynReceived)
+    matches!(
+        state,
+        tcp::State::Listen | tcp::State::SynSent | tcp::State::SynReceived
+    )
 }
 
 /// The error for a read that found the receive half closed without a FIN.
@@ -864,7 +899,9 @@ mod embedded_io_impls {
             f.write_str(match self {
                 Self::ConnectionReset => "connection reset by peer",
                 Self::TimedOut => "connection timed out",
-                Self::InvalidState => "socket not connected, closed for this direction, or without buffer",
+                Self::InvalidState => {
+                    "socket not connected, closed for this direction, or without buffer"
+                }
             })
         }
     }

@@ -143,9 +143,13 @@ impl<'a> UdpSocket<'a> {
         // 'a; the lifetime is erased only because the set cannot name 'a.
         let (rx_meta, rx_buffer, tx_meta, tx_buffer) = unsafe {
             (
-                core::mem::transmute::<&'a mut [PacketMetadata], &'static mut [PacketMetadata]>(rx_meta),
+                core::mem::transmute::<&'a mut [PacketMetadata], &'static mut [PacketMetadata]>(
+                    rx_meta,
+                ),
                 core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(rx_buffer),
-                core::mem::transmute::<&'a mut [PacketMetadata], &'static mut [PacketMetadata]>(tx_meta),
+                core::mem::transmute::<&'a mut [PacketMetadata], &'static mut [PacketMetadata]>(
+                    tx_meta,
+                ),
                 core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(tx_buffer),
             )
         };
@@ -154,7 +158,11 @@ impl<'a> UdpSocket<'a> {
             udp::PacketBuffer::new(tx_meta, tx_buffer),
         );
         let (handle, slot) = stack.with_mut(|i| i.add_socket(socket))?;
-        Ok(Self { stack, handle, slot })
+        Ok(Self {
+            stack,
+            handle,
+            slot,
+        })
     }
 
     /// Bind the socket to a local endpoint. Port 0 picks a free ephemeral port.
@@ -179,7 +187,8 @@ impl<'a> UdpSocket<'a> {
     }
 
     fn with<R>(&self, f: impl FnOnce(&udp::Socket) -> R) -> R {
-        self.stack.with(|i| f(i.sockets.get::<udp::Socket>(self.handle)))
+        self.stack
+            .with(|i| f(i.sockets.get::<udp::Socket>(self.handle)))
     }
 
     /// Wait until a datagram can be read.
@@ -204,12 +213,19 @@ impl<'a> UdpSocket<'a> {
     /// metadata (source endpoint, destination address).
     ///
     /// A datagram larger than `buf` is dropped and [`RecvError::Truncated`] returned.
-    pub fn recv_from<'s>(&'s self, buf: &'s mut [u8]) -> impl Future<Output = Result<(usize, UdpMetadata), RecvError>> + 's {
+    pub fn recv_from<'s>(
+        &'s self,
+        buf: &'s mut [u8],
+    ) -> impl Future<Output = Result<(usize, UdpMetadata), RecvError>> + 's {
         poll_fn(move |cx| self.poll_recv_from(buf, cx))
     }
 
     /// Poll for a datagram, like [`recv_from`](Self::recv_from).
-    pub fn poll_recv_from(&self, buf: &mut [u8], cx: &mut Context<'_>) -> Poll<Result<(usize, UdpMetadata), RecvError>> {
+    pub fn poll_recv_from(
+        &self,
+        buf: &mut [u8],
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(usize, UdpMetadata), RecvError>> {
         self.stack.with_mut(|i| {
             let s = i.sockets.get_mut::<udp::Socket>(self.handle);
             match s.recv() {
@@ -286,7 +302,12 @@ impl<'a> UdpSocket<'a> {
     }
 
     /// Poll to send a datagram, like [`send_to`](Self::send_to).
-    pub fn poll_send_to<T>(&self, buf: &[u8], remote_endpoint: T, cx: &mut Context<'_>) -> Poll<Result<(), SendError>>
+    pub fn poll_send_to<T>(
+        &self,
+        buf: &[u8],
+        remote_endpoint: T,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SendError>>
     where
         T: Into<UdpMetadata>,
     {
@@ -316,7 +337,12 @@ impl<'a> UdpSocket<'a> {
 
     /// Send a datagram of at most `max_size` bytes written in place by `f`, which returns the
     /// actual size and a value. Waits for room in the transmit buffer.
-    pub async fn send_to_with<T, F, R>(&mut self, max_size: usize, remote_endpoint: T, f: F) -> Result<R, SendError>
+    pub async fn send_to_with<T, F, R>(
+        &mut self,
+        max_size: usize,
+        remote_endpoint: T,
+        f: F,
+    ) -> Result<R, SendError>
     where
         T: Into<UdpMetadata> + Copy,
         F: FnOnce(&mut [u8]) -> (usize, R),
@@ -350,11 +376,13 @@ impl<'a> UdpSocket<'a> {
                         s.register_send_waker(cx.waker());
                         Poll::Pending
                     }
-                    Err(udp::SendError::Unaddressable) => Poll::Ready(Err(if s.endpoint().port == 0 {
-                        SendError::SocketNotBound
-                    } else {
-                        SendError::NoRoute
-                    })),
+                    Err(udp::SendError::Unaddressable) => {
+                        Poll::Ready(Err(if s.endpoint().port == 0 {
+                            SendError::SocketNotBound
+                        } else {
+                            SendError::NoRoute
+                        }))
+                    }
                 }
             })
         })
@@ -427,13 +455,21 @@ impl<'a> UdpSocket<'a> {
     /// Set the hop limit (IPv4 TTL) of sent packets; `None` uses the default (64).
     pub fn set_hop_limit(&mut self, hop_limit: Option<u8>) {
         let hop_limit = hop_limit.filter(|&h| h != 0);
-        self.stack
-            .with_mut(|i| i.sockets.get_mut::<udp::Socket>(self.handle).set_hop_limit(hop_limit))
+        self.stack.with_mut(|i| {
+            i.sockets
+                .get_mut::<udp::Socket>(self.handle)
+                .set_hop_limit(hop_limit)
+        })
     }
 }
 
 /// Checks done before queueing a datagram, so that it is never queued only to be dropped.
-fn check_send(i: &Inner, handle: SocketHandle, len: usize, meta: &UdpMetadata) -> Result<(), SendError> {
+fn check_send(
+    i: &Inner,
+    handle: SocketHandle,
+    len: usize,
+    meta: &UdpMetadata,
+) -> Result<(), SendError> {
     let s = i.sockets.get::<udp::Socket>(handle);
     if s.endpoint().port == 0 {
         return Err(SendError::SocketNotBound);

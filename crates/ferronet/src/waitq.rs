@@ -182,7 +182,9 @@ mod tests {
     fn many_waiters_each_woken_once_without_ping_pong() {
         let q = WaitQueue::new();
         let flag = Cell::new(false);
-        let counters: std::vec::Vec<_> = (0..5).map(|_| Arc::new(CountWaker(AtomicUsize::new(0)))).collect();
+        let counters: std::vec::Vec<_> = (0..5)
+            .map(|_| Arc::new(CountWaker(AtomicUsize::new(0))))
+            .collect();
         let mut futs: std::vec::Vec<_> = (0..5)
             .map(|_| std::boxed::Box::pin(WaitFor::new(&q, || flag.get())))
             .collect();
