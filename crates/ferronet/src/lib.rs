@@ -14,7 +14,13 @@ compile_error!("ferronet: the features defmt and log are mutually exclusive");
 mod fmt;
 
 pub mod config;
+#[cfg(feature = "dns")]
+pub mod dns;
 mod driver_adapter;
+#[cfg(feature = "icmp")]
+pub mod icmp;
+#[cfg(feature = "raw")]
+pub mod raw;
 mod runner;
 mod stack;
 mod stats;

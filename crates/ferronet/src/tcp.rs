@@ -58,6 +58,8 @@ use embassy_time::Duration;
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 pub use smoltcp::socket::tcp::State;
+
+pub mod client;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 use crate::stack::{Inner, SlotMeta, SocketTableFull, Stack};
@@ -83,6 +85,20 @@ pub enum Error {
     ///
     /// Not in embassy-net 0.9 (which reports this as `ConnectionReset`).
     InvalidState,
+    /// [`client::TcpClient`] only: no route to the host.
+    ///
+    /// Not in embassy-net 0.9 (which reports this as `ConnectionReset`).
+    NoRoute,
+    /// [`client::TcpClient`] only: every connection of its
+    /// [`TcpClientState`](client::TcpClientState) is in use.
+    ///
+    /// Not in embassy-net 0.9 (which reports this as `ConnectionReset`).
+    PoolExhausted,
+    /// [`client::TcpClient`] only: the stack's socket table is full (see
+    /// [`SocketTableFull`]).
+    ///
+    /// Not in embassy-net 0.9 (which reports this as `ConnectionReset`).
+    SocketTableFull,
 }
 
 /// Error returned by [`TcpSocket::connect`].
@@ -549,6 +565,25 @@ impl<'a> TcpSocket<'a> {
     }
 }
 
+impl<'a> TcpSocket<'a> {
+    /// Take the socket apart without removing it from the socket set (for pools that keep a
+    /// socket alive while it closes). Undo with [`from_parts`](Self::from_parts).
+    #[allow(dead_code)]
+    pub(crate) fn into_parts(self) -> (Stack<'a>, SocketHandle, usize) {
+        let io = self.io;
+        core::mem::forget(self);
+        (io.stack, io.handle, io.slot)
+    }
+
+    /// Rebuild a socket from [`into_parts`](Self::into_parts).
+    #[allow(dead_code)]
+    pub(crate) fn from_parts(stack: Stack<'a>, handle: SocketHandle, slot: usize) -> Self {
+        Self {
+            io: TcpIo { stack, handle, slot },
+        }
+    }
+}
+
 impl<'a> Drop for TcpSocket<'a> {
     fn drop(&mut self) {
         let io = self.io;
@@ -902,6 +937,9 @@ mod embedded_io_impls {
                 Self::InvalidState => {
                     "socket not connected, closed for this direction, or without buffer"
                 }
+                Self::NoRoute => "no route to host",
+                Self::PoolExhausted => "all connections of the TcpClientState are in use",
+                Self::SocketTableFull => "socket table full: make StackResources larger",
             })
         }
     }
@@ -913,6 +951,8 @@ mod embedded_io_impls {
                 Error::ConnectionReset => embedded_io_async::ErrorKind::ConnectionReset,
                 Error::TimedOut => embedded_io_async::ErrorKind::TimedOut,
                 Error::InvalidState => embedded_io_async::ErrorKind::NotConnected,
+                Error::NoRoute => embedded_io_async::ErrorKind::AddrNotAvailable,
+                Error::PoolExhausted | Error::SocketTableFull => embedded_io_async::ErrorKind::OutOfMemory,
             }
         }
     }

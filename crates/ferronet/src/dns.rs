@@ -1,0 +1,1 @@
+//! DNS queries (work in progress).

@@ -1,0 +1,1 @@
+//! ICMP sockets (work in progress).

@@ -1,0 +1,1 @@
+//! Raw IP sockets (work in progress).

@@ -1,0 +1,1 @@
+//! TCP client pool implementing `embedded-nal-async`'s `TcpConnect` (work in progress).
