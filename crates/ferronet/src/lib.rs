@@ -50,6 +50,11 @@ pub use smoltcp::wire::{Ipv6Address, Ipv6Cidr};
 pub use stack::{NewStackError, SocketTableFull, Stack, StackResources};
 pub use stats::Counters;
 
+#[cfg(feature = "dns")]
+pub use smoltcp::config::DNS_MAX_SERVER_COUNT;
+#[cfg(feature = "multicast")]
+pub use smoltcp::iface::MulticastError;
+
 use embassy_net_driver::Driver;
 use embassy_time::Instant;
 use smoltcp::iface::Interface;
@@ -113,11 +118,13 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
         driver_hw,
         hardware_address,
         random_seed,
-    );
+    )?;
     {
         let mut inner = shared.inner.borrow_mut();
         #[cfg(feature = "proto-ipv4")]
-        inner.set_config_v4(config.ipv4);
+        inner
+            .set_config_v4(config.ipv4)
+            .map_err(NewStackError::SocketTableFull)?;
         #[cfg(feature = "proto-ipv6")]
         inner.set_config_v6(config.ipv6);
         inner.apply_config();

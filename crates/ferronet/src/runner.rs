@@ -21,6 +21,17 @@ const TX_BUDGET: usize = 32;
 /// busy loop, whatever its cause.
 const IDLE_BACKOFF: embassy_time::Duration = embassy_time::Duration::from_millis(1);
 
+/// What one round of frame processing did.
+#[derive(Default)]
+struct IoResult {
+    /// A frame was received or sent.
+    progress: bool,
+    /// A budget ran out with work left.
+    more: bool,
+    /// The driver had no room to transmit.
+    tx_exhausted: bool,
+}
+
 /// Network stack runner.
 ///
 /// [`Runner::run`] must run in a task for the stack to work. It is the only code that talks to
@@ -75,97 +86,50 @@ impl<'d, D: Driver> Runner<'d, D> {
                 }
             }
 
-            // Link state.
+            // Link state. Acted on before any frame moves, so that a DHCP client restarted
+            // by a link-up sends exactly one DISCOVER.
             let link_up = self.driver.link_state(cx) == LinkState::Up;
             if link_up != inner.link_up {
                 inner.link_up = link_up;
                 info!("link up: {}", link_up);
                 state_changed = true;
+                #[cfg(feature = "dhcpv4")]
+                if inner.dhcp_link_changed() {
+                    inner.apply_config();
+                }
             }
 
             let now = Instant::now();
             let ts = instant_to_smoltcp(now);
-            let Inner {
-                iface,
-                sockets,
-                caps,
-                counters,
-                slots,
-                watched,
-                ..
-            } = inner;
-            let mut dev = DriverAdapter {
-                cx: &mut *cx,
-                inner: &mut self.driver,
-                caps,
-                counters,
-                tx_exhausted: false,
-                rx_seen: false,
-            };
+            let io = self.io(cx, inner, ts);
 
-            iface.poll_maintenance(ts);
-
-            let mut progress = false;
-            let mut more = false;
-            let mut rx_done = false;
-            for _ in 0..RX_BUDGET {
-                match iface.poll_ingress_single(ts, &mut dev, sockets) {
-                    PollIngressSingleResult::None => {
-                        rx_done = true;
-                        break;
-                    }
-                    PollIngressSingleResult::PacketProcessed
-                    | PollIngressSingleResult::SocketStateChanged => progress = true,
-                }
+            #[allow(unused_mut)]
+            let mut reconfigure = false;
+            #[cfg(feature = "dhcpv4")]
+            {
+                reconfigure |= inner.dhcp_poll();
             }
-            if !rx_done {
-                more = true;
+            #[cfg(feature = "slaac")]
+            {
+                reconfigure |= inner.slaac_poll(ts);
+            }
+            if reconfigure {
+                inner.apply_config();
+                state_changed = true;
             }
 
-            // Timeouts only fire during egress; note which watched sockets are open now, to
-            // tell a timeout apart from a reset (which arrives during ingress).
-            #[cfg(feature = "tcp")]
-            if *watched > 0 {
-                crate::tcp::before_egress(sockets, slots);
-            }
-            #[cfg(not(feature = "tcp"))]
-            let _ = (&slots, &watched);
-
-            let mut egress_done = false;
-            for _ in 0..TX_BUDGET {
-                match iface.poll_egress(ts, &mut dev, sockets) {
-                    smoltcp::iface::PollResult::None => {
-                        egress_done = true;
-                        break;
-                    }
-                    smoltcp::iface::PollResult::SocketStateChanged => progress = true,
-                }
-                if dev.tx_exhausted {
-                    egress_done = true;
-                    break;
-                }
-            }
-            if !egress_done {
-                more = true;
-            }
-            let tx_exhausted = dev.tx_exhausted;
-
-            #[cfg(feature = "tcp")]
-            if *watched > 0 {
-                crate::tcp::after_egress(sockets, slots, watched);
-            }
-
-            if more {
-                // Budget used up: let other tasks run, then continue.
+            if io.more || reconfigure {
+                // Budget used up, or the configuration changed: let other tasks run, then
+                // continue.
                 cx.waker().wake_by_ref();
                 None
             } else {
-                match iface.poll_at(ts, sockets) {
-                    // The driver will wake us when it has room again; smoltcp's "now" would
+                match inner.iface.poll_at(ts, &inner.sockets) {
+                    // The driver wakes us when it has room again; smoltcp's "now" would
                     // only spin.
-                    Some(at) if tx_exhausted && at <= ts => None,
+                    Some(at) if io.tx_exhausted && at <= ts => None,
                     Some(at) if at <= ts => {
-                        if progress {
+                        if io.progress {
                             cx.waker().wake_by_ref();
                             None
                         } else {
@@ -183,6 +147,80 @@ impl<'d, D: Driver> Runner<'d, D> {
         }
 
         self.arm_timer(cx, next);
+    }
+
+    /// Move frames: up to [`RX_BUDGET`] received frames, then up to [`TX_BUDGET`] egress
+    /// passes.
+    fn io(
+        &mut self,
+        cx: &mut Context<'_>,
+        inner: &mut Inner,
+        ts: smoltcp::time::Instant,
+    ) -> IoResult {
+        let Inner {
+            iface,
+            sockets,
+            caps,
+            counters,
+            slots,
+            watched,
+            ..
+        } = inner;
+        let mut dev = DriverAdapter {
+            cx,
+            inner: &mut self.driver,
+            caps,
+            counters,
+            tx_exhausted: false,
+            rx_seen: false,
+        };
+
+        iface.poll_maintenance(ts);
+
+        let mut res = IoResult::default();
+        let mut rx_done = false;
+        for _ in 0..RX_BUDGET {
+            match iface.poll_ingress_single(ts, &mut dev, sockets) {
+                PollIngressSingleResult::None => {
+                    rx_done = true;
+                    break;
+                }
+                PollIngressSingleResult::PacketProcessed
+                | PollIngressSingleResult::SocketStateChanged => res.progress = true,
+            }
+        }
+
+        // Timeouts only fire during egress; note which watched sockets are open now, to tell
+        // a timeout apart from a reset (which arrives during ingress).
+        #[cfg(feature = "tcp")]
+        if *watched > 0 {
+            crate::tcp::before_egress(sockets, slots);
+        }
+        #[cfg(not(feature = "tcp"))]
+        let _ = (&slots, &watched);
+
+        let mut egress_done = false;
+        for _ in 0..TX_BUDGET {
+            match iface.poll_egress(ts, &mut dev, sockets) {
+                smoltcp::iface::PollResult::None => {
+                    egress_done = true;
+                    break;
+                }
+                smoltcp::iface::PollResult::SocketStateChanged => res.progress = true,
+            }
+            if dev.tx_exhausted {
+                egress_done = true;
+                break;
+            }
+        }
+        res.tx_exhausted = dev.tx_exhausted;
+        res.more = !rx_done || !egress_done;
+
+        #[cfg(feature = "tcp")]
+        if *watched > 0 {
+            crate::tcp::after_egress(sockets, slots);
+        }
+        res
     }
 
     /// Make sure the runner is woken at `at` (or earlier).

@@ -19,8 +19,10 @@ use crate::stats::Counters;
 use crate::waitq::{WaitFor, WaitQueue};
 
 /// First port of the ephemeral range (RFC 6335 dynamic ports).
+#[cfg_attr(not(any(feature = "tcp", feature = "udp")), allow(dead_code))]
 pub(crate) const EPHEMERAL_PORT_MIN: u16 = 49152;
 /// Number of ports in the ephemeral range (49152..=65535).
+#[cfg_attr(not(any(feature = "tcp", feature = "udp")), allow(dead_code))]
 const EPHEMERAL_PORT_COUNT: u32 = 65536 - EPHEMERAL_PORT_MIN as u32;
 
 /// Memory for a network stack: `SOCK` socket slots and the stack's own state.
@@ -38,6 +40,17 @@ pub struct StackResources<const SOCK: usize> {
     sockets: MaybeUninit<[SocketStorage<'static>; SOCK]>,
     slots: MaybeUninit<[SlotMeta; SOCK]>,
     shared: MaybeUninit<Shared>,
+    #[cfg(feature = "dns")]
+    queries: MaybeUninit<[Option<smoltcp::socket::dns::DnsQuery>; crate::dns::MAX_QUERIES]>,
+    #[cfg(feature = "dhcpv4-hostname")]
+    hostname: MaybeUninit<HostnameStore>,
+}
+
+/// Where the DHCP hostname option and its bytes live while the DHCP socket refers to them.
+#[cfg(feature = "dhcpv4-hostname")]
+pub(crate) struct HostnameStore {
+    data: [u8; crate::config::MAX_HOSTNAME_LEN],
+    option: MaybeUninit<smoltcp::wire::DhcpOption<'static>>,
 }
 
 impl<const SOCK: usize> StackResources<SOCK> {
@@ -47,6 +60,10 @@ impl<const SOCK: usize> StackResources<SOCK> {
             sockets: MaybeUninit::uninit(),
             slots: MaybeUninit::uninit(),
             shared: MaybeUninit::uninit(),
+            #[cfg(feature = "dns")]
+            queries: MaybeUninit::uninit(),
+            #[cfg(feature = "dhcpv4-hostname")]
+            hostname: MaybeUninit::uninit(),
         }
     }
 }
@@ -121,6 +138,9 @@ pub(crate) struct Shared {
     pub(crate) inner: RefCell<Inner>,
     /// Tasks waiting for link or configuration changes.
     pub(crate) state_waiters: WaitQueue,
+    /// Tasks waiting for a free DNS query slot.
+    #[cfg(feature = "dns")]
+    pub(crate) dns_waiters: WaitQueue,
 }
 
 pub(crate) struct Inner {
@@ -141,8 +161,20 @@ pub(crate) struct Inner {
     pub(crate) static_v4: Option<StaticConfigV4>,
     #[cfg(feature = "proto-ipv6")]
     pub(crate) static_v6: Option<StaticConfigV6>,
+    #[cfg_attr(not(any(feature = "tcp", feature = "udp")), allow(dead_code))]
     port_rng: u64,
     pub(crate) counters: Counters,
+    /// The DHCP client socket, while IPv4 is configured by DHCP.
+    #[cfg(feature = "dhcpv4")]
+    pub(crate) dhcp_socket: Option<SocketHandle>,
+    #[cfg(feature = "dhcpv4-hostname")]
+    hostname: *mut HostnameStore,
+    /// The DNS socket (always present with the `dns` feature).
+    #[cfg(feature = "dns")]
+    pub(crate) dns_socket: SocketHandle,
+    /// IPv6 is configured by SLAAC.
+    #[cfg(feature = "slaac")]
+    pub(crate) slaac: bool,
 }
 
 /// Network stack handle.
@@ -167,6 +199,9 @@ pub enum NewStackError {
     /// The driver's medium (Ethernet, IP or IEEE 802.15.4) is not enabled by a ferronet cargo
     /// feature (`medium-ethernet`, `medium-ip`, `medium-ieee802154`).
     UnsupportedMedium(embassy_net_driver::HardwareAddress),
+    /// `StackResources<N>` has no slot left for the stack's own sockets (one for DNS with the
+    /// `dns` feature, one for the DHCP client with DHCP configured).
+    SocketTableFull(SocketTableFull),
 }
 
 impl core::fmt::Display for NewStackError {
@@ -176,6 +211,7 @@ impl core::fmt::Display for NewStackError {
                 f,
                 "the driver's medium ({addr:?}) is not enabled: enable the matching medium-* feature of ferronet"
             ),
+            Self::SocketTableFull(e) => write!(f, "{e} (DNS and DHCP take one slot each)"),
         }
     }
 }
@@ -212,7 +248,7 @@ pub(crate) fn init<'d, const SOCK: usize>(
     driver_hw: embassy_net_driver::HardwareAddress,
     hardware_address: HardwareAddress,
     seed: u64,
-) -> &'d Shared {
+) -> Result<&'d Shared, NewStackError> {
     let storage: &'d mut [SocketStorage<'static>] =
         resources.sockets.write([SocketStorage::EMPTY; SOCK]);
     let slots: &'d mut [SlotMeta] = resources.slots.write([SlotMeta::EMPTY; SOCK]);
@@ -225,11 +261,40 @@ pub(crate) fn init<'d, const SOCK: usize>(
     // SAFETY: as above.
     let slots: &'static mut [SlotMeta] = unsafe { core::mem::transmute(slots) };
 
+    #[cfg(feature = "dns")]
+    let queries: &'d mut [Option<smoltcp::socket::dns::DnsQuery>] = resources
+        .queries
+        .write([const { None }; crate::dns::MAX_QUERIES]);
+    // SAFETY: as above: the query slots live in `resources` for 'd and are only used by the
+    // DNS socket inside the shared state.
+    #[cfg(feature = "dns")]
+    let queries: &'static mut [Option<smoltcp::socket::dns::DnsQuery>] =
+        unsafe { core::mem::transmute(queries) };
+    #[cfg(feature = "dhcpv4-hostname")]
+    let hostname: *mut HostnameStore = resources.hostname.write(HostnameStore {
+        data: [0; crate::config::MAX_HOSTNAME_LEN],
+        option: MaybeUninit::uninit(),
+    });
+
+    #[allow(unused_mut)]
+    let mut sockets = SocketSet::new(storage);
+    #[cfg(feature = "dns")]
+    let dns_socket = {
+        if SOCK == 0 {
+            return Err(NewStackError::SocketTableFull(SocketTableFull {
+                capacity: SOCK,
+            }));
+        }
+        let h = sockets.add(smoltcp::socket::dns::Socket::new(&[], queries));
+        slots[0].handle = Some(h);
+        h
+    };
+
     let inner = Inner {
-        sockets: SocketSet::new(storage),
+        sockets,
         iface,
         slots,
-        socket_count: 0,
+        socket_count: if cfg!(feature = "dns") { 1 } else { 0 },
         watched: 0,
         runner_waker: WakerRegistration::new(),
         caps,
@@ -244,11 +309,21 @@ pub(crate) fn init<'d, const SOCK: usize>(
         // Never zero, or xorshift would stay at zero.
         port_rng: splitmix64(seed) | 1,
         counters: Counters::default(),
+        #[cfg(feature = "dhcpv4")]
+        dhcp_socket: None,
+        #[cfg(feature = "dhcpv4-hostname")]
+        hostname,
+        #[cfg(feature = "dns")]
+        dns_socket,
+        #[cfg(feature = "slaac")]
+        slaac: false,
     };
-    resources.shared.write(Shared {
+    Ok(resources.shared.write(Shared {
         inner: RefCell::new(inner),
         state_waiters: WaitQueue::new(),
-    })
+        #[cfg(feature = "dns")]
+        dns_waiters: WaitQueue::new(),
+    }))
 }
 
 fn splitmix64(mut x: u64) -> u64 {
@@ -316,6 +391,8 @@ impl Inner {
     }
 
     /// Is `port` the local port of any TCP or UDP socket?
+    #[cfg_attr(not(any(feature = "tcp", feature = "udp")), allow(dead_code))]
+    #[allow(unused_variables)]
     fn port_in_use(&self, port: u16) -> bool {
         #[allow(unused_imports)]
         use smoltcp::socket::Socket;
@@ -332,6 +409,7 @@ impl Inner {
         })
     }
 
+    #[cfg_attr(not(any(feature = "tcp", feature = "udp")), allow(dead_code))]
     /// Draw an ephemeral port (49152..=65535) from the seeded generator that no TCP or UDP
     /// socket uses. `None` only if every port of the range is taken.
     pub(crate) fn alloc_local_port(&mut self) -> Option<u16> {
@@ -348,6 +426,7 @@ impl Inner {
     }
 
     /// Is there a local address and a route for sending to `addr`?
+    #[cfg_attr(not(any(feature = "tcp", feature = "udp")), allow(dead_code))]
     #[allow(irrefutable_let_patterns)]
     pub(crate) fn has_route(&self, addr: &IpAddress) -> bool {
         let addrs = self.iface.ip_addrs();
@@ -390,18 +469,84 @@ impl Inner {
         }
     }
 
+    /// Take a new IPv4 configuration (applied to the interface by [`Inner::apply_config`]).
     #[cfg(feature = "proto-ipv4")]
-    pub(crate) fn set_config_v4(&mut self, config: ConfigV4) {
+    pub(crate) fn set_config_v4(&mut self, config: ConfigV4) -> Result<(), SocketTableFull> {
+        #[cfg(feature = "dhcpv4")]
+        let mut dhcp = None;
         self.static_v4 = match config {
             ConfigV4::None => None,
             ConfigV4::Static(c) => Some(c),
             #[cfg(feature = "dhcpv4")]
-            ConfigV4::Dhcp(_) => None,
+            ConfigV4::Dhcp(c) => {
+                dhcp = Some(c);
+                None
+            }
         };
+        #[cfg(feature = "dhcpv4")]
+        match dhcp {
+            Some(c) => self.start_dhcp(c)?,
+            None => {
+                if let Some(h) = self.dhcp_socket.take() {
+                    self.remove_internal_socket(h);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Create (or reconfigure) the DHCP client socket and restart discovery.
+    #[cfg(feature = "dhcpv4")]
+    fn start_dhcp(&mut self, c: crate::config::DhcpConfig) -> Result<(), SocketTableFull> {
+        use smoltcp::socket::dhcpv4;
+        let handle = match self.dhcp_socket {
+            Some(h) => h,
+            None => {
+                let (h, _) = self.add_socket(dhcpv4::Socket::new())?;
+                self.dhcp_socket = Some(h);
+                h
+            }
+        };
+        let socket = self.sockets.get_mut::<dhcpv4::Socket>(handle);
+        socket.set_ignore_naks(c.ignore_naks);
+        socket.set_max_lease_duration(c.max_lease_duration.map(crate::time::duration_to_smoltcp));
+        socket.set_ports(c.server_port, c.client_port);
+        socket.set_retry_config(c.retry_config);
+        socket.set_outgoing_options(&[]);
+        #[cfg(feature = "dhcpv4-hostname")]
+        if let Some(name) = c.hostname.as_ref().filter(|n| !n.is_empty()) {
+            // SAFETY: `hostname` points into the `StackResources` that outlive this stack
+            // ('d), it is only reached from here (under the `RefCell` borrow of `Inner`), and
+            // the socket holds no reference into it: its options were just cleared above.
+            let store = unsafe { &mut *self.hostname };
+            let len = name.len().min(store.data.len());
+            store.data[..len].copy_from_slice(&name.as_bytes()[..len]);
+            // SAFETY: as above; the data lives as long as the store.
+            let data: &'static [u8] =
+                unsafe { core::slice::from_raw_parts(store.data.as_ptr(), len) };
+            let option: &'static smoltcp::wire::DhcpOption<'static> = store
+                .option
+                .write(smoltcp::wire::DhcpOption { kind: 12, data });
+            socket.set_outgoing_options(core::slice::from_ref(option));
+        }
+        socket.reset();
+        Ok(())
+    }
+
+    /// Remove one of the stack's own sockets (DHCP).
+    #[cfg(feature = "dhcpv4")]
+    fn remove_internal_socket(&mut self, handle: SocketHandle) {
+        if let Some(slot) = self.slots.iter().position(|m| m.handle == Some(handle)) {
+            self.remove_socket(handle, slot);
+        }
     }
 
     #[cfg(feature = "proto-ipv6")]
     pub(crate) fn set_config_v6(&mut self, config: ConfigV6) {
+        #[cfg(feature = "slaac")]
+        {
+            self.slaac = matches!(config, ConfigV6::Slaac);
+        }
         self.static_v6 = match config {
             ConfigV6::None => None,
             ConfigV6::Static(c) => Some(c),
@@ -454,8 +599,128 @@ impl Inner {
                 self.iface.routes_mut().remove_default_ipv6_route();
             }
         }
+        #[cfg(feature = "slaac")]
+        if self.slaac
+            && let Some(ll) = self.link_local_address()
+            && !addrs.contains(&ll)
+        {
+            let _ = addrs.push(ll);
+        }
         self.iface.update_ip_addrs(|a| *a = addrs);
+
+        // DNS servers always follow the configuration, also when it has none.
+        #[cfg(feature = "dns")]
+        {
+            let mut servers: heapless::Vec<IpAddress, { smoltcp::config::DNS_MAX_SERVER_COUNT }> =
+                heapless::Vec::new();
+            #[cfg(feature = "proto-ipv4")]
+            if let Some(c) = &self.static_v4 {
+                for s in &c.dns_servers {
+                    let _ = servers.push(IpAddress::Ipv4(*s));
+                }
+            }
+            #[cfg(feature = "proto-ipv6")]
+            if let Some(c) = &self.static_v6 {
+                for s in &c.dns_servers {
+                    let _ = servers.push(IpAddress::Ipv6(*s));
+                }
+            }
+            self.sockets
+                .get_mut::<smoltcp::socket::dns::Socket>(self.dns_socket)
+                .update_servers(&servers);
+        }
         self.wake_runner();
+    }
+
+    /// The IPv6 link-local address derived from the hardware address (fe80::/64 + EUI-64).
+    #[cfg(feature = "slaac")]
+    fn link_local_address(&self) -> Option<IpCidr> {
+        let ll_prefix = Ipv6Cidr::new(Ipv6Cidr::LINK_LOCAL_PREFIX.address(), 64);
+        Ipv6Cidr::from_link_prefix(&ll_prefix, self.hardware_address).map(IpCidr::Ipv6)
+    }
+
+    /// The link went up or down: restart the DHCP client, and drop the lease when the link is
+    /// gone. Returns whether the configuration changed.
+    #[cfg(feature = "dhcpv4")]
+    pub(crate) fn dhcp_link_changed(&mut self) -> bool {
+        let Some(h) = self.dhcp_socket else {
+            return false;
+        };
+        self.sockets
+            .get_mut::<smoltcp::socket::dhcpv4::Socket>(h)
+            .reset();
+        if !self.link_up && self.static_v4.is_some() {
+            info!("DHCP: link down, lease dropped");
+            self.static_v4 = None;
+            return true;
+        }
+        false
+    }
+
+    /// Take the DHCP client's news. Returns whether the configuration changed.
+    #[cfg(feature = "dhcpv4")]
+    pub(crate) fn dhcp_poll(&mut self) -> bool {
+        use smoltcp::socket::dhcpv4::Event;
+        let Some(h) = self.dhcp_socket else {
+            return false;
+        };
+        match self
+            .sockets
+            .get_mut::<smoltcp::socket::dhcpv4::Socket>(h)
+            .poll()
+        {
+            None => false,
+            Some(Event::Configured(c)) => {
+                info!("DHCP: configured {}", c.address);
+                let mut dns_servers = heapless::Vec::new();
+                for s in c.dns_servers.iter().take(3) {
+                    let _ = dns_servers.push(*s);
+                }
+                self.static_v4 = Some(StaticConfigV4 {
+                    address: c.address,
+                    gateway: c.router,
+                    dns_servers,
+                });
+                true
+            }
+            Some(Event::Deconfigured) => {
+                info!("DHCP: deconfigured");
+                self.static_v4 = None;
+                true
+            }
+        }
+    }
+
+    /// Follow SLAAC: when smoltcp updated the autoconfigured address or default route during
+    /// this poll, take them into the IPv6 configuration. Returns whether it changed.
+    #[cfg(feature = "slaac")]
+    pub(crate) fn slaac_poll(&mut self, ts: smoltcp::time::Instant) -> bool {
+        if !self.slaac || self.iface.slaac_updated_at() != ts {
+            return false;
+        }
+        let address = self.iface.ip_addrs().iter().find_map(|a| match a {
+            IpCidr::Ipv6(c) if !Ipv6Cidr::LINK_LOCAL_PREFIX.contains_addr(&c.address()) => Some(*c),
+            _ => None,
+        });
+        let gateway =
+            self.iface
+                .routes()
+                .get_default_ipv6_route()
+                .and_then(|r| match r.via_router {
+                    IpAddress::Ipv6(g) => Some(g),
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                });
+        let new = address.map(|address| StaticConfigV6 {
+            address,
+            gateway,
+            dns_servers: heapless::Vec::new(),
+        });
+        if new == self.static_v6 {
+            return false;
+        }
+        self.static_v6 = new;
+        true
     }
 
     pub(crate) fn is_config_up(&self) -> bool {
@@ -548,7 +813,9 @@ impl<'d> Stack<'d> {
     #[cfg(feature = "proto-ipv4")]
     pub fn set_config_v4(&self, config: ConfigV4) {
         self.with_mut(|i| {
-            i.set_config_v4(config);
+            if let Err(e) = i.set_config_v4(config) {
+                error!("set_config_v4: DHCP needs a socket slot: {}", e);
+            }
             i.apply_config();
         });
         self.shared.state_waiters.wake_all();
@@ -563,6 +830,39 @@ impl<'d> Stack<'d> {
             i.apply_config();
         });
         self.shared.state_waiters.wake_all();
+    }
+
+    /// Join a multicast group. The membership report (IGMP or MLD) goes out on the runner's
+    /// next poll, which this wakes.
+    #[cfg(feature = "multicast")]
+    pub fn join_multicast_group(
+        &self,
+        addr: impl Into<IpAddress>,
+    ) -> Result<(), smoltcp::iface::MulticastError> {
+        self.with_mut(|i| {
+            let r = i.iface.join_multicast_group(addr);
+            i.wake_runner();
+            r
+        })
+    }
+
+    /// Leave a multicast group; the leave report goes out on the runner's next poll.
+    #[cfg(feature = "multicast")]
+    pub fn leave_multicast_group(
+        &self,
+        addr: impl Into<IpAddress>,
+    ) -> Result<(), smoltcp::iface::MulticastError> {
+        self.with_mut(|i| {
+            let r = i.iface.leave_multicast_group(addr);
+            i.wake_runner();
+            r
+        })
+    }
+
+    /// Whether the stack is a member of the multicast group.
+    #[cfg(feature = "multicast")]
+    pub fn has_multicast_group(&self, addr: impl Into<IpAddress>) -> bool {
+        self.with(|i| i.iface.has_multicast_group(addr))
     }
 
     /// The stack's counters (polls, frames in and out, ...).

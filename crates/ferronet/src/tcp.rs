@@ -579,7 +579,11 @@ impl<'a> TcpSocket<'a> {
     #[allow(dead_code)]
     pub(crate) fn from_parts(stack: Stack<'a>, handle: SocketHandle, slot: usize) -> Self {
         Self {
-            io: TcpIo { stack, handle, slot },
+            io: TcpIo {
+                stack,
+                handle,
+                slot,
+            },
         }
     }
 }
@@ -606,11 +610,7 @@ pub(crate) fn before_egress(sockets: &SocketSet<'static>, slots: &mut [SlotMeta]
 
 /// After egress: a watched socket that was open and is now closed timed out (a reset only
 /// arrives during ingress, and an abort happens outside the runner).
-pub(crate) fn after_egress(
-    sockets: &SocketSet<'static>,
-    slots: &mut [SlotMeta],
-    _watched: &mut usize,
-) {
+pub(crate) fn after_egress(sockets: &SocketSet<'static>, slots: &mut [SlotMeta]) {
     for meta in slots
         .iter_mut()
         .filter(|m| m.watch_timeout && m.open_before_egress)
@@ -952,7 +952,9 @@ mod embedded_io_impls {
                 Error::TimedOut => embedded_io_async::ErrorKind::TimedOut,
                 Error::InvalidState => embedded_io_async::ErrorKind::NotConnected,
                 Error::NoRoute => embedded_io_async::ErrorKind::AddrNotAvailable,
-                Error::PoolExhausted | Error::SocketTableFull => embedded_io_async::ErrorKind::OutOfMemory,
+                Error::PoolExhausted | Error::SocketTableFull => {
+                    embedded_io_async::ErrorKind::OutOfMemory
+                }
             }
         }
     }
