@@ -1,7 +1,9 @@
 //! Shared harness for ferronet's integration tests: stacks over ferronet-sim links, with
 //! documentation-prefix addresses (192.0.2.0/24, 2001:db8::/32).
 
-use ferronet::{Config, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr, Runner, Stack, StackResources};
+use ferronet::{
+    Config, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr, Runner, Stack, StackResources,
+};
 use ferronet::{StaticConfigV4, StaticConfigV6};
 use ferronet_sim::link::{LinkConfig, LinkHandle, SimDevice, pair_ethernet};
 
@@ -54,7 +56,11 @@ pub fn dual_config(host: u8) -> Config {
 }
 
 /// A stack on `device` with [`SOCKETS`] slots.
-pub fn stack_on(device: SimDevice, config: Config, seed: u64) -> (Stack<'static>, Runner<'static, SimDevice>) {
+pub fn stack_on(
+    device: SimDevice,
+    config: Config,
+    seed: u64,
+) -> (Stack<'static>, Runner<'static, SimDevice>) {
     let resources = leak(StackResources::<SOCKETS>::new());
     ferronet::new(device, config, resources, seed)
 }
@@ -122,8 +128,14 @@ pub fn fill_pattern(seed: u8, offset: usize, buf: &mut [u8]) {
 
 /// Check `buf` against [`pattern`] at stream offset `offset`; returns the first bad offset.
 pub fn check_pattern(seed: u8, offset: usize, buf: &[u8]) -> Result<(), usize> {
-    match buf.iter().enumerate().find(|(k, b)| **b != pattern(seed, offset + k)) {
+    match buf
+        .iter()
+        .enumerate()
+        .find(|(k, b)| **b != pattern(seed, offset + k))
+    {
         Some((k, _)) => Err(offset + k),
         None => Ok(()),
     }
 }
+
+pub mod peers;

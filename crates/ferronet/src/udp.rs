@@ -36,6 +36,9 @@ use smoltcp::wire::IpListenEndpoint;
 
 use crate::stack::{Inner, SocketTableFull, Stack};
 
+// embedded-nal-async UDP (`UdpStack`), which embassy-net lacks.
+pub mod nal;
+
 /// Error returned by [`UdpSocket::bind`].
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
