@@ -32,7 +32,7 @@ pub mod udp;
 mod waitq;
 
 pub use config::*;
-/// The `embassy-net-driver` crate: implement its [`Driver`](driver::Driver) trait to plug a
+/// The `embassy-net-driver` crate: implement its [`Driver`] trait to plug a
 /// network device into ferronet.
 pub use embassy_net_driver as driver;
 pub use runner::Runner;
@@ -100,7 +100,13 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
     iface_cfg.random_seed = random_seed;
     #[cfg(feature = "slaac")]
     {
-        iface_cfg.slaac = matches!(config.ipv6, ConfigV6::Slaac);
+        // SLAAC needs a link-layer address to form the interface identifier; an IP-medium
+        // (TUN, PPP) interface has none.
+        #[cfg(feature = "medium-ip")]
+        let has_ll = medium != smoltcp::phy::Medium::Ip;
+        #[cfg(not(feature = "medium-ip"))]
+        let has_ll = true;
+        iface_cfg.slaac = has_ll && matches!(config.ipv6, ConfigV6::Slaac);
     }
 
     let now = time::instant_to_smoltcp(Instant::now());

@@ -16,6 +16,12 @@ use crate::time::{instant_from_smoltcp, instant_to_smoltcp};
 const RX_BUDGET: usize = 32;
 /// Egress passes (each sends at most one packet per socket) in one poll before yielding.
 const TX_BUDGET: usize = 32;
+/// With SLAAC on and no socket deadline, smoltcp 0.14's `poll_at` returns `None` and drops the
+/// SLAAC deadline (router solicitation retries, prefix and route expiry): it takes the minimum
+/// of two `Option`s, and `None` is the smallest. The runner then checks the SLAAC state at this
+/// interval instead.
+#[cfg(feature = "slaac")]
+const SLAAC_TICK: embassy_time::Duration = embassy_time::Duration::from_secs(1);
 /// How long the runner waits before polling again when smoltcp asks to be polled "now" but the
 /// previous poll did nothing at all (no frame in or out, no socket change). This breaks any
 /// busy loop, whatever its cause.
@@ -137,6 +143,8 @@ impl<'d, D: Driver> Runner<'d, D> {
                         }
                     }
                     Some(at) => Some(instant_from_smoltcp(at)),
+                    #[cfg(feature = "slaac")]
+                    None if inner.slaac => Some(now + SLAAC_TICK),
                     None => None,
                 }
             }
@@ -164,6 +172,8 @@ impl<'d, D: Driver> Runner<'d, D> {
             counters,
             slots,
             watched,
+            #[cfg(feature = "slaac")]
+            slaac,
             ..
         } = inner;
         let mut dev = DriverAdapter {
@@ -188,6 +198,13 @@ impl<'d, D: Driver> Runner<'d, D> {
                 PollIngressSingleResult::PacketProcessed
                 | PollIngressSingleResult::SocketStateChanged => res.progress = true,
             }
+        }
+        // A router advertisement taken in just now is applied to the interface by the
+        // maintenance step; do it at once, so the new address and route are visible in this
+        // poll instead of at some later wake-up.
+        #[cfg(feature = "slaac")]
+        if *slaac && res.progress {
+            iface.poll_maintenance(ts);
         }
 
         // Timeouts only fire during egress; note which watched sockets are open now, to tell

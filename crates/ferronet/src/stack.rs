@@ -116,6 +116,8 @@ pub(crate) struct SlotMeta {
     pub(crate) aborted: bool,
     /// The connection ended because its timeout expired.
     pub(crate) timed_out: bool,
+    /// The timeout closed the connection with data still unacknowledged.
+    pub(crate) data_lost: bool,
     /// The connect timeout was put in place by `connect` (no user timeout was set).
     pub(crate) connect_timeout: bool,
 }
@@ -129,6 +131,7 @@ impl SlotMeta {
         closed: false,
         aborted: false,
         timed_out: false,
+        data_lost: false,
         connect_timeout: false,
     };
 }
@@ -606,7 +609,11 @@ impl Inner {
         {
             let _ = addrs.push(ll);
         }
-        self.iface.update_ip_addrs(|a| *a = addrs);
+        // Only touch the addresses when they change: smoltcp flushes its neighbor cache on
+        // every update.
+        if self.iface.ip_addrs() != addrs.as_slice() {
+            self.iface.update_ip_addrs(|a| *a = addrs);
+        }
 
         // DNS servers always follow the configuration, also when it has none.
         #[cfg(feature = "dns")]
