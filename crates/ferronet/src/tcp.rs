@@ -105,7 +105,8 @@ pub enum Error {
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ConnectError {
-    /// The socket is already connected or listening.
+    /// The socket is not closed (already connected, connecting or listening), or the local
+    /// port is 0.
     InvalidState,
     /// The remote host rejected the connection with a RST packet.
     ConnectionReset,
@@ -120,7 +121,8 @@ pub enum ConnectError {
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum AcceptError {
-    /// The socket is already connected or listening.
+    /// The socket is not closed (already connected, connecting or listening), or the local
+    /// port is 0.
     InvalidState,
     /// Invalid listen port (port 0).
     InvalidPort,
@@ -352,6 +354,7 @@ impl<'a> TcpSocket<'a> {
             meta.closed = false;
             meta.aborted = false;
             meta.timed_out = false;
+            meta.data_lost = false;
             meta.connect_timeout = default_timeout;
             i.set_watch(slot, true);
             i.wake_runner();
@@ -412,6 +415,7 @@ impl<'a> TcpSocket<'a> {
             meta.closed = false;
             meta.aborted = false;
             meta.timed_out = false;
+            meta.data_lost = false;
             i.wake_runner();
             Ok(())
         })?;
@@ -465,12 +469,17 @@ impl<'a> TcpSocket<'a> {
         self.io.flush()
     }
 
-    /// Set the timeout: if nothing is heard from the peer for this long while data or a
-    /// connection request is outstanding, the connection is aborted and reads, writes and
-    /// `connect` fail with `TimedOut`.
+    /// Set the timeout: if nothing is heard from the peer for this long, the connection is
+    /// aborted and reads, writes, `flush` and `connect` fail with [`Error::TimedOut`] /
+    /// [`ConnectError::TimedOut`].
     ///
-    /// Combine with [`set_keep_alive`](Self::set_keep_alive) (a shorter interval) to detect a
-    /// dead peer on an idle connection.
+    /// As in smoltcp and embassy-net, the time counts from the last segment received, also
+    /// on an idle connection: a connection on which neither side sends anything for longer
+    /// than the timeout is closed. Set [`set_keep_alive`](Self::set_keep_alive) to a shorter
+    /// interval to keep an idle connection open while the peer is alive (and so detect a dead
+    /// peer).
+    ///
+    /// With no timeout set, `connect` uses [`DEFAULT_CONNECT_TIMEOUT`] for the handshake only.
     pub fn set_timeout(&mut self, duration: Option<Duration>) {
         let slot = self.io.slot;
         self.io.stack.with_mut(|i| {
@@ -567,24 +576,11 @@ impl<'a> TcpSocket<'a> {
 
 impl<'a> TcpSocket<'a> {
     /// Take the socket apart without removing it from the socket set (for pools that keep a
-    /// socket alive while it closes). Undo with [`from_parts`](Self::from_parts).
-    #[allow(dead_code)]
+    /// socket alive while it closes).
     pub(crate) fn into_parts(self) -> (Stack<'a>, SocketHandle, usize) {
         let io = self.io;
         core::mem::forget(self);
         (io.stack, io.handle, io.slot)
-    }
-
-    /// Rebuild a socket from [`into_parts`](Self::into_parts).
-    #[allow(dead_code)]
-    pub(crate) fn from_parts(stack: Stack<'a>, handle: SocketHandle, slot: usize) -> Self {
-        Self {
-            io: TcpIo {
-                stack,
-                handle,
-                slot,
-            },
-        }
     }
 }
 
@@ -610,17 +606,38 @@ pub(crate) fn before_egress(sockets: &SocketSet<'static>, slots: &mut [SlotMeta]
 
 /// After egress: a watched socket that was open and is now closed timed out (a reset only
 /// arrives during ingress, and an abort happens outside the runner).
-pub(crate) fn after_egress(sockets: &SocketSet<'static>, slots: &mut [SlotMeta]) {
+///
+/// smoltcp follows a timeout with an RST. When that RST could not go out (the peer's link
+/// address is unknown, which is why a connect to a dead host times out), smoltcp would keep
+/// trying to resolve the peer forever; as it resolves one neighbor at a time, that would hold
+/// up every other new connection. A timed-out connection has no one to tell, so the RST is
+/// dropped, unless unread data is still in the receive buffer (dropping the RST also empties
+/// the buffers).
+pub(crate) fn after_egress(sockets: &mut SocketSet<'static>, slots: &mut [SlotMeta]) {
     for meta in slots
         .iter_mut()
         .filter(|m| m.watch_timeout && m.open_before_egress)
     {
-        if let Some(h) = meta.handle
-            && sockets.get::<tcp::Socket>(h).state() == tcp::State::Closed
-        {
-            meta.timed_out = true;
+        if let Some(h) = meta.handle {
+            let s = sockets.get_mut::<tcp::Socket>(h);
+            if s.state() == tcp::State::Closed {
+                meta.timed_out = true;
+                meta.data_lost = s.send_queue() > 0;
+                if s.remote_endpoint().is_some() && s.recv_queue() == 0 {
+                    forget_connection(s);
+                }
+            }
         }
         meta.open_before_egress = false;
+    }
+}
+
+/// Drop what a closed socket still holds of its last connection (endpoints, a pending RST,
+/// buffers). smoltcp has no public reset; `listen` resets the socket, and `abort` from the
+/// listening state sends nothing.
+fn forget_connection(s: &mut tcp::Socket) {
+    if s.listen(1).is_ok() {
+        s.abort();
     }
 }
 
@@ -661,7 +678,9 @@ impl<'d> TcpIo<'d> {
 
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.with_mut_quiet(|s, _| {
-            if s.can_recv() || !s.may_recv() && !connecting(s.state()) {
+            // A zero-capacity receive buffer can never become readable: report it ready, so
+            // the read that follows returns its error instead of waiting forever.
+            if s.can_recv() || s.recv_capacity() == 0 || !s.may_recv() && !connecting(s.state()) {
                 Poll::Ready(())
             } else {
                 s.register_recv_waker(cx.waker());
@@ -690,6 +709,9 @@ impl<'d> TcpIo<'d> {
                 let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
                 if buf.is_empty() {
                     return Poll::Ready(Ok(0));
+                }
+                if s.recv_capacity() == 0 {
+                    return Poll::Ready(Err(Error::InvalidState));
                 }
                 match s.recv_slice(buf) {
                     Ok(0) => {
@@ -787,6 +809,9 @@ impl<'d> TcpIo<'d> {
         poll_fn(move |cx| {
             self.stack.with_mut(|i| {
                 let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
+                if s.recv_capacity() == 0 {
+                    return Poll::Ready(Err(Error::InvalidState));
+                }
                 if !s.can_recv() {
                     if s.may_recv() || connecting(s.state()) {
                         s.register_recv_waker(cx.waker());
@@ -819,14 +844,16 @@ impl<'d> TcpIo<'d> {
         poll_fn(move |cx| {
             self.with_mut_quiet(|s, meta| {
                 let state = s.state();
-                let rst_pending = state == tcp::State::Closed && s.remote_endpoint().is_some();
+                // An abort's RST is waited for; after a timeout there is no one to tell.
+                let rst_pending =
+                    state == tcp::State::Closed && s.remote_endpoint().is_some() && !meta.timed_out;
                 if rst_pending {
                     s.register_send_waker(cx.waker());
                     return Poll::Pending;
                 }
                 if state == tcp::State::Closed {
                     // Data that was never acknowledged is lost, unless the user threw it away.
-                    return if s.send_queue() > 0 && !meta.aborted {
+                    return if (s.send_queue() > 0 || meta.data_lost) && !meta.aborted {
                         Poll::Ready(Err(if meta.timed_out {
                             Error::TimedOut
                         } else {
@@ -971,7 +998,9 @@ mod embedded_io_impls {
 
     impl<'d> embedded_io_async::ReadReady for TcpSocket<'d> {
         fn read_ready(&mut self) -> Result<bool, Self::Error> {
-            Ok(self.io.with(|s| s.can_recv() || !s.may_recv()))
+            Ok(self
+                .io
+                .with(|s| s.can_recv() || !s.may_recv() || s.recv_capacity() == 0))
         }
     }
 
@@ -1003,7 +1032,9 @@ mod embedded_io_impls {
 
     impl<'d> embedded_io_async::ReadReady for TcpReader<'d> {
         fn read_ready(&mut self) -> Result<bool, Self::Error> {
-            Ok(self.io.with(|s| s.can_recv() || !s.may_recv()))
+            Ok(self
+                .io
+                .with(|s| s.can_recv() || !s.may_recv() || s.recv_capacity() == 0))
         }
     }
 
