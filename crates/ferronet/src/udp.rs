@@ -359,14 +359,20 @@ impl<'a> UdpSocket<'a> {
                 }
                 let s = i.sockets.get_mut::<udp::Socket>(self.handle);
                 let mut ret = None;
-                let res = s.send_with(max_size, meta, |buf| match f.take() {
+                let mut fill = |buf: &mut [u8]| match f.take() {
                     Some(f) => {
                         let (size, r) = f(buf);
                         ret = Some(r);
                         size.min(buf.len())
                     }
                     None => 0,
-                });
+                };
+                let mut res = s.send_with(max_size, meta, &mut fill);
+                if matches!(res, Err(udp::SendError::BufferFull))
+                    && rewind_empty_tx_ring(s, max_size)
+                {
+                    res = s.send_with(max_size, meta, &mut fill);
+                }
                 match res {
                     Ok(_) => {
                         i.wake_runner();
@@ -491,5 +497,30 @@ impl Drop for UdpSocket<'_> {
     fn drop(&mut self) {
         let (handle, slot) = (self.handle, self.slot);
         self.stack.with_mut(|i| i.remove_socket(handle, slot));
+    }
+}
+
+/// Work around smoltcp 0.14's `send_with`, which, unlike `send`, does not rewind an empty
+/// transmit ring: after earlier datagrams the free space is split at the ring's end, and a
+/// datagram larger than either part would wait forever although the buffer is empty.
+///
+/// Closing and rebinding the socket rewinds both rings, so it is done only when both are
+/// empty (nothing is lost). If received datagrams are still queued, the send waits until the
+/// application has read them and the socket is polled again.
+///
+/// Returns whether the ring was rewound.
+fn rewind_empty_tx_ring(s: &mut udp::Socket<'_>, max_size: usize) -> bool {
+    if s.send_queue() == 0
+        && s.recv_queue() == 0
+        && !s.can_recv()
+        && max_size <= s.payload_send_capacity()
+        && s.is_open()
+    {
+        let endpoint = s.endpoint();
+        s.close();
+        // Rebinding the endpoint it had cannot fail.
+        s.bind(endpoint).is_ok()
+    } else {
+        false
     }
 }
