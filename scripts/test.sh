@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
+# Every ferronet feature but the loggers (defmt and log exclude each other).
+ALL_FEATURES="tcp,udp,raw,icmp,auto-icmp-echo-reply,dns,mdns,dhcpv4,dhcpv4-hostname,proto-ipv4,proto-ipv6,slaac,medium-ethernet,medium-ip,medium-ieee802154,multicast,igmp"
+
 step() { printf '\n=== %s\n' "$*"; }
 
 step "cargo fmt --check"
@@ -25,6 +28,9 @@ while read -r features; do
     echo "  ferronet [$features]"
     cargo build -q -p ferronet --target thumbv7em-none-eabihf --no-default-features --features "$features"
 done < scripts/feature-sets.txt
+
+step "rustdoc (all features, warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc -q -p ferronet --no-deps --features "$ALL_FEATURES,log"
 
 step "tests and doctests"
 cargo test --workspace
