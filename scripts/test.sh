@@ -34,3 +34,5 @@ RUSTDOCFLAGS="-D warnings" cargo doc -q -p ferronet --no-deps --features "$ALL_F
 
 step "tests and doctests"
 cargo test --workspace
+# A driver whose medium is not enabled: needs a build without medium-ieee802154.
+cargo test -q -p ferronet --no-default-features --features tcp,proto-ipv4,medium-ethernet --test medium

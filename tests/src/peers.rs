@@ -597,7 +597,7 @@ pub fn parse_dns_query(time: Instant, frame: &[u8]) -> Option<DnsQuerySeen> {
     let (IpAddress::Ipv4(src), IpAddress::Ipv4(dst)) = (udp.src, udp.dst) else {
         return None;
     };
-    if udp.dst_port != 53 {
+    if udp.dst_port != 53 && udp.dst_port != 5353 {
         return None;
     }
     let pkt = DnsPacket::new_checked(&udp.payload[..]).ok()?;
@@ -711,7 +711,7 @@ impl Peer {
 
     /// Run a DNS server (and answer ARP for its address).
     pub fn with_dns(&self, server: &DnsServer) -> &Self {
-        self.add_ipv4(server.address());
+        self.add_ipv4(server.unicast_address());
         self.inner.borrow_mut().dns.push(server.clone());
         self
     }
@@ -1321,6 +1321,8 @@ pub enum DnsAnswer {
 
 struct DnsState {
     address: Ipv4Address,
+    /// For an mDNS responder: the unicast address its answers come from.
+    mdns_from: Option<Ipv4Address>,
     zone: BTreeMap<String, Vec<DnsAnswer>>,
     silent: bool,
     delay: Duration,
@@ -1345,6 +1347,7 @@ impl DnsServer {
         Self {
             state: Rc::new(RefCell::new(DnsState {
                 address,
+                mdns_from: None,
                 zone: BTreeMap::new(),
                 silent: false,
                 delay: Duration::from_ticks(0),
@@ -1352,6 +1355,21 @@ impl DnsServer {
                 answered: Vec::new(),
             })),
         }
+    }
+
+    /// An mDNS responder (RFC 6762) at `from`: it takes queries sent to 224.0.0.251:5353 and,
+    /// as the queries come from a port other than 5353 (one-shot queries), answers them by
+    /// unicast from port 5353.
+    pub fn mdns(from: Ipv4Address) -> Self {
+        let s = Self::new(Ipv4Address::new(224, 0, 0, 251));
+        s.state.borrow_mut().mdns_from = Some(from);
+        s
+    }
+
+    /// The server's unicast address (for an mDNS responder, the one its answers come from).
+    pub fn unicast_address(&self) -> Ipv4Address {
+        let s = self.state.borrow();
+        s.mdns_from.unwrap_or(s.address)
     }
 
     /// The server's address.
@@ -1423,15 +1441,13 @@ impl DnsServer {
         let payload = build_dns_response(&s.zone, &udp.payload, q);
         let delay = s.delay;
         s.answered.push((Instant::now() + delay, q.txid));
+        let from = match s.mdns_from {
+            Some(addr) => (addr, 5353),
+            None => (s.address, 53),
+        };
         vec![(
             delay,
-            udp_v4_frame(
-                mac,
-                client_mac,
-                (s.address, 53),
-                (q.src, q.src_port),
-                &payload,
-            ),
+            udp_v4_frame(mac, client_mac, from, (q.src, q.src_port), &payload),
         )]
     }
 }

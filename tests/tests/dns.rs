@@ -441,3 +441,33 @@ fn server_list_follows_the_configuration() {
     assert_eq!(r.unwrap().as_slice(), [v4(80)]);
     assert_eq!((s.dns.queries().len(), s.other.queries().len()), (2, 2));
 }
+
+#[test]
+fn local_names_are_resolved_by_multicast_dns() {
+    // With the `mdns` feature, `.local` names are asked of 224.0.0.251:5353 (RFC 6762), never
+    // of the configured unicast server.
+    let ex = Executor::new();
+    let s = setup(&ex);
+    let responder = DnsServer::mdns(ip4(77));
+    responder.add("printer.local", DnsAnswer::A(ip4(77)));
+    s.peer.with_dns(&responder);
+    let r = ex
+        .try_run_until(s.stack.dns_query("printer.local", DnsQueryType::A), LIMIT)
+        .unwrap();
+    assert_eq!(r.unwrap().as_slice(), [v4(77)]);
+    let q = responder.queries();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(
+        (q[0].dst, q[0].dst_port),
+        (ferronet::Ipv4Address::new(224, 0, 0, 251), 5353)
+    );
+    assert_eq!(q[0].name, "printer.local");
+    assert!(s.dns.queries().is_empty());
+
+    // A name nobody answers for fails after the timeout, without a unicast query.
+    let r = ex
+        .try_run_until(s.stack.dns_query("nobody.local", DnsQueryType::A), LIMIT)
+        .unwrap();
+    assert!(r.is_err(), "{r:?}");
+    assert!(s.dns.queries().is_empty());
+}

@@ -732,29 +732,8 @@ fn hardware_address_follows_the_driver() {
     );
 }
 
-#[test]
-fn try_new_rejects_an_unsupported_medium() {
-    let _ex = Executor::new();
-    let (dev, _peer, _link) = pair_ethernet(LinkConfig::default()).unwrap();
-    let (dev, cell) = AddrDevice::new(dev);
-    set_addr(
-        &cell,
-        embassy_net_driver::HardwareAddress::Ieee802154([1; 8]),
-    );
-    let r = ferronet::try_new(
-        dev,
-        dual_config(2),
-        leak(StackResources::<SOCKETS>::new()),
-        1,
-    );
-    match r {
-        Err(e @ NewStackError::UnsupportedMedium(_)) => {
-            assert!(e.to_string().contains("medium"), "{e}");
-        }
-        Err(e) => panic!("unexpected error {e:?}"),
-        Ok(_) => panic!("an IEEE 802.15.4 device was accepted without medium-ieee802154"),
-    }
-}
+// `try_new` with a medium whose feature is off: crates/ferronet/tests/medium.rs (it needs a
+// feature set without `medium-ieee802154`, which this crate enables).
 
 // ---------------------------------------------------------------------------------------------
 // Socket table
@@ -939,4 +918,59 @@ fn counters_count_frames() {
     assert_eq!(u64::from(b1.rx_frames), st.a_to_b.delivered, "{st:?}");
     assert_eq!(u64::from(b1.tx_frames), st.b_to_a.sent, "{st:?}");
     assert_eq!(u64::from(a1.rx_frames), st.b_to_a.delivered, "{st:?}");
+}
+
+#[test]
+fn udp_echo_over_an_ieee802154_link() {
+    // 6LoWPAN over IEEE 802.15.4: the medium comes from the driver's hardware address, and
+    // neighbor discovery and UDP work with compressed headers in 127-byte frames.
+    let ex = Executor::new();
+    let addr_a = [0x02, 0, 0, 0, 0, 0, 0, 0x0a];
+    let addr_b = [0x02, 0, 0, 0, 0, 0, 0, 0x0b];
+    let (dev_a, dev_b, link) = pair(
+        LinkConfig::ieee802154(),
+        Endpoint::Ieee802154(addr_a),
+        Endpoint::Ieee802154(addr_b),
+    )
+    .unwrap();
+    let v6 = |host: u16| {
+        let mut c = Config::default();
+        c.ipv6 = ferronet::ConfigV6::Static(v6_config(host));
+        c
+    };
+    let (a, runner_a) = ferronet::try_new(dev_a, v6(2), leak(StackResources::<SOCKETS>::new()), 1)
+        .expect("IEEE 802.15.4 device");
+    let (b, runner_b) = ferronet::try_new(dev_b, v6(3), leak(StackResources::<SOCKETS>::new()), 2)
+        .expect("IEEE 802.15.4 device");
+    assert_eq!(
+        a.hardware_address(),
+        HardwareAddress::Ieee802154(ferronet::Ieee802154Address::Extended(addr_a))
+    );
+    spawn_runner(&ex, runner_a);
+    spawn_runner(&ex, runner_b);
+    spawn_udp_echo(&ex, b, 7);
+    link.capture(true);
+
+    let mut s = udp_socket(a, 1024, 8);
+    s.bind(0).unwrap();
+    let peer = IpEndpoint::new(ip6(3).into(), 7);
+    for len in [1usize, 20, 50] {
+        let mut d = vec![0u8; len];
+        fill_pattern(3, len, &mut d);
+        let r = ex
+            .try_run_until(exchange(&s, &d, peer), LIMIT)
+            .expect("no echo over the IEEE 802.15.4 link");
+        assert_eq!(r, (d, peer));
+    }
+    let frames = link.captured();
+    assert!(frames.len() >= 6);
+    for f in &frames {
+        assert!(f.data.len() <= 127, "frame of {} bytes", f.data.len());
+        let parsed = smoltcp::wire::Ieee802154Frame::new_checked(&f.data[..])
+            .expect("an IEEE 802.15.4 frame");
+        assert_eq!(
+            parsed.frame_type(),
+            smoltcp::wire::Ieee802154FrameType::Data
+        );
+    }
 }

@@ -109,6 +109,15 @@ impl LinkConfig {
         }
     }
 
+    /// Like [`ethernet`](Self::ethernet) but with MTU 127 (the largest IEEE 802.15.4 frame),
+    /// for [`Endpoint::Ieee802154`] links.
+    pub const fn ieee802154() -> Self {
+        Self {
+            mtu: 127,
+            ..Self::ethernet()
+        }
+    }
+
     /// The fault probabilities of this configuration.
     pub const fn faults(&self) -> Faults {
         Faults {
@@ -240,6 +249,9 @@ pub enum Endpoint {
     Ethernet([u8; 6]),
     /// A TUN-like IP interface: frames are bare IPv4/IPv6 packets.
     Ip,
+    /// An IEEE 802.15.4 radio with this extended (EUI-64) address; frames are 802.15.4 MAC
+    /// frames without the FCS (6LoWPAN).
+    Ieee802154([u8; 8]),
 }
 
 impl Endpoint {
@@ -247,6 +259,7 @@ impl Endpoint {
         match self {
             Endpoint::Ethernet(mac) => HardwareAddress::Ethernet(mac),
             Endpoint::Ip => HardwareAddress::Ip,
+            Endpoint::Ieee802154(addr) => HardwareAddress::Ieee802154(addr),
         }
     }
 }
@@ -356,6 +369,7 @@ pub fn pair(
     let link_type = match (a, b) {
         (Endpoint::Ethernet(_), Endpoint::Ethernet(_)) => LinkType::Ethernet,
         (Endpoint::Ip, Endpoint::Ip) => LinkType::RawIp,
+        (Endpoint::Ieee802154(_), Endpoint::Ieee802154(_)) => LinkType::Ieee802154NoFcs,
         _ => return Err(ConfigError::MediumMismatch),
     };
     let mtu = cfg.mtu;

@@ -28,6 +28,8 @@ pub enum LinkType {
     Ethernet,
     /// `LINKTYPE_RAW` (101): raw IPv4 or IPv6 packets with no link-layer header.
     RawIp,
+    /// `LINKTYPE_IEEE802_15_4_NOFCS` (230): IEEE 802.15.4 MAC frames without the FCS.
+    Ieee802154NoFcs,
 }
 
 impl LinkType {
@@ -36,6 +38,7 @@ impl LinkType {
         match self {
             LinkType::Ethernet => 1,
             LinkType::RawIp => 101,
+            LinkType::Ieee802154NoFcs => 230,
         }
     }
 }
