@@ -1,11 +1,10 @@
 //! The runner: the one task that talks to the driver and drives smoltcp.
 
 use core::future::poll_fn;
-use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use embassy_net_driver::{Driver, LinkState};
-use embassy_time::{Instant, Timer};
+use embassy_time::Instant;
 use smoltcp::iface::PollIngressSingleResult;
 
 use crate::driver_adapter::DriverAdapter;
@@ -22,6 +21,12 @@ const TX_BUDGET: usize = 32;
 /// interval instead.
 #[cfg(feature = "slaac")]
 const SLAAC_TICK: embassy_time::Duration = embassy_time::Duration::from_secs(1);
+/// While the driver's transmit queue is full, the longest the runner sleeps without a wake-up
+/// from the driver.
+const TX_FULL_RECHECK: embassy_time::Duration = embassy_time::Duration::from_secs(1);
+/// Once a multicast group was joined, the longest the runner sleeps (see [`Runner::run`]).
+#[cfg(feature = "multicast")]
+const MULTICAST_TICK: embassy_time::Duration = embassy_time::Duration::from_secs(1);
 /// How long the runner waits before polling again when smoltcp asks to be polled "now" but the
 /// previous poll did nothing at all (no frame in or out, no socket change). This breaks any
 /// busy loop, whatever its cause.
@@ -36,6 +41,8 @@ struct IoResult {
     more: bool,
     /// The driver had no room to transmit.
     tx_exhausted: bool,
+    /// smoltcp's `poll_at`, if it was asked after the last egress pass.
+    poll_at: Option<Option<smoltcp::time::Instant>>,
 }
 
 /// Network stack runner.
@@ -71,7 +78,7 @@ impl<'d, D: Driver> Runner<'d, D> {
 
     fn poll(&mut self, cx: &mut Context<'_>) {
         let mut state_changed = false;
-        let next = {
+        {
             let mut guard = self.shared.inner.borrow_mut();
             let inner: &mut Inner = &mut guard;
             inner.runner_waker.register(cx.waker());
@@ -124,16 +131,23 @@ impl<'d, D: Driver> Runner<'d, D> {
                 state_changed = true;
             }
 
-            if io.more || reconfigure {
+            let next = if io.more || reconfigure {
                 // Budget used up, or the configuration changed: let other tasks run, then
                 // continue.
                 cx.waker().wake_by_ref();
                 None
             } else {
-                match inner.iface.poll_at(ts, &inner.sockets) {
-                    // The driver wakes us when it has room again; smoltcp's "now" would
-                    // only spin.
-                    Some(at) if io.tx_exhausted && at <= ts => None,
+                // With the driver's transmit queue full, the driver wakes the runner when it
+                // has room again; a timer at most `TX_FULL_RECHECK` away keeps socket timeouts
+                // firing should the driver stay full. `poll_at` is not asked then: a socket
+                // whose ACK could not be sent can be in a state where smoltcp 0.14's `poll_at`
+                // panics (a FIN received while the advertised window is zero).
+                let poll_at = match io.poll_at {
+                    _ if io.tx_exhausted => Some(instant_to_smoltcp(now + TX_FULL_RECHECK)),
+                    Some(at) if !reconfigure => at,
+                    _ => inner.iface.poll_at(ts, &inner.sockets),
+                };
+                let next = match poll_at {
                     Some(at) if at <= ts => {
                         if io.progress {
                             cx.waker().wake_by_ref();
@@ -146,15 +160,23 @@ impl<'d, D: Driver> Runner<'d, D> {
                     #[cfg(feature = "slaac")]
                     None if inner.slaac => Some(now + SLAAC_TICK),
                     None => None,
-                }
-            }
-        };
+                };
+                // smoltcp answers IGMP/MLD queries after a delay that `poll_at` does not
+                // announce: once a group was joined, poll at least once a second.
+                #[cfg(feature = "multicast")]
+                let next = if inner.multicast_used {
+                    Some(next.map_or(now + MULTICAST_TICK, |t| t.min(now + MULTICAST_TICK)))
+                } else {
+                    next
+                };
+                next
+            };
+            arm_timer(cx, now, next);
+        }
 
         if state_changed {
             self.shared.state_waiters.wake_all();
         }
-
-        self.arm_timer(cx, next);
     }
 
     /// Move frames: up to [`RX_BUDGET`] received frames, then up to [`TX_BUDGET`] egress
@@ -216,7 +238,14 @@ impl<'d, D: Driver> Runner<'d, D> {
         #[cfg(not(feature = "tcp"))]
         let _ = (&slots, &watched);
 
+        // Each egress pass offers every socket the chance to send one packet. After the first
+        // pass that sent something, smoltcp's `poll_at` (needed afterwards anyway, to arm the
+        // timer) tells whether any socket has more to send now; asking it is cheaper than
+        // another full pass that finds nothing to send, the common case for request/response
+        // traffic. When there is more (bulk transfers), passes continue until one sends
+        // nothing, without asking again.
         let mut egress_done = false;
+        let mut asked = false;
         for _ in 0..TX_BUDGET {
             match iface.poll_egress(ts, &mut dev, sockets) {
                 smoltcp::iface::PollResult::None => {
@@ -229,6 +258,15 @@ impl<'d, D: Driver> Runner<'d, D> {
                 egress_done = true;
                 break;
             }
+            if !asked {
+                asked = true;
+                let at = iface.poll_at(ts, sockets);
+                if !matches!(at, Some(at) if at <= ts) {
+                    res.poll_at = Some(at);
+                    egress_done = true;
+                    break;
+                }
+            }
         }
         res.tx_exhausted = dev.tx_exhausted;
         res.more = !rx_done || !egress_done;
@@ -239,24 +277,25 @@ impl<'d, D: Driver> Runner<'d, D> {
         }
         res
     }
-
-    /// Make sure the runner is woken at `at` (or earlier).
-    ///
-    /// This registers every time, even when the deadline did not change: embassy-time keeps
-    /// one deadline per waker, so a driver that schedules its own wake-up with the runner's
-    /// waker (for example to deliver a delayed frame) replaces the earlier registration.
-    fn arm_timer(&mut self, cx: &mut Context<'_>, at: Option<Instant>) {
-        let Some(at) = at else {
-            return;
-        };
-        let mut timer = Timer::at(at);
-        if Pin::new(&mut timer).poll(cx).is_ready() {
-            cx.waker().wake_by_ref();
-        }
-    }
 }
 
-use core::future::Future as _;
+/// Make sure the runner is woken at `at` (or earlier); `now` is the time of this poll.
+///
+/// This registers every time, even when the deadline did not change: embassy-time keeps
+/// one deadline per waker, so a driver that schedules its own wake-up with the runner's
+/// waker (for example to deliver a delayed frame) replaces the earlier registration. It
+/// goes straight to the time driver, which is what `Timer::at(..).poll()` does after
+/// reading the clock once more.
+fn arm_timer(cx: &mut Context<'_>, now: Instant, at: Option<Instant>) {
+    let Some(at) = at else {
+        return;
+    };
+    if at <= now {
+        cx.waker().wake_by_ref();
+    } else {
+        embassy_time_driver::schedule_wake(at.as_ticks(), cx.waker());
+    }
+}
 
 /// Give the interface a new hardware address (IP-medium interfaces have none).
 fn set_iface_hw_addr(iface: &mut smoltcp::iface::Interface, addr: smoltcp::wire::HardwareAddress) {

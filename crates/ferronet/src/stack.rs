@@ -155,6 +155,10 @@ pub(crate) struct Inner {
     pub(crate) watched: usize,
     /// The runner's waker: woken when a handle changed something the runner must act on.
     pub(crate) runner_waker: WakerRegistration,
+    /// A multicast group was joined at some point: the interface then has report timers that
+    /// smoltcp's `poll_at` does not announce.
+    #[cfg(feature = "multicast")]
+    pub(crate) multicast_used: bool,
     pub(crate) caps: phy::DeviceCapabilities,
     pub(crate) medium: Medium,
     pub(crate) driver_hw: embassy_net_driver::HardwareAddress,
@@ -300,6 +304,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         socket_count: if cfg!(feature = "dns") { 1 } else { 0 },
         watched: 0,
         runner_waker: WakerRegistration::new(),
+        #[cfg(feature = "multicast")]
+        multicast_used: false,
         caps,
         medium,
         driver_hw,
@@ -848,6 +854,7 @@ impl<'d> Stack<'d> {
     ) -> Result<(), smoltcp::iface::MulticastError> {
         self.with_mut(|i| {
             let r = i.iface.join_multicast_group(addr);
+            i.multicast_used = true;
             i.wake_runner();
             r
         })
