@@ -17,3 +17,29 @@ for target in thumbv7em-none-eabihf thumbv7m-none-eabi; do
     rustup target list --toolchain "$toolchain" --installed | grep -qx "$target" ||
         rustup target add --toolchain "$toolchain" "$target"
 done
+
+# Programs the capture and interop tests use: tshark (reads captures back), and the Linux
+# peers of the interop tests. Installed with apt-get when missing and when we may (root or
+# passwordless sudo); otherwise those tests say SKIP (and fail under CI=true).
+apt_packages=()
+command -v tshark >/dev/null 2>&1 || apt_packages+=(tshark)
+command -v dnsmasq >/dev/null 2>&1 || apt_packages+=(dnsmasq-base)
+command -v radvd >/dev/null 2>&1 || apt_packages+=(radvd)
+command -v socat >/dev/null 2>&1 || apt_packages+=(socat)
+command -v ping >/dev/null 2>&1 || apt_packages+=(iputils-ping)
+command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
+command -v python3 >/dev/null 2>&1 || apt_packages+=(python3)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo -n); else sudo=(false); fi
+    if [ "${sudo[0]:-}" != false ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing ${apt_packages[*]}"
+        echo "wireshark-common wireshark-common/install-setuid boolean false" |
+            "${sudo[@]}" debconf-set-selections 2>/dev/null || true
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "${apt_packages[@]}" >/dev/null ||
+            { "${sudo[@]}" apt-get update -q >/dev/null &&
+                DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "${apt_packages[@]}" >/dev/null; } ||
+            echo "setup: could not install ${apt_packages[*]}; the tests that need them will say SKIP" >&2
+    else
+        echo "setup: not root and no sudo: not installing ${apt_packages[*]}; the tests that need them will say SKIP" >&2
+    fi
+fi

@@ -6,6 +6,8 @@
 //!   reordering / corruption, link up/down, statistics, capture and pcap recording.
 //! - [`switch`]: a learning Ethernet switch joining any number of devices.
 //! - [`pcap`]: a classic pcap file writer.
+//! - [`capture`]: [`CaptureDriver`](capture::CaptureDriver), a wrapper that records every
+//!   frame of any `embassy_net_driver::Driver` (simulated, TAP/TUN, real) to a pcap file.
 //! - [`time`] (feature `time-driver`, default): the process's `embassy-time` driver, a real
 //!   clock on every thread and a [`VirtualClock`](time::VirtualClock) on threads that install
 //!   one. Don't enable another `embassy-time` driver (such as `embassy-time/std`) in the same
@@ -72,6 +74,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod capture;
 pub mod link;
 mod medium;
 pub mod pcap;

@@ -1,0 +1,501 @@
+//! Tests on real TAP and TUN interfaces. They need root (`CAP_NET_ADMIN`, `CAP_SYS_ADMIN`
+//! for network namespaces), `/dev/net/tun` and the `ip` tool.
+//!
+//! Each test re-runs itself (this test binary, filtered to that one test) inside a network
+//! namespace it creates and deletes, via `ip netns exec`: every interface, address and frame
+//! stays inside that namespace. Without root they print `SKIP: ...` and pass, except under
+//! `CI=true`, where they fail. Only the documentation prefixes 192.0.2.0/24 and 2001:db8::/32
+//! are used.
+
+use std::future::{Future, poll_fn};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::pin::pin;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use embassy_net_driver::{Driver, HardwareAddress, LinkState, TxToken};
+use ferronet::tcp::TcpSocket;
+use ferronet::udp::{PacketMetadata, UdpSocket as FerroUdp};
+use ferronet::{
+    Config, ConfigV6, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr, StackResources, StaticConfigV4,
+    StaticConfigV6,
+};
+use ferronet_tuntap::{Error, TapDevice, TunDevice};
+// Links ferronet-sim's embassy-time driver (a real clock with a timer thread).
+use ferronet_sim as _;
+
+/// Set in the child process that runs a test body inside the namespace.
+const INNER: &str = "FERRONET_TUNTAP_IN_NETNS";
+/// How long a test body may take inside its namespace.
+const CHILD_LIMIT: Duration = Duration::from_secs(90);
+
+/// Deletes the namespace when dropped.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn skip_or_fail(why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{why} (CI=true: not skipping)");
+    }
+    eprintln!("SKIP: {why}");
+}
+
+/// In the test process: runs test `name` in a fresh namespace and returns false. In the
+/// child inside the namespace: returns true, so the caller runs the body.
+fn run_in_netns(name: &str) -> bool {
+    if std::env::var_os(INNER).is_some() {
+        return true;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        skip_or_fail(&format!(
+            "{name} needs root (TAP/TUN devices in a network namespace)"
+        ));
+        return false;
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        skip_or_fail(&format!("{name} needs /dev/net/tun"));
+        return false;
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        skip_or_fail(&format!("{name} needs the `ip` tool (iproute2)"));
+        return false;
+    }
+    let ns = Netns(format!("ferronet-tt-{}-{}", std::process::id(), name));
+    let status = Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .expect("run ip netns add");
+    assert!(status.success(), "ip netns add {} failed", ns.0);
+    let exe = std::env::current_exe().expect("test binary path");
+    // The child's output is kept (and shown only on failure), so that its own test summary
+    // lines do not mix with this process's.
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(INNER, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the test in the namespace");
+    let collect = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = collect(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = collect(Box::new(child.stderr.take().expect("piped stderr")));
+    let deadline = Instant::now() + CHILD_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = format!(
+        "--- stdout:\n{}\n--- stderr:\n{}",
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default()
+    );
+    match status {
+        None => panic!(
+            "{name} did not finish within {CHILD_LIMIT:?} in namespace {}\n{output}",
+            ns.0
+        ),
+        Some(s) if !s.success() => panic!("{name} failed in namespace {}\n{output}", ns.0),
+        Some(_) => {}
+    }
+    false
+}
+
+/// Runs `ip ARGS` (inside the namespace) and checks that it succeeded; returns its stdout.
+fn ip(args: &str) -> String {
+    let out = Command::new("ip")
+        .args(args.split_whitespace())
+        .output()
+        .expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs `main` and `background` (which never ends) on this thread until `main` completes.
+fn block_on_with<T>(background: impl Future, main: impl Future<Output = T>) -> T {
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut background = pin!(background);
+    let mut main = pin!(main);
+    loop {
+        if let Poll::Ready(v) = main.as_mut().poll(&mut cx) {
+            return v;
+        }
+        let _ = background.as_mut().poll(&mut cx);
+        if let Poll::Ready(v) = main.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+fn leak<T>(t: T) -> &'static mut T {
+    Box::leak(Box::new(t))
+}
+
+fn v4_config(host: u8) -> Config {
+    Config::ipv4_static(StaticConfigV4 {
+        address: Ipv4Cidr::new(Ipv4Address::new(192, 0, 2, host), 24),
+        gateway: None,
+        dns_servers: heapless::Vec::new(),
+    })
+}
+
+/// A ferronet stack on `driver` serving TCP echo and UDP echo on port 7 until `tcp_conns`
+/// connections and `udp_datagrams` datagrams were served (or 30 s passed).
+fn serve_echo<D: Driver>(driver: D, config: Config, tcp_conns: usize, udp_datagrams: usize) {
+    let (stack, mut runner) = ferronet::new(driver, config, leak(StackResources::<4>::new()), 7);
+    let app = async move {
+        let tcp = async {
+            let (mut rx, mut tx) = ([0u8; 4096], [0u8; 4096]);
+            for _ in 0..tcp_conns {
+                let mut s = TcpSocket::new(stack, &mut rx, &mut tx);
+                s.accept(7).await.expect("accept");
+                let mut buf = [0u8; 1024];
+                loop {
+                    let n = s.read(&mut buf).await.expect("read");
+                    if n == 0 {
+                        break;
+                    }
+                    let mut off = 0;
+                    while off < n {
+                        off += s.write(&buf[off..n]).await.expect("write");
+                    }
+                }
+                s.close();
+                let _ = s.flush().await;
+            }
+        };
+        let udp = async {
+            let (mut rm, mut rb, mut tm, mut tb) = (
+                [PacketMetadata::EMPTY; 4],
+                [0u8; 2048],
+                [PacketMetadata::EMPTY; 4],
+                [0u8; 2048],
+            );
+            let mut u = FerroUdp::new(stack, &mut rm, &mut rb, &mut tm, &mut tb);
+            u.bind(7).expect("bind");
+            let mut buf = [0u8; 1500];
+            for _ in 0..udp_datagrams {
+                let (n, meta) = u.recv_from(&mut buf).await.expect("recv");
+                u.send_to(&buf[..n], meta).await.expect("send");
+            }
+            u.flush().await;
+        };
+        let both = async {
+            let mut tcp = pin!(tcp);
+            let mut udp = pin!(udp);
+            let (mut t, mut u) = (false, false);
+            poll_fn(|cx| {
+                t = t || tcp.as_mut().poll(cx).is_ready();
+                u = u || udp.as_mut().poll(cx).is_ready();
+                if t && u {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+        };
+        embassy_time::with_timeout(embassy_time::Duration::from_secs(30), both)
+            .await
+            .expect("the echo servers were not all served within 30 s");
+        // Let the last FIN/ACK go out.
+        embassy_time::Timer::after_millis(200).await;
+    };
+    block_on_with(runner.run(), app);
+}
+
+fn tcp_echo_check(addr: SocketAddr, len: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("connect {addr}: {e}, retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("connect {addr}: {e}"),
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let mut writer = stream.try_clone().unwrap();
+    let to_send = data.clone();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&to_send).unwrap();
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut echoed = Vec::new();
+    stream.read_to_end(&mut echoed).unwrap();
+    sender.join().unwrap();
+    assert_eq!(echoed.len(), data.len());
+    assert!(echoed == data, "echoed bytes differ");
+}
+
+fn udp_echo_check(local: &str, remote: SocketAddr, count: usize) {
+    let sock = UdpSocket::bind(local).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut answered = 0;
+    let mut buf = [0u8; 2048];
+    for i in 0..count {
+        let msg = format!("datagram {i}");
+        // Retry a few times: the first datagram may wait for neighbour resolution.
+        for _attempt in 0..10 {
+            sock.send_to(msg.as_bytes(), remote).unwrap();
+            if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                assert_eq!(from, remote);
+                assert_eq!(&buf[..n], msg.as_bytes());
+                answered += 1;
+                break;
+            }
+        }
+    }
+    assert_eq!(answered, count);
+}
+
+#[test]
+fn tap_link_state_mtu_and_mac_follow_the_interface() {
+    if !run_in_netns("tap_link_state_mtu_and_mac_follow_the_interface") {
+        return;
+    }
+    let mut tap = TapDevice::open("tap0").expect("open tap0");
+    assert_eq!(tap.name(), "tap0");
+    assert_eq!(tap.mtu(), 1500);
+    assert_eq!(tap.capabilities().max_transmission_unit, 1514);
+    let waker = Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    assert!(
+        tap.link_state(&mut cx) == LinkState::Down,
+        "a new TAP is down"
+    );
+
+    ip("link set tap0 up");
+    wait_until("the link is up", Duration::from_secs(3), || {
+        tap.link_state(&mut cx) == LinkState::Up
+    });
+    ip("link set tap0 down");
+    wait_until("the link is down", Duration::from_secs(3), || {
+        !tap.is_link_up()
+    });
+
+    tap.set_mtu(1400).expect("set MTU");
+    assert_eq!(tap.mtu(), 1400);
+    assert_eq!(tap.handle().interface_mtu().unwrap(), 1400);
+    assert!(ip("link show tap0").contains("mtu 1400"));
+    assert_eq!(tap.capabilities().max_transmission_unit, 1414);
+
+    let ifmac = tap.interface_mac_address().unwrap();
+    assert_eq!(tap.mac_address(), ferronet_tuntap::stack_mac_for(ifmac));
+    assert_eq!(
+        tap.hardware_address(),
+        HardwareAddress::Ethernet(tap.mac_address())
+    );
+    let new = [0x02, 0x00, 0x5e, 0x00, 0x53, 0x42];
+    tap.set_interface_mac_address(new).expect("set MAC");
+    assert_eq!(tap.interface_mac_address().unwrap(), new);
+    assert!(ip("link show tap0").contains("02:00:5e:00:53:42"));
+    assert!(matches!(
+        tap.set_interface_mac_address([0x01, 0, 0x5e, 0, 0, 1]),
+        Err(Error::InvalidMac(_))
+    ));
+}
+
+#[test]
+fn open_errors_are_typed() {
+    if !run_in_netns("open_errors_are_typed") {
+        return;
+    }
+    let _tap = TapDevice::open("tap0").expect("open tap0");
+    let e = TapDevice::open("tap0").unwrap_err();
+    assert!(matches!(e, Error::Busy { .. }), "{e:?}");
+    let e = TunDevice::open("tap0").unwrap_err();
+    assert!(matches!(e, Error::WrongKind { .. }), "{e:?}");
+    assert!(e.to_string().contains("TUN"), "{e}");
+    let e = TapDevice::open("lo").unwrap_err();
+    assert!(matches!(e, Error::WrongKind { .. }), "{e:?}");
+
+    // open_existing attaches to an existing (persistent) device and never creates one.
+    let e = TapDevice::open_existing("tap2").unwrap_err();
+    assert!(matches!(e, Error::NoSuchInterface { .. }), "{e:?}");
+    ip("tuntap add dev tap2 mode tap");
+    let tap2 = TapDevice::open_existing("tap2").expect("open the persistent tap2");
+    assert_eq!(tap2.name(), "tap2");
+    drop(tap2);
+    assert!(
+        ip("link show").contains("tap2"),
+        "a persistent device outlives the descriptor"
+    );
+
+    // Without CAP_NET_ADMIN (dropped on one thread only) creating an interface is refused.
+    let e = std::thread::spawn(|| {
+        drop_cap_net_admin();
+        TapDevice::open("tap1").unwrap_err()
+    })
+    .join()
+    .unwrap();
+    assert!(matches!(e, Error::PermissionDenied { .. }), "{e:?}");
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+    assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}");
+}
+
+/// Removes CAP_NET_ADMIN from the calling thread's effective capabilities (capabilities are
+/// per thread in Linux; the raw system call does not propagate to other threads).
+fn drop_cap_net_admin() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_ADMIN: u32 = 12;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget(2) with a version-3 header and room for its two data structs.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) };
+    assert_eq!(rc, 0, "capget: {}", std::io::Error::last_os_error());
+    data[0].effective &= !(1 << CAP_NET_ADMIN);
+    // SAFETY: capset(2) with the same header and the two data structs read above.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) };
+    assert_eq!(rc, 0, "capset: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn deleting_the_interface_takes_the_link_down_for_good() {
+    if !run_in_netns("deleting_the_interface_takes_the_link_down_for_good") {
+        return;
+    }
+    let mut tap = TapDevice::open("tap0").expect("open tap0");
+    tap.handle().set_interface_up(true).expect("set up");
+    wait_until("the link is up", Duration::from_secs(3), || {
+        tap.is_link_up()
+    });
+    let waker = Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    // Take what the kernel sent on link-up (IPv6 router solicitations, MLD reports), so the
+    // device waits for readability.
+    for _ in 0..100 {
+        if tap.receive(&mut cx).is_none() {
+            break;
+        }
+    }
+    ip("link del tap0");
+    wait_until("the link is down", Duration::from_secs(3), || {
+        tap.link_state(&mut cx) == LinkState::Down
+    });
+    // Frames sent now are dropped, not kept forever.
+    let token = tap.transmit(&mut cx).expect("a token");
+    token.consume(60, |b| b.fill(0xff));
+    assert!(tap.transmit(&mut cx).is_some());
+    assert_eq!(tap.stats().tx_dropped, 1);
+}
+
+#[test]
+fn ferronet_on_a_tap_device_talks_to_the_kernel() {
+    if !run_in_netns("ferronet_on_a_tap_device_talks_to_the_kernel") {
+        return;
+    }
+    let tap = TapDevice::open("tap0").expect("open tap0");
+    let handle = tap.handle();
+    ip("addr add 192.0.2.1/24 dev tap0");
+    ip("link set tap0 up");
+    let server = std::thread::spawn(move || serve_echo(tap, v4_config(2), 2, 5));
+    let remote: SocketAddr = (Ipv4Addr::new(192, 0, 2, 2), 7).into();
+    udp_echo_check("192.0.2.1:0", remote, 5);
+    tcp_echo_check(remote, 200_000);
+    tcp_echo_check(remote, 10);
+    server.join().expect("server");
+    let s = handle.stats();
+    assert!(s.rx_frames > 100 && s.tx_frames > 100, "{s:?}");
+    assert_eq!(s.tx_dropped, 0, "{s:?}");
+    // The kernel learnt the stack's MAC address by ARP.
+    let neigh = ip("neigh show 192.0.2.2 dev tap0");
+    let stack_mac = ferronet_tuntap::stack_mac_for(handle.interface_mac_address().unwrap());
+    assert!(
+        neigh.contains(&ferronet_tuntap::format_mac(stack_mac)),
+        "{neigh}"
+    );
+}
+
+#[test]
+fn ferronet_on_a_tun_device_talks_to_the_kernel_over_ipv4_and_ipv6() {
+    if !run_in_netns("ferronet_on_a_tun_device_talks_to_the_kernel_over_ipv4_and_ipv6") {
+        return;
+    }
+    let tun = TunDevice::open("tun0").expect("open tun0");
+    assert_eq!(tun.hardware_address(), HardwareAddress::Ip);
+    assert_eq!(tun.capabilities().max_transmission_unit, 1500);
+    ip("addr add 192.0.2.1/24 dev tun0");
+    ip("-6 addr add 2001:db8::1/64 dev tun0 nodad");
+    ip("link set tun0 up");
+    let mut config = v4_config(2);
+    config.ipv6 = ConfigV6::Static(StaticConfigV6 {
+        address: Ipv6Cidr::new(Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2), 64),
+        gateway: None,
+        dns_servers: heapless::Vec::new(),
+    });
+    let server = std::thread::spawn(move || serve_echo(tun, config, 2, 6));
+    let v4: SocketAddr = (Ipv4Addr::new(192, 0, 2, 2), 7).into();
+    let v6: SocketAddr = "[2001:db8::2]:7".parse().unwrap();
+    udp_echo_check("192.0.2.1:0", v4, 3);
+    udp_echo_check("[2001:db8::1]:0", v6, 3);
+    tcp_echo_check(v4, 100_000);
+    tcp_echo_check(v6, 100_000);
+    server.join().expect("server");
+}
