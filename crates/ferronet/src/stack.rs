@@ -343,8 +343,9 @@ fn splitmix64(mut x: u64) -> u64 {
 }
 
 impl Inner {
-    /// Wake the runner so that it polls the interface soon.
-    #[inline]
+    /// Wake the runner so that it polls the interface soon. Not inlined: it is called from
+    /// every socket operation, and one copy is smaller than many.
+    #[inline(never)]
     pub(crate) fn wake_runner(&mut self) {
         self.runner_waker.wake();
     }
