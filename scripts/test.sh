@@ -36,3 +36,6 @@ step "tests and doctests"
 cargo test --workspace
 # A driver whose medium is not enabled: needs a build without medium-ieee802154.
 cargo test -q -p ferronet --no-default-features --features tcp,proto-ipv4,medium-ethernet --test medium
+
+step "interop tests against Linux (network namespaces)"
+./scripts/interop.sh

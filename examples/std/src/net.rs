@@ -7,7 +7,7 @@ use std::io::BufWriter;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use embassy_time::{Duration, with_timeout};
+use embassy_time::{Duration, Timer, with_timeout};
 use ferronet::dns::DnsQueryType;
 use ferronet::driver::Driver;
 use ferronet::{
@@ -34,6 +34,9 @@ Interface and addressing:
   --gw ADDR       default gateway, IPv4 or IPv6 (once per family)
   --dns ADDR      DNS server, IPv4 or IPv6 (up to 3 per family)
   --dhcp          get the IPv4 address, gateway and DNS servers by DHCP (TAP only)
+  --slaac         get the IPv6 address and gateway from router advertisements (SLAAC,
+                  TAP only); prints `ipv6 link-local: ADDR/64` and, once a router has
+                  answered, `ipv6: ADDR/LEN` on stderr
   --mac MAC       the stack's MAC address on a TAP (default: the interface's with the last
                   bit flipped, locally administered)
   --mtu N         set the interface's MTU first
@@ -62,6 +65,8 @@ pub struct NetArgs {
     pub dns6: heapless::Vec<Ipv6Address, 3>,
     /// `--dhcp`.
     pub dhcp: bool,
+    /// `--slaac`.
+    pub slaac: bool,
     /// `--mac`.
     pub mac: Option<[u8; 6]>,
     /// `--mtu`.
@@ -86,6 +91,7 @@ impl Default for NetArgs {
             dns4: heapless::Vec::new(),
             dns6: heapless::Vec::new(),
             dhcp: false,
+            slaac: false,
             mac: None,
             mtu: None,
             pcap: None,
@@ -146,6 +152,7 @@ impl NetArgs {
                 }
             }
             "dhcp" => self.dhcp = true,
+            "slaac" => self.slaac = true,
             "mac" => {
                 let value = p.value(flag)?;
                 let mac = ferronet_tuntap::parse_mac(&value)
@@ -187,9 +194,22 @@ impl NetArgs {
                 dns_servers: self.dns6.clone(),
             });
         }
-        if !self.dhcp && self.ipv4.is_none() && self.ipv6.is_none() {
+        if self.slaac {
+            if self.ipv6.is_some() {
+                return Err(Failure::usage(
+                    "--slaac and an IPv6 --ip exclude each other",
+                ));
+            }
+            if matches!(self.device, Some((Kind::Tun, _))) {
+                return Err(Failure::usage(
+                    "--slaac needs an Ethernet (--tap) interface",
+                ));
+            }
+            config.ipv6 = ConfigV6::Slaac;
+        }
+        if !self.dhcp && !self.slaac && self.ipv4.is_none() && self.ipv6.is_none() {
             return Err(Failure::usage(
-                "no address: give --ip ADDRESS/LEN (IPv4 and/or IPv6) or --dhcp",
+                "no address: give --ip ADDRESS/LEN (IPv4 and/or IPv6), --dhcp or --slaac",
             ));
         }
         Ok(config)
@@ -290,6 +310,7 @@ fn drive<D: Driver, T>(
     seed: u64,
     app: impl AsyncFnOnce(Stack<'static>) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
+    let slaac = matches!(config.ipv6, ConfigV6::Slaac);
     let resources = Box::leak(Box::new(StackResources::<SOCKETS>::new()));
     let (stack, mut runner) = ferronet::new(dev, config, resources, seed);
     block_on_with(runner.run(), async move {
@@ -300,11 +321,35 @@ fn drive<D: Driver, T>(
                 wait.as_secs()
             )));
         }
+        if slaac {
+            let ll = Ipv6Cidr::new(Ipv6Cidr::LINK_LOCAL_PREFIX.address(), 64);
+            if let Some(ll) = Ipv6Cidr::from_link_prefix(&ll, stack.hardware_address()) {
+                eprintln!("ipv6 link-local: {ll}");
+            }
+        }
         if with_timeout(wait, stack.wait_config_up()).await.is_err() {
             return Err(Failure::timeout(format!(
-                "no IP configuration after {} s (no DHCP server answered?)",
+                "no IP configuration after {} s (no DHCP server or IPv6 router answered?)",
                 wait.as_secs()
             )));
+        }
+        if slaac {
+            // The IPv4 configuration may have come first: wait for the router as well.
+            let v6 = with_timeout(wait, async {
+                loop {
+                    if let Some(c) = stack.config_v6() {
+                        return c;
+                    }
+                    Timer::after_millis(50).await;
+                }
+            });
+            let c = v6.await.map_err(|_| {
+                Failure::timeout(format!(
+                    "no IPv6 router advertisement after {} s",
+                    wait.as_secs()
+                ))
+            })?;
+            eprintln!("ipv6: {}", c.address);
         }
         app(stack).await
     })
@@ -400,5 +445,17 @@ mod tests {
         assert!(net.config().is_err(), "DHCP with a static IPv4 address");
         net.ipv4 = None;
         assert!(net.config().is_err(), "DHCP on a TUN");
+
+        let mut net = NetArgs {
+            device: Some((Kind::Tap, "tap0".into())),
+            slaac: true,
+            ..NetArgs::default()
+        };
+        assert!(matches!(net.config().unwrap().ipv6, ConfigV6::Slaac));
+        net.ipv6 = Some(Ipv6Cidr::new(Ipv6Address::LOCALHOST, 128));
+        assert!(net.config().is_err(), "SLAAC with a static IPv6 address");
+        net.ipv6 = None;
+        net.device = Some((Kind::Tun, "tun0".into()));
+        assert!(net.config().is_err(), "SLAAC on a TUN");
     }
 }

@@ -16,7 +16,7 @@ use ferronet_examples::net::{self, NetArgs, pattern_byte};
 const USAGE: &str = "\
 ping: send ICMP (or ICMPv6) echo requests to HOST and print the round-trip times.
 
-Usage: ping (--tap NAME | --tun NAME) (--ip CIDR | --dhcp) [options] HOST
+Usage: ping (--tap NAME | --tun NAME) (--ip CIDR | --dhcp | --slaac) [options] HOST
 
 HOST is an IPv4 or IPv6 address, or a name looked up by DNS. Like iputils ping, exits with
 status 0 if at least one reply came, 1 if none did.
