@@ -188,7 +188,15 @@ pub enum ConfigV6 {
     None,
     /// Use a static IPv6 address configuration.
     Static(StaticConfigV6),
-    /// Use SLAAC for IPv6 address configuration.
+    /// Use SLAAC for IPv6 address configuration: a link-local address at once, then an
+    /// address from the prefix routers advertise, and a default route through the router.
+    ///
+    /// The interface holds smoltcp's `IFACE_MAX_ADDR_COUNT` addresses (2 by default): the
+    /// link-local and the advertised one. For dual stack (an IPv4 address as well) enable
+    /// smoltcp's `iface-max-addr-count-3` feature in your firmware's `Cargo.toml`; without
+    /// it the advertised address does not fit (a warning is logged) and IPv6 stays down.
+    /// SLAAC only works if the stack was created with it, and only on Ethernet and
+    /// IEEE 802.15.4 interfaces.
     #[cfg(feature = "slaac")]
     Slaac,
 }

@@ -569,11 +569,21 @@ impl Inner {
     pub(crate) fn apply_config(&mut self) {
         let mut addrs: heapless::Vec<IpCidr, { smoltcp::config::IFACE_MAX_ADDR_COUNT }> =
             heapless::Vec::new();
+        // With SLAAC the link-local address goes first: smoltcp sends router solicitations
+        // from it (and panics if it is missing), so it must never be the one that does not fit.
+        #[cfg(feature = "slaac")]
+        if self.slaac
+            && let Some(ll) = self.link_local_address()
+        {
+            let _ = addrs.push(ll);
+        }
         #[cfg(feature = "proto-ipv4")]
         {
             if let Some(c) = &self.static_v4 {
                 debug!("IPv4: up, address {}", c.address);
-                let _ = addrs.push(IpCidr::Ipv4(c.address));
+                if addrs.push(IpCidr::Ipv4(c.address)).is_err() {
+                    warn!("address table full, IPv4 address not set (see IFACE_MAX_ADDR_COUNT)");
+                }
                 match c.gateway {
                     Some(gw) => {
                         if self.iface.routes_mut().add_default_ipv4_route(gw).is_err() {
@@ -593,7 +603,11 @@ impl Inner {
         {
             if let Some(c) = &self.static_v6 {
                 debug!("IPv6: up, address {}", c.address);
-                let _ = addrs.push(IpCidr::Ipv6(c.address));
+                if !addrs.contains(&IpCidr::Ipv6(c.address))
+                    && addrs.push(IpCidr::Ipv6(c.address)).is_err()
+                {
+                    warn!("address table full, IPv6 address not set (see IFACE_MAX_ADDR_COUNT)");
+                }
                 match c.gateway {
                     Some(gw) => {
                         if self.iface.routes_mut().add_default_ipv6_route(gw).is_err() {
@@ -608,13 +622,6 @@ impl Inner {
                 debug!("IPv6: down");
                 self.iface.routes_mut().remove_default_ipv6_route();
             }
-        }
-        #[cfg(feature = "slaac")]
-        if self.slaac
-            && let Some(ll) = self.link_local_address()
-            && !addrs.contains(&ll)
-        {
-            let _ = addrs.push(ll);
         }
         // Only touch the addresses when they change: smoltcp flushes its neighbor cache on
         // every update.
