@@ -98,42 +98,92 @@ impl core::fmt::Display for SocketTableFull {
 
 impl core::error::Error for SocketTableFull {}
 
-/// What the stack remembers about one socket slot.
+/// What the stack remembers about one socket slot: the socket's handle and a few flags,
+/// packed into one word beside it.
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
 pub(crate) struct SlotMeta {
-    pub(crate) handle: Option<SocketHandle>,
-    /// A TCP socket with a timeout whose connection is being watched by the runner, so that a
-    /// close caused by the timeout is reported as a timeout and not as a reset.
-    pub(crate) watch_timeout: bool,
-    /// Scratch flag for the runner: the socket was open before the egress pass.
-    pub(crate) open_before_egress: bool,
-    /// Set once a connect or accept started on this socket.
-    pub(crate) used: bool,
-    /// The user closed the send half (`close`).
-    pub(crate) closed: bool,
-    /// The user aborted the connection (`abort`).
-    pub(crate) aborted: bool,
-    /// The connection ended because its timeout expired.
-    pub(crate) timed_out: bool,
-    /// The timeout closed the connection with data still unacknowledged.
-    pub(crate) data_lost: bool,
-    /// The connect timeout was put in place by `connect` (no user timeout was set).
-    pub(crate) connect_timeout: bool,
+    /// The socket's handle; meaningful only while [`IN_USE`] is set.
+    handle: SocketHandle,
+    flags: u16,
+}
+
+/// The slot holds a socket.
+const IN_USE: u16 = 1 << 0;
+/// A TCP socket with a timeout whose connection is being watched by the runner, so that a
+/// close caused by the timeout is reported as a timeout and not as a reset.
+const WATCH_TIMEOUT: u16 = 1 << 1;
+/// Scratch flag for the runner: the socket was open before the egress pass.
+const OPEN_BEFORE_EGRESS: u16 = 1 << 2;
+/// Set once a connect or accept started on this socket.
+const USED: u16 = 1 << 3;
+/// The user closed the send half (`close`).
+const CLOSED: u16 = 1 << 4;
+/// The user aborted the connection (`abort`).
+const ABORTED: u16 = 1 << 5;
+/// The connection ended because its timeout expired.
+const TIMED_OUT: u16 = 1 << 6;
+/// The timeout closed the connection with data still unacknowledged.
+const DATA_LOST: u16 = 1 << 7;
+/// The connect timeout was put in place by `connect` (no user timeout was set).
+const CONNECT_TIMEOUT: u16 = 1 << 8;
+
+macro_rules! slot_flag {
+    ($($get:ident / $set:ident = $bit:ident;)*) => {
+        #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
+        impl SlotMeta {
+            $(
+                #[doc = concat!("Whether [`", stringify!($bit), "`] is set.")]
+                #[inline]
+                pub(crate) fn $get(&self) -> bool {
+                    self.flags & $bit != 0
+                }
+
+                #[doc = concat!("Set or clear [`", stringify!($bit), "`].")]
+                #[inline]
+                pub(crate) fn $set(&mut self, on: bool) {
+                    if on {
+                        self.flags |= $bit;
+                    } else {
+                        self.flags &= !$bit;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+slot_flag! {
+    watch_timeout / set_watch_timeout = WATCH_TIMEOUT;
+    open_before_egress / set_open_before_egress = OPEN_BEFORE_EGRESS;
+    used / set_used = USED;
+    closed / set_closed = CLOSED;
+    aborted / set_aborted = ABORTED;
+    timed_out / set_timed_out = TIMED_OUT;
+    data_lost / set_data_lost = DATA_LOST;
+    connect_timeout / set_connect_timeout = CONNECT_TIMEOUT;
 }
 
 impl SlotMeta {
-    const EMPTY: Self = Self {
-        handle: None,
-        watch_timeout: false,
-        open_before_egress: false,
-        used: false,
-        closed: false,
-        aborted: false,
-        timed_out: false,
-        data_lost: false,
-        connect_timeout: false,
-    };
+    fn empty() -> Self {
+        Self {
+            handle: SocketHandle::default(),
+            flags: 0,
+        }
+    }
+
+    fn holding(handle: SocketHandle) -> Self {
+        Self {
+            handle,
+            flags: IN_USE,
+        }
+    }
+
+    /// The handle of the socket in this slot, if there is one.
+    #[inline]
+    pub(crate) fn handle(&self) -> Option<SocketHandle> {
+        (self.flags & IN_USE != 0).then_some(self.handle)
+    }
 }
 
 /// State shared by the [`Stack`] handle, the sockets and the [`Runner`](crate::Runner).
@@ -150,7 +200,6 @@ pub(crate) struct Inner {
     pub(crate) sockets: SocketSet<'static>,
     pub(crate) iface: Interface,
     pub(crate) slots: &'static mut [SlotMeta],
-    pub(crate) socket_count: usize,
     /// Number of slots with `watch_timeout` set.
     pub(crate) watched: usize,
     /// The runner's waker: woken when a handle changed something the runner must act on.
@@ -258,7 +307,7 @@ pub(crate) fn init<'d, const SOCK: usize>(
 ) -> Result<&'d Shared, NewStackError> {
     let storage: &'d mut [SocketStorage<'static>] =
         resources.sockets.write([SocketStorage::EMPTY; SOCK]);
-    let slots: &'d mut [SlotMeta] = resources.slots.write([SlotMeta::EMPTY; SOCK]);
+    let slots: &'d mut [SlotMeta] = resources.slots.write([SlotMeta::empty(); SOCK]);
     // SAFETY: the socket storage and slot table live in `resources`, which is borrowed for
     // 'd, and they are only reached through the returned `&'d Shared` (via `Stack<'d>` and
     // `Runner<'d, _>`), so nothing uses them after 'd. The lifetime is erased only because the
@@ -293,7 +342,7 @@ pub(crate) fn init<'d, const SOCK: usize>(
             }));
         }
         let h = sockets.add(smoltcp::socket::dns::Socket::new(&[], queries));
-        slots[0].handle = Some(h);
+        slots[0] = SlotMeta::holding(h);
         h
     };
 
@@ -301,7 +350,6 @@ pub(crate) fn init<'d, const SOCK: usize>(
         sockets,
         iface,
         slots,
-        socket_count: if cfg!(feature = "dns") { 1 } else { 0 },
         watched: 0,
         runner_waker: WakerRegistration::new(),
         #[cfg(feature = "multicast")]
@@ -356,42 +404,34 @@ impl Inner {
         socket: T,
     ) -> Result<(SocketHandle, usize), SocketTableFull> {
         let capacity = self.slots.len();
-        let Some(slot) = self.slots.iter().position(|s| s.handle.is_none()) else {
+        let Some(slot) = self.slots.iter().position(|s| s.handle().is_none()) else {
             return Err(SocketTableFull { capacity });
         };
-        if self.socket_count >= capacity {
-            return Err(SocketTableFull { capacity });
-        }
         let handle = self.sockets.add(socket);
-        self.slots[slot] = SlotMeta {
-            handle: Some(handle),
-            ..SlotMeta::EMPTY
-        };
-        self.socket_count += 1;
+        self.slots[slot] = SlotMeta::holding(handle);
         Ok((handle, slot))
     }
 
     /// Remove a socket from the table.
     pub(crate) fn remove_socket(&mut self, handle: SocketHandle, slot: usize) {
         if let Some(meta) = self.slots.get_mut(slot)
-            && meta.handle == Some(handle)
+            && meta.handle() == Some(handle)
         {
-            if meta.watch_timeout {
+            if meta.watch_timeout() {
                 self.watched -= 1;
             }
-            *meta = SlotMeta::EMPTY;
+            *meta = SlotMeta::empty();
             self.sockets.remove(handle);
-            self.socket_count -= 1;
         }
     }
 
-    /// Start or stop watching a TCP socket's timeout (see [`SlotMeta::watch_timeout`]).
+    /// Start or stop watching a TCP socket's timeout (see [`WATCH_TIMEOUT`]).
     #[cfg(feature = "tcp")]
     pub(crate) fn set_watch(&mut self, slot: usize, watch: bool) {
         if let Some(meta) = self.slots.get_mut(slot)
-            && meta.watch_timeout != watch
+            && meta.watch_timeout() != watch
         {
-            meta.watch_timeout = watch;
+            meta.set_watch_timeout(watch);
             if watch {
                 self.watched += 1;
             } else {
@@ -546,7 +586,7 @@ impl Inner {
     /// Remove one of the stack's own sockets (DHCP).
     #[cfg(feature = "dhcpv4")]
     fn remove_internal_socket(&mut self, handle: SocketHandle) {
-        if let Some(slot) = self.slots.iter().position(|m| m.handle == Some(handle)) {
+        if let Some(slot) = self.slots.iter().position(|m| m.handle() == Some(handle)) {
             self.remove_socket(handle, slot);
         }
     }

@@ -350,12 +350,12 @@ impl<'a> TcpSocket<'a> {
                 Err(tcp::ConnectError::Unaddressable) => return Err(ConnectError::NoRoute),
             }
             let meta = &mut i.slots[slot];
-            meta.used = true;
-            meta.closed = false;
-            meta.aborted = false;
-            meta.timed_out = false;
-            meta.data_lost = false;
-            meta.connect_timeout = default_timeout;
+            meta.set_used(true);
+            meta.set_closed(false);
+            meta.set_aborted(false);
+            meta.set_timed_out(false);
+            meta.set_data_lost(false);
+            meta.set_connect_timeout(default_timeout);
             i.set_watch(slot, true);
             i.wake_runner();
             Ok(())
@@ -367,7 +367,7 @@ impl<'a> TcpSocket<'a> {
                     s.register_send_waker(cx.waker());
                     Poll::Pending
                 }
-                tcp::State::Closed | tcp::State::Listen => Poll::Ready(Err(if meta.timed_out {
+                tcp::State::Closed | tcp::State::Listen => Poll::Ready(Err(if meta.timed_out() {
                     ConnectError::TimedOut
                 } else {
                     ConnectError::ConnectionReset
@@ -379,8 +379,8 @@ impl<'a> TcpSocket<'a> {
 
         // Take the connect timeout away again if it was ours.
         self.io.stack.with_mut(|i| {
-            if i.slots[slot].connect_timeout {
-                i.slots[slot].connect_timeout = false;
+            if i.slots[slot].connect_timeout() {
+                i.slots[slot].set_connect_timeout(false);
                 i.sockets
                     .get_mut::<tcp::Socket>(self.io.handle)
                     .set_timeout(None);
@@ -411,11 +411,11 @@ impl<'a> TcpSocket<'a> {
                 Err(tcp::ListenError::Unaddressable) => return Err(AcceptError::InvalidPort),
             }
             let meta = &mut i.slots[slot];
-            meta.used = true;
-            meta.closed = false;
-            meta.aborted = false;
-            meta.timed_out = false;
-            meta.data_lost = false;
+            meta.set_used(true);
+            meta.set_closed(false);
+            meta.set_aborted(false);
+            meta.set_timed_out(false);
+            meta.set_data_lost(false);
             i.wake_runner();
             Ok(())
         })?;
@@ -486,7 +486,7 @@ impl<'a> TcpSocket<'a> {
             i.sockets
                 .get_mut::<tcp::Socket>(self.io.handle)
                 .set_timeout(duration.map(duration_to_smoltcp));
-            i.slots[slot].connect_timeout = false;
+            i.slots[slot].set_connect_timeout(false);
             i.set_watch(slot, duration.is_some());
             i.wake_runner();
         })
@@ -533,7 +533,7 @@ impl<'a> TcpSocket<'a> {
     pub fn close(&mut self) {
         self.io.with_mut(|s, meta| {
             if s.is_open() {
-                meta.closed = true;
+                meta.set_closed(true);
             }
             s.close()
         })
@@ -545,7 +545,7 @@ impl<'a> TcpSocket<'a> {
     pub fn abort(&mut self) {
         self.io.with_mut(|s, meta| {
             if s.is_open() {
-                meta.aborted = true;
+                meta.set_aborted(true);
             }
             s.abort()
         })
@@ -596,11 +596,11 @@ impl<'a> Drop for TcpSocket<'a> {
 
 /// Before egress: remember which watched sockets are open.
 pub(crate) fn before_egress(sockets: &SocketSet<'static>, slots: &mut [SlotMeta]) {
-    for meta in slots.iter_mut().filter(|m| m.watch_timeout) {
-        meta.open_before_egress = match meta.handle {
+    for meta in slots.iter_mut().filter(|m| m.watch_timeout()) {
+        meta.set_open_before_egress(match meta.handle() {
             Some(h) => sockets.get::<tcp::Socket>(h).is_active(),
             None => false,
-        };
+        });
     }
 }
 
@@ -616,19 +616,19 @@ pub(crate) fn before_egress(sockets: &SocketSet<'static>, slots: &mut [SlotMeta]
 pub(crate) fn after_egress(sockets: &mut SocketSet<'static>, slots: &mut [SlotMeta]) {
     for meta in slots
         .iter_mut()
-        .filter(|m| m.watch_timeout && m.open_before_egress)
+        .filter(|m| m.watch_timeout() && m.open_before_egress())
     {
-        if let Some(h) = meta.handle {
+        if let Some(h) = meta.handle() {
             let s = sockets.get_mut::<tcp::Socket>(h);
             if s.state() == tcp::State::Closed {
-                meta.timed_out = true;
-                meta.data_lost = s.send_queue() > 0;
+                meta.set_timed_out(true);
+                meta.set_data_lost(s.send_queue() > 0);
                 if s.remote_endpoint().is_some() && s.recv_queue() == 0 {
                     forget_connection(s);
                 }
             }
         }
-        meta.open_before_egress = false;
+        meta.set_open_before_egress(false);
     }
 }
 
@@ -845,16 +845,17 @@ impl<'d> TcpIo<'d> {
             self.with_mut_quiet(|s, meta| {
                 let state = s.state();
                 // An abort's RST is waited for; after a timeout there is no one to tell.
-                let rst_pending =
-                    state == tcp::State::Closed && s.remote_endpoint().is_some() && !meta.timed_out;
+                let rst_pending = state == tcp::State::Closed
+                    && s.remote_endpoint().is_some()
+                    && !meta.timed_out();
                 if rst_pending {
                     s.register_send_waker(cx.waker());
                     return Poll::Pending;
                 }
                 if state == tcp::State::Closed {
                     // Data that was never acknowledged is lost, unless the user threw it away.
-                    return if (s.send_queue() > 0 || meta.data_lost) && !meta.aborted {
-                        Poll::Ready(Err(if meta.timed_out {
+                    return if (s.send_queue() > 0 || meta.data_lost()) && !meta.aborted() {
+                        Poll::Ready(Err(if meta.timed_out() {
                             Error::TimedOut
                         } else {
                             Error::ConnectionReset
@@ -889,9 +890,9 @@ fn connecting(state: tcp::State) -> bool {
 
 /// The error for a read that found the receive half closed without a FIN.
 fn recv_error(s: &tcp::Socket, meta: &SlotMeta) -> Error {
-    if meta.timed_out {
+    if meta.timed_out() {
         Error::TimedOut
-    } else if !meta.used || meta.aborted || s.recv_capacity() == 0 {
+    } else if !meta.used() || meta.aborted() || s.recv_capacity() == 0 {
         Error::InvalidState
     } else {
         Error::ConnectionReset
@@ -900,9 +901,9 @@ fn recv_error(s: &tcp::Socket, meta: &SlotMeta) -> Error {
 
 /// The error for a write that found the send half closed.
 fn send_error(meta: &SlotMeta) -> Error {
-    if meta.timed_out {
+    if meta.timed_out() {
         Error::TimedOut
-    } else if !meta.used || meta.aborted || meta.closed {
+    } else if !meta.used() || meta.aborted() || meta.closed() {
         Error::InvalidState
     } else {
         Error::ConnectionReset

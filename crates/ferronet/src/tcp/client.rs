@@ -492,7 +492,7 @@ fn remove(i: &mut Inner, c: Closing) {
 /// Is the socket of `c` still in the stack? (It always is: only this module removes it. The
 /// check keeps a broken invariant from becoming a panic.)
 fn present(i: &Inner, c: &Closing) -> bool {
-    i.slots.get(c.stack_slot).and_then(|m| m.handle) == Some(c.handle)
+    i.slots.get(c.stack_slot).and_then(|m| m.handle()) == Some(c.handle)
 }
 
 /// The smoltcp address of `addr`, or `None` if its family is not enabled.
