@@ -52,7 +52,7 @@ pub use smoltcp::wire::{Icmpv4Message, Icmpv4Packet, Icmpv4Repr};
 #[cfg(feature = "proto-ipv6")]
 pub use smoltcp::wire::{Icmpv6Message, Icmpv6Packet, Icmpv6Repr};
 
-use crate::stack::{Inner, SocketTableFull, Stack};
+use crate::stack::{Inner, SocketTableFull, Stack, erase_lifetime};
 
 /// Error returned by [`IcmpSocket::bind`].
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -174,14 +174,10 @@ impl<'a> IcmpSocket<'a> {
         // them after 'a. The lifetime is erased only because the set cannot name 'a.
         let (rx_meta, rx_buffer, tx_meta, tx_buffer) = unsafe {
             (
-                core::mem::transmute::<&'a mut [PacketMetadata], &'static mut [PacketMetadata]>(
-                    rx_meta,
-                ),
-                core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(rx_buffer),
-                core::mem::transmute::<&'a mut [PacketMetadata], &'static mut [PacketMetadata]>(
-                    tx_meta,
-                ),
-                core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(tx_buffer),
+                erase_lifetime(rx_meta),
+                erase_lifetime(rx_buffer),
+                erase_lifetime(tx_meta),
+                erase_lifetime(tx_buffer),
             )
         };
         let socket = icmp::Socket::new(

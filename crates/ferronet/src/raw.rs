@@ -41,7 +41,7 @@ use smoltcp::socket::raw;
 pub use smoltcp::socket::raw::PacketMetadata;
 pub use smoltcp::wire::{IpProtocol, IpVersion};
 
-use crate::stack::{SocketTableFull, Stack};
+use crate::stack::{SocketTableFull, Stack, erase_lifetime};
 
 /// Error returned by [`RawSocket::recv`] and [`RawSocket::poll_recv`].
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -144,14 +144,10 @@ impl<'a> RawSocket<'a> {
         // them after 'a. The lifetime is erased only because the set cannot name 'a.
         let (rx_meta, rx_buffer, tx_meta, tx_buffer) = unsafe {
             (
-                core::mem::transmute::<&'a mut [PacketMetadata], &'static mut [PacketMetadata]>(
-                    rx_meta,
-                ),
-                core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(rx_buffer),
-                core::mem::transmute::<&'a mut [PacketMetadata], &'static mut [PacketMetadata]>(
-                    tx_meta,
-                ),
-                core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(tx_buffer),
+                erase_lifetime(rx_meta),
+                erase_lifetime(rx_buffer),
+                erase_lifetime(tx_meta),
+                erase_lifetime(tx_buffer),
             )
         };
         let socket = raw::Socket::new(

@@ -186,6 +186,21 @@ impl SlotMeta {
     }
 }
 
+/// Erase the lifetime of a buffer handed to a socket, so it can go into the stack's
+/// `SocketSet<'static>`.
+///
+/// # Safety
+///
+/// The caller must remove the smoltcp socket holding the buffer from the socket set before
+/// `'a` ends (the socket types do so when they are dropped, and drop the smoltcp socket at
+/// once when it could not be added), so the set never touches the buffer after `'a`.
+#[cfg(any(feature = "tcp", feature = "udp", feature = "raw", feature = "icmp"))]
+pub(crate) unsafe fn erase_lifetime<'a, T>(buffer: &'a mut [T]) -> &'static mut [T] {
+    // SAFETY: only the lifetime changes; the caller guarantees the buffer is not used after
+    // 'a (see above).
+    unsafe { core::mem::transmute::<&'a mut [T], &'static mut [T]>(buffer) }
+}
+
 /// State shared by the [`Stack`] handle, the sockets and the [`Runner`](crate::Runner).
 pub(crate) struct Shared {
     pub(crate) inner: RefCell<Inner>,

@@ -62,7 +62,7 @@ pub use smoltcp::socket::tcp::State;
 pub mod client;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
-use crate::stack::{Inner, SlotMeta, SocketTableFull, Stack};
+use crate::stack::{Inner, SlotMeta, SocketTableFull, Stack, erase_lifetime};
 use crate::time::duration_to_smoltcp;
 
 /// How long [`TcpSocket::connect`] tries when the socket has no timeout of its own (75 s, the
@@ -255,11 +255,9 @@ impl<'a> TcpSocket<'a> {
         // from the socket set when this `TcpSocket<'a>` is dropped (see `Drop`), so the set
         // never touches them after 'a. The lifetime is erased only because the set cannot
         // name 'a.
-        let rx: &'static mut [u8] =
-            unsafe { core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(rx_buffer) };
+        let rx: &'static mut [u8] = unsafe { erase_lifetime(rx_buffer) };
         // SAFETY: as above.
-        let tx: &'static mut [u8] =
-            unsafe { core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(tx_buffer) };
+        let tx: &'static mut [u8] = unsafe { erase_lifetime(tx_buffer) };
         let socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         let (handle, slot) = stack.with_mut(|i| i.add_socket(socket))?;
         Ok(Self {

@@ -34,7 +34,7 @@ use smoltcp::socket::udp;
 pub use smoltcp::socket::udp::{PacketMetadata, UdpMetadata};
 use smoltcp::wire::IpListenEndpoint;
 
-use crate::stack::{Inner, SocketTableFull, Stack};
+use crate::stack::{Inner, SocketTableFull, Stack, erase_lifetime};
 
 // embedded-nal-async UDP (`UdpStack`), which embassy-net lacks.
 pub mod nal;
@@ -146,14 +146,10 @@ impl<'a> UdpSocket<'a> {
         // 'a; the lifetime is erased only because the set cannot name 'a.
         let (rx_meta, rx_buffer, tx_meta, tx_buffer) = unsafe {
             (
-                core::mem::transmute::<&'a mut [PacketMetadata], &'static mut [PacketMetadata]>(
-                    rx_meta,
-                ),
-                core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(rx_buffer),
-                core::mem::transmute::<&'a mut [PacketMetadata], &'static mut [PacketMetadata]>(
-                    tx_meta,
-                ),
-                core::mem::transmute::<&'a mut [u8], &'static mut [u8]>(tx_buffer),
+                erase_lifetime(rx_meta),
+                erase_lifetime(rx_buffer),
+                erase_lifetime(tx_meta),
+                erase_lifetime(tx_buffer),
             )
         };
         let socket = udp::Socket::new(
