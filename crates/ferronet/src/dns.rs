@@ -20,16 +20,18 @@
 //! # }
 //! ```
 
-use core::future::poll_fn;
-use core::task::Poll;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
 
 use heapless::Vec;
 pub use smoltcp::socket::dns::{DnsQuery, Socket};
-use smoltcp::socket::dns::{GetQueryResultError, StartQueryError};
+use smoltcp::socket::dns::{GetQueryResultError, QueryHandle, StartQueryError};
 pub use smoltcp::wire::{DnsQueryType, IpAddress};
 
 use crate::Stack;
-use crate::waitq::WaitFor;
+use crate::stack::Inner;
+use crate::waitq::WaitNode;
 
 /// How many DNS queries can run at the same time.
 pub const MAX_QUERIES: usize = 4;
@@ -75,115 +77,149 @@ impl From<StartQueryError> for Error {
     }
 }
 
+/// The addresses a query returns.
+type Addrs = Vec<IpAddress, { smoltcp::config::DNS_MAX_RESULT_COUNT }>;
+
 impl<'d> Stack<'d> {
     /// Look up `name` and return its addresses of type `qtype` (`A` or `AAAA`; a CNAME chain is
     /// followed).
     ///
-    /// See the [module documentation](crate::dns) for the behaviour.
-    pub async fn dns_query(
-        &self,
-        name: &str,
+    /// See the [module documentation](crate::dns) for the behaviour. Like an `async fn`, this
+    /// does nothing until awaited; the future is a small hand-written state machine (about 40
+    /// bytes on 32-bit targets), as the future of every waiting task holds one.
+    pub fn dns_query<'s>(
+        &'s self,
+        name: &'s str,
         qtype: DnsQueryType,
-    ) -> Result<Vec<IpAddress, { smoltcp::config::DNS_MAX_RESULT_COUNT }>, Error> {
-        // IP literals need no query.
-        match qtype {
-            #[cfg(feature = "proto-ipv4")]
-            DnsQueryType::A => {
-                if let Ok(ip) = name.parse::<core::net::Ipv4Addr>() {
-                    let mut v = Vec::new();
-                    let _ = v.push(IpAddress::Ipv4(ip));
-                    return Ok(v);
-                }
-            }
-            #[cfg(feature = "proto-ipv6")]
-            DnsQueryType::Aaaa => {
-                if let Ok(ip) = name.parse::<core::net::Ipv6Addr>() {
-                    let mut v = Vec::new();
-                    let _ = v.push(IpAddress::Ipv6(ip));
-                    return Ok(v);
-                }
-            }
-            _ => {}
-        }
-
-        // Start the query, waiting for a free slot if all are taken.
-        let mut started = None;
-        WaitFor::new(&self.shared.dns_waiters, || {
-            if started.is_some() {
-                return true;
-            }
-            self.with_mut(|i| {
-                let dns = i.dns_socket;
-                let socket = i.sockets.get_mut::<Socket>(dns);
-                match socket.start_query(i.iface.context(), name, qtype) {
-                    Ok(q) => {
-                        i.wake_runner();
-                        started = Some(Ok(q));
-                        true
-                    }
-                    Err(StartQueryError::NoFreeSlot) => false,
-                    Err(e) => {
-                        started = Some(Err(Error::from(e)));
-                        true
-                    }
-                }
-            })
-        })
-        .await;
-        let query = match started {
-            Some(Ok(q)) => q,
-            Some(Err(e)) => return Err(e),
-            None => return Err(Error::Failed),
-        };
-
-        // Cancel the query if this future is dropped before it completes.
-        let guard = CancelOnDrop {
+    ) -> impl Future<Output = Result<Addrs, Error>> + 's {
+        QueryFuture {
             stack: *self,
-            query: Some(query),
-        };
-        let res = poll_fn(|cx| {
-            self.with_mut(|i| {
-                let socket = i.sockets.get_mut::<Socket>(i.dns_socket);
-                match socket.get_query_result(query) {
-                    Ok(addrs) => Poll::Ready(Ok(addrs)),
-                    Err(GetQueryResultError::Pending) => {
-                        socket.register_query_waker(query, cx.waker());
-                        Poll::Pending
-                    }
-                    Err(e) => Poll::Ready(Err(Error::from(e))),
-                }
-            })
-        })
-        .await;
-        // The query finished: smoltcp freed its slot.
-        guard.finish();
-        res
+            name,
+            qtype,
+            state: QueryState::Start,
+            node: WaitNode::new(),
+        }
     }
 }
 
-/// Cancels a running query when dropped, and lets a task waiting for a slot in.
-struct CancelOnDrop<'d> {
+/// An IP literal needs no query: its address, if `name` is one of the type asked for.
+fn literal(name: &str, qtype: DnsQueryType) -> Option<Addrs> {
+    let ip = match qtype {
+        #[cfg(feature = "proto-ipv4")]
+        DnsQueryType::A => IpAddress::Ipv4(name.parse::<core::net::Ipv4Addr>().ok()?),
+        #[cfg(feature = "proto-ipv6")]
+        DnsQueryType::Aaaa => IpAddress::Ipv6(name.parse::<core::net::Ipv6Addr>().ok()?),
+        _ => return None,
+    };
+    let mut v = Vec::new();
+    let _ = v.push(ip);
+    Some(v)
+}
+
+enum QueryState {
+    /// Not started: waiting for a free query slot of the DNS socket.
+    Start,
+    /// The query runs in the DNS socket.
+    Running(QueryHandle),
+    /// The result was returned.
+    Done,
+}
+
+/// The future of [`Stack::dns_query`].
+///
+/// Cancel-safe: dropped while the query runs, it cancels the query; whenever it gives up or
+/// finishes a query, it lets a task waiting for a query slot try again.
+struct QueryFuture<'s, 'd> {
     stack: Stack<'d>,
-    query: Option<smoltcp::socket::dns::QueryHandle>,
+    name: &'s str,
+    qtype: DnsQueryType,
+    state: QueryState,
+    /// Links this future into the stack's DNS waiters while all query slots are taken.
+    node: WaitNode,
 }
 
-impl CancelOnDrop<'_> {
-    fn finish(mut self) {
-        self.query = None;
-        // `drop` wakes the slot waiters.
+impl Future for QueryFuture<'_, '_> {
+    type Output = Result<Addrs, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `node` is never moved out of the pinned future; the other fields are not
+        // structurally pinned and are used through plain references.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: `this.node` is part of the pinned future, so it stays put until dropped
+        // (`Drop` unlinks it).
+        let node = unsafe { Pin::new_unchecked(&this.node) };
+        let waiters = &this.stack.shared.dns_waiters;
+        loop {
+            match this.state {
+                QueryState::Start => {
+                    if let Some(v) = literal(this.name, this.qtype) {
+                        this.state = QueryState::Done;
+                        return Poll::Ready(Ok(v));
+                    }
+                    let started = this.stack.with_mut(|i| {
+                        let socket = i.sockets.get_mut::<Socket>(Inner::dns_socket());
+                        let r = socket.start_query(i.iface.context(), this.name, this.qtype);
+                        if r.is_ok() {
+                            i.wake_runner();
+                        }
+                        r
+                    });
+                    match started {
+                        Ok(q) => {
+                            waiters.unlink(node);
+                            this.state = QueryState::Running(q);
+                        }
+                        Err(StartQueryError::NoFreeSlot) => {
+                            waiters.register(node, cx.waker());
+                            return Poll::Pending;
+                        }
+                        Err(e) => {
+                            waiters.unlink(node);
+                            this.state = QueryState::Done;
+                            return Poll::Ready(Err(Error::from(e)));
+                        }
+                    }
+                }
+                QueryState::Running(q) => {
+                    let res = this.stack.with_mut(|i| {
+                        let socket = i.sockets.get_mut::<Socket>(Inner::dns_socket());
+                        match socket.get_query_result(q) {
+                            Ok(addrs) => Poll::Ready(Ok(addrs)),
+                            Err(GetQueryResultError::Pending) => {
+                                socket.register_query_waker(q, cx.waker());
+                                Poll::Pending
+                            }
+                            Err(e) => Poll::Ready(Err(Error::from(e))),
+                        }
+                    });
+                    if res.is_ready() {
+                        // The query finished and smoltcp freed its slot.
+                        this.state = QueryState::Done;
+                        waiters.wake_all();
+                    }
+                    return res;
+                }
+                QueryState::Done => return Poll::Ready(Err(Error::Failed)),
+            }
+        }
     }
 }
 
-impl Drop for CancelOnDrop<'_> {
+impl Drop for QueryFuture<'_, '_> {
     fn drop(&mut self) {
-        if let Some(q) = self.query.take() {
+        // SAFETY: `drop` runs on the pinned place before it is invalidated (Pin's drop
+        // guarantee), so the node is still where the list points to.
+        let node = unsafe { Pin::new_unchecked(&self.node) };
+        let waiters = &self.stack.shared.dns_waiters;
+        waiters.unlink(node);
+        if let QueryState::Running(q) = self.state {
             self.stack.with_mut(|i| {
-                let socket = i.sockets.get_mut::<Socket>(i.dns_socket);
+                let socket = i.sockets.get_mut::<Socket>(Inner::dns_socket());
                 socket.cancel_query(q);
                 i.wake_runner();
             });
+            waiters.wake_all();
         }
-        self.stack.shared.dns_waiters.wake_all();
     }
 }
 

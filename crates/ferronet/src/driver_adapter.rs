@@ -11,13 +11,12 @@ use embassy_net_driver::{Capabilities, Checksum, Driver, RxToken, TxToken};
 use smoltcp::phy::{self, Medium};
 use smoltcp::time::Instant;
 
-use crate::stats::Counters;
+use crate::stats::CounterStore;
 
 pub(crate) struct DriverAdapter<'d, 'c, T: Driver> {
     pub cx: &'d mut Context<'c>,
     pub inner: &'d mut T,
-    pub caps: &'d phy::DeviceCapabilities,
-    pub counters: &'d mut Counters,
+    pub counters: &'d mut CounterStore,
     /// Set when the driver refused to hand out a transmit token during this poll.
     pub tx_exhausted: bool,
     /// Set when the driver handed out at least one received frame during this poll.
@@ -37,12 +36,12 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
     fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let (rx, tx) = self.inner.receive(self.cx)?;
         self.rx_seen = true;
-        self.counters.rx_frames = self.counters.rx_frames.wrapping_add(1);
+        self.counters.rx_frame();
         Some((
             RxTokenAdapter(rx),
             TxTokenAdapter {
                 token: tx,
-                tx_frames: &mut self.counters.tx_frames,
+                counters: &mut *self.counters,
             },
         ))
     }
@@ -51,19 +50,31 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
         match self.inner.transmit(self.cx) {
             Some(token) => Some(TxTokenAdapter {
                 token,
-                tx_frames: &mut self.counters.tx_frames,
+                counters: &mut *self.counters,
             }),
             None => {
                 self.tx_exhausted = true;
-                self.counters.tx_queue_full = self.counters.tx_queue_full.wrapping_add(1);
+                self.counters.tx_queue_full();
                 None
             }
         }
     }
 
+    /// smoltcp 0.14 asks only when the interface is created (see `try_new`), so nothing is
+    /// kept: this converts the driver's answer each time.
     fn capabilities(&self) -> phy::DeviceCapabilities {
-        self.caps.clone()
+        device_capabilities(self.inner)
     }
+}
+
+/// The driver's capabilities in smoltcp's terms, with the medium of its hardware address.
+pub(crate) fn device_capabilities<T: Driver>(driver: &T) -> phy::DeviceCapabilities {
+    let medium = match crate::stack::to_smoltcp_hardware_address(driver.hardware_address()) {
+        Ok((_, medium)) => medium,
+        // `try_new` refuses such a driver; a driver that changes medium later is ignored.
+        Err(_) => Medium::default(),
+    };
+    smoltcp_capabilities(driver.capabilities(), medium)
 }
 
 /// Translate the driver's capabilities into smoltcp's, for the given medium.
@@ -110,7 +121,7 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<T> {
 
 pub(crate) struct TxTokenAdapter<'a, T: TxToken> {
     token: T,
-    tx_frames: &'a mut u32,
+    counters: &'a mut CounterStore,
 }
 
 impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
@@ -118,7 +129,7 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        *self.tx_frames = self.tx_frames.wrapping_add(1);
+        self.counters.tx_frame();
         self.token.consume(len, |buf| {
             let r = f(buf);
             trace_frame("tx", buf);

@@ -131,7 +131,6 @@ impl core::error::Error for RecvError {}
 pub struct IcmpSocket<'a> {
     stack: Stack<'a>,
     handle: SocketHandle,
-    slot: usize,
 }
 
 fn _assert_covariant<'a, 'b: 'a>(x: IcmpSocket<'b>) -> IcmpSocket<'a> {
@@ -184,12 +183,8 @@ impl<'a> IcmpSocket<'a> {
             icmp::PacketBuffer::new(rx_meta, rx_buffer),
             icmp::PacketBuffer::new(tx_meta, tx_buffer),
         );
-        let (handle, slot) = stack.with_mut(|i| i.add_socket(socket))?;
-        Ok(Self {
-            stack,
-            handle,
-            slot,
-        })
+        let handle = stack.with_mut(|i| i.add_socket(socket))?;
+        Ok(Self { stack, handle })
     }
 
     /// Bind the socket to an endpoint: an ICMP identifier (`IcmpEndpoint::Ident`) for echo
@@ -525,8 +520,8 @@ fn check_send(
 
 impl Drop for IcmpSocket<'_> {
     fn drop(&mut self) {
-        let (handle, slot) = (self.handle, self.slot);
-        self.stack.with_mut(|i| i.remove_socket(handle, slot));
+        let handle = self.handle;
+        self.stack.with_mut(|i| i.remove_socket(handle));
     }
 }
 
@@ -717,7 +712,13 @@ pub mod ping {
             )
             .map_err(PingError::SocketTableFull)?;
             socket.set_hop_limit(params.hop_limit);
-            let ident = stack.with(|i| ping_ident(i.slots.len(), socket.slot, generation));
+            let ident = stack.with(|i| {
+                ping_ident(
+                    i.slots.len(),
+                    crate::stack::slot_of(socket.handle),
+                    generation,
+                )
+            });
             socket
                 .bind(IcmpEndpoint::Ident(ident))
                 .map_err(PingError::SocketBindError)?;

@@ -48,6 +48,7 @@ pub use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 #[cfg(feature = "proto-ipv6")]
 pub use smoltcp::wire::{Ipv6Address, Ipv6Cidr};
 pub use stack::{NewStackError, SocketTableFull, Stack, StackResources};
+#[cfg(feature = "counters")]
 pub use stats::Counters;
 
 #[cfg(feature = "dns")]
@@ -92,8 +93,7 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
     resources: &'d mut StackResources<SOCK>,
     random_seed: u64,
 ) -> Result<(Stack<'d>, Runner<'d, D>), NewStackError> {
-    let driver_hw = driver.hardware_address();
-    let (hardware_address, medium) = stack::to_smoltcp_hardware_address(driver_hw)?;
+    let (hardware_address, medium) = stack::to_smoltcp_hardware_address(driver.hardware_address())?;
     let caps = smoltcp_capabilities(driver.capabilities(), medium);
 
     let mut iface_cfg = smoltcp::iface::Config::new(hardware_address);
@@ -116,15 +116,7 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
         Interface::new(iface_cfg, &mut probe, now)
     };
 
-    let shared = stack::init(
-        resources,
-        iface,
-        caps,
-        medium,
-        driver_hw,
-        hardware_address,
-        random_seed,
-    )?;
+    let shared = stack::init(resources, iface, medium, random_seed)?;
     {
         let mut inner = shared.inner.borrow_mut();
         #[cfg(feature = "proto-ipv4")]

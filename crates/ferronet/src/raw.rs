@@ -89,7 +89,6 @@ impl core::error::Error for SendError {}
 pub struct RawSocket<'a> {
     stack: Stack<'a>,
     handle: SocketHandle,
-    slot: usize,
 }
 
 fn _assert_covariant<'a, 'b: 'a>(x: RawSocket<'b>) -> RawSocket<'a> {
@@ -156,12 +155,8 @@ impl<'a> RawSocket<'a> {
             raw::PacketBuffer::new(rx_meta, rx_buffer),
             raw::PacketBuffer::new(tx_meta, tx_buffer),
         );
-        let (handle, slot) = stack.with_mut(|i| i.add_socket(socket))?;
-        Ok(Self {
-            stack,
-            handle,
-            slot,
-        })
+        let handle = stack.with_mut(|i| i.add_socket(socket))?;
+        Ok(Self { stack, handle })
     }
 
     /// Wait until a packet can be read.
@@ -273,7 +268,7 @@ impl<'a> RawSocket<'a> {
 
 impl Drop for RawSocket<'_> {
     fn drop(&mut self) {
-        let (handle, slot) = (self.handle, self.slot);
-        self.stack.with_mut(|i| i.remove_socket(handle, slot));
+        let handle = self.handle;
+        self.stack.with_mut(|i| i.remove_socket(handle));
     }
 }

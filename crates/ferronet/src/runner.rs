@@ -8,7 +8,7 @@ use embassy_time::Instant;
 use smoltcp::iface::PollIngressSingleResult;
 
 use crate::driver_adapter::DriverAdapter;
-use crate::stack::{Inner, Shared, to_smoltcp_hardware_address};
+use crate::stack::{Inner, Shared, medium_of, to_smoltcp_hardware_address};
 use crate::time::{instant_from_smoltcp, instant_to_smoltcp};
 
 /// Frames taken from the driver in one poll before the runner yields to other tasks.
@@ -82,21 +82,17 @@ impl<'d, D: Driver> Runner<'d, D> {
             let mut guard = self.shared.inner.borrow_mut();
             let inner: &mut Inner = &mut guard;
             inner.runner_waker.register(cx.waker());
-            inner.counters.polls = inner.counters.polls.wrapping_add(1);
+            inner.counters.poll();
 
             // Follow the driver's hardware address.
-            let hw = self.driver.hardware_address();
-            if hw != inner.driver_hw {
-                inner.driver_hw = hw;
-                match to_smoltcp_hardware_address(hw) {
-                    Ok((addr, medium)) if medium == inner.medium => {
-                        set_iface_hw_addr(&mut inner.iface, addr);
-                        inner.hardware_address = addr;
-                        info!("hardware address changed");
-                        state_changed = true;
-                    }
-                    _ => warn!("driver changed to an address of another medium; ignored"),
+            match to_smoltcp_hardware_address(self.driver.hardware_address()) {
+                Ok((addr, _)) if addr == inner.hardware_address() => {}
+                Ok((addr, medium)) if medium == medium_of(&inner.hardware_address()) => {
+                    set_iface_hw_addr(&mut inner.iface, addr);
+                    info!("hardware address changed");
+                    state_changed = true;
                 }
+                _ => warn!("driver changed to an address of another medium; ignored"),
             }
 
             // Link state. Acted on before any frame moves, so that a DHCP client restarted
@@ -190,7 +186,6 @@ impl<'d, D: Driver> Runner<'d, D> {
         let Inner {
             iface,
             sockets,
-            caps,
             counters,
             slots,
             watched,
@@ -201,7 +196,6 @@ impl<'d, D: Driver> Runner<'d, D> {
         let mut dev = DriverAdapter {
             cx,
             inner: &mut self.driver,
-            caps,
             counters,
             tx_exhausted: false,
             rx_seen: false,

@@ -5,7 +5,7 @@ use core::mem::MaybeUninit;
 
 use embassy_sync::waitqueue::WakerRegistration;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet, SocketStorage};
-use smoltcp::phy::{self, Medium};
+use smoltcp::phy::Medium;
 use smoltcp::socket::AnySocket;
 #[cfg(feature = "proto-ipv6")]
 use smoltcp::wire::Ipv6Cidr;
@@ -15,7 +15,7 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 use crate::config::{ConfigV4, StaticConfigV4};
 #[cfg(feature = "proto-ipv6")]
 use crate::config::{ConfigV6, StaticConfigV6};
-use crate::stats::Counters;
+use crate::stats::CounterStore;
 use crate::waitq::{WaitFor, WaitQueue};
 
 /// First port of the ephemeral range (RFC 6335 dynamic ports).
@@ -98,35 +98,32 @@ impl core::fmt::Display for SocketTableFull {
 
 impl core::error::Error for SocketTableFull {}
 
-/// What the stack remembers about one socket slot: the socket's handle and a few flags,
-/// packed into one word beside it.
+/// What the stack remembers about one socket slot beside smoltcp's socket: a few flags in one
+/// byte. The slot of a socket is the index of its handle (see [`slot_of`]); whether the slot
+/// holds a socket is smoltcp's to know.
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
 pub(crate) struct SlotMeta {
-    /// The socket's handle; meaningful only while [`IN_USE`] is set.
-    handle: SocketHandle,
-    flags: u16,
+    flags: u8,
 }
 
-/// The slot holds a socket.
-const IN_USE: u16 = 1 << 0;
 /// A TCP socket with a timeout whose connection is being watched by the runner, so that a
 /// close caused by the timeout is reported as a timeout and not as a reset.
-const WATCH_TIMEOUT: u16 = 1 << 1;
+const WATCH_TIMEOUT: u8 = 1 << 0;
 /// Scratch flag for the runner: the socket was open before the egress pass.
-const OPEN_BEFORE_EGRESS: u16 = 1 << 2;
+const OPEN_BEFORE_EGRESS: u8 = 1 << 1;
 /// Set once a connect or accept started on this socket.
-const USED: u16 = 1 << 3;
+const USED: u8 = 1 << 2;
 /// The user closed the send half (`close`).
-const CLOSED: u16 = 1 << 4;
+const CLOSED: u8 = 1 << 3;
 /// The user aborted the connection (`abort`).
-const ABORTED: u16 = 1 << 5;
+const ABORTED: u8 = 1 << 4;
 /// The connection ended because its timeout expired.
-const TIMED_OUT: u16 = 1 << 6;
+const TIMED_OUT: u8 = 1 << 5;
 /// The timeout closed the connection with data still unacknowledged.
-const DATA_LOST: u16 = 1 << 7;
+const DATA_LOST: u8 = 1 << 6;
 /// The connect timeout was put in place by `connect` (no user timeout was set).
-const CONNECT_TIMEOUT: u16 = 1 << 8;
+const CONNECT_TIMEOUT: u8 = 1 << 7;
 
 macro_rules! slot_flag {
     ($($get:ident / $set:ident = $bit:ident;)*) => {
@@ -165,25 +162,31 @@ slot_flag! {
 }
 
 impl SlotMeta {
-    fn empty() -> Self {
-        Self {
-            handle: SocketHandle::default(),
-            flags: 0,
+    const EMPTY: Self = Self { flags: 0 };
+}
+
+/// The slot (index in the socket table) of the socket with this handle.
+///
+/// smoltcp's `SocketHandle` is the index of the socket's storage, but it keeps the number
+/// private. Its derived `Hash` writes exactly that number, so a hasher that keeps the last
+/// `usize` written recovers it in safe code, at no cost once inlined. This saves a handle per
+/// slot and a slot index per socket object. `slot_of_matches_smoltcp` pins the behaviour, and
+/// [`Inner::add_socket`] checks every new handle against the slot it expects.
+#[inline]
+pub(crate) fn slot_of(handle: SocketHandle) -> usize {
+    struct Index(usize);
+    impl core::hash::Hasher for Index {
+        fn finish(&self) -> u64 {
+            self.0 as u64
+        }
+        fn write(&mut self, _bytes: &[u8]) {}
+        fn write_usize(&mut self, i: usize) {
+            self.0 = i;
         }
     }
-
-    fn holding(handle: SocketHandle) -> Self {
-        Self {
-            handle,
-            flags: IN_USE,
-        }
-    }
-
-    /// The handle of the socket in this slot, if there is one.
-    #[inline]
-    pub(crate) fn handle(&self) -> Option<SocketHandle> {
-        (self.flags & IN_USE != 0).then_some(self.handle)
-    }
+    let mut index = Index(usize::MAX);
+    core::hash::Hash::hash(&handle, &mut index);
+    index.0
 }
 
 /// Erase the lifetime of a buffer handed to a socket, so it can go into the stack's
@@ -216,33 +219,33 @@ pub(crate) struct Inner {
     pub(crate) iface: Interface,
     pub(crate) slots: &'static mut [SlotMeta],
     /// Number of slots with `watch_timeout` set.
-    pub(crate) watched: usize,
+    pub(crate) watched: u16,
     /// The runner's waker: woken when a handle changed something the runner must act on.
     pub(crate) runner_waker: WakerRegistration,
     /// A multicast group was joined at some point: the interface then has report timers that
     /// smoltcp's `poll_at` does not announce.
     #[cfg(feature = "multicast")]
     pub(crate) multicast_used: bool,
-    pub(crate) caps: phy::DeviceCapabilities,
-    pub(crate) medium: Medium,
-    pub(crate) driver_hw: embassy_net_driver::HardwareAddress,
-    pub(crate) hardware_address: HardwareAddress,
+    /// The interface has IP medium (smoltcp's `Interface::hardware_addr` panics then).
+    #[cfg(feature = "medium-ip")]
+    ip_medium: bool,
     pub(crate) link_up: bool,
     #[cfg(feature = "proto-ipv4")]
     pub(crate) static_v4: Option<StaticConfigV4>,
     #[cfg(feature = "proto-ipv6")]
     pub(crate) static_v6: Option<StaticConfigV6>,
     #[cfg_attr(not(any(feature = "tcp", feature = "udp")), allow(dead_code))]
-    port_rng: u64,
-    pub(crate) counters: Counters,
-    /// The DHCP client socket, while IPv4 is configured by DHCP.
+    port_rng: u16,
+    pub(crate) counters: CounterStore,
+    /// The DHCP client socket, while `dhcp_on` (IPv4 configured by DHCP); see
+    /// [`Inner::dhcp_socket`]. Two fields rather than an `Option`, which would take twice the
+    /// room of the handle.
     #[cfg(feature = "dhcpv4")]
-    pub(crate) dhcp_socket: Option<SocketHandle>,
+    dhcp_handle: SocketHandle,
+    #[cfg(feature = "dhcpv4")]
+    dhcp_on: bool,
     #[cfg(feature = "dhcpv4-hostname")]
     hostname: *mut HostnameStore,
-    /// The DNS socket (always present with the `dns` feature).
-    #[cfg(feature = "dns")]
-    pub(crate) dns_socket: SocketHandle,
     /// IPv6 is configured by SLAAC.
     #[cfg(feature = "slaac")]
     pub(crate) slaac: bool,
@@ -310,19 +313,28 @@ pub(crate) fn to_smoltcp_hardware_address(
     }
 }
 
+/// The medium of an interface with this hardware address.
+pub(crate) fn medium_of(addr: &HardwareAddress) -> Medium {
+    match addr {
+        #[cfg(feature = "medium-ethernet")]
+        HardwareAddress::Ethernet(_) => Medium::Ethernet,
+        #[cfg(feature = "medium-ieee802154")]
+        HardwareAddress::Ieee802154(_) => Medium::Ieee802154,
+        #[cfg(feature = "medium-ip")]
+        HardwareAddress::Ip => Medium::Ip,
+    }
+}
+
 /// Build the shared state inside `resources`.
 pub(crate) fn init<'d, const SOCK: usize>(
     resources: &'d mut StackResources<SOCK>,
     iface: Interface,
-    caps: phy::DeviceCapabilities,
-    medium: Medium,
-    driver_hw: embassy_net_driver::HardwareAddress,
-    hardware_address: HardwareAddress,
+    #[cfg_attr(not(feature = "medium-ip"), allow(unused_variables))] medium: Medium,
     seed: u64,
 ) -> Result<&'d Shared, NewStackError> {
     let storage: &'d mut [SocketStorage<'static>] =
         resources.sockets.write([SocketStorage::EMPTY; SOCK]);
-    let slots: &'d mut [SlotMeta] = resources.slots.write([SlotMeta::empty(); SOCK]);
+    let slots: &'d mut [SlotMeta] = resources.slots.write([SlotMeta::EMPTY; SOCK]);
     // SAFETY: the socket storage and slot table live in `resources`, which is borrowed for
     // 'd, and they are only reached through the returned `&'d Shared` (via `Stack<'d>` and
     // `Runner<'d, _>`), so nothing uses them after 'd. The lifetime is erased only because the
@@ -350,16 +362,15 @@ pub(crate) fn init<'d, const SOCK: usize>(
     #[allow(unused_mut)]
     let mut sockets = SocketSet::new(storage);
     #[cfg(feature = "dns")]
-    let dns_socket = {
+    {
         if SOCK == 0 {
             return Err(NewStackError::SocketTableFull(SocketTableFull {
                 capacity: SOCK,
             }));
         }
         let h = sockets.add(smoltcp::socket::dns::Socket::new(&[], queries));
-        slots[0] = SlotMeta::holding(h);
-        h
-    };
+        debug_assert!(h == Inner::dns_socket());
+    }
 
     let inner = Inner {
         sockets,
@@ -369,24 +380,25 @@ pub(crate) fn init<'d, const SOCK: usize>(
         runner_waker: WakerRegistration::new(),
         #[cfg(feature = "multicast")]
         multicast_used: false,
-        caps,
-        medium,
-        driver_hw,
-        hardware_address,
+        #[cfg(feature = "medium-ip")]
+        ip_medium: medium == Medium::Ip,
         link_up: false,
         #[cfg(feature = "proto-ipv4")]
         static_v4: None,
         #[cfg(feature = "proto-ipv6")]
         static_v6: None,
         // Never zero, or xorshift would stay at zero.
-        port_rng: splitmix64(seed) | 1,
-        counters: Counters::default(),
+        port_rng: {
+            let m = mix_seed(seed);
+            (m ^ (m >> 16)) as u16 | 1
+        },
+        counters: CounterStore::ZERO,
         #[cfg(feature = "dhcpv4")]
-        dhcp_socket: None,
+        dhcp_handle: SocketHandle::default(),
+        #[cfg(feature = "dhcpv4")]
+        dhcp_on: false,
         #[cfg(feature = "dhcpv4-hostname")]
         hostname,
-        #[cfg(feature = "dns")]
-        dns_socket,
         #[cfg(feature = "slaac")]
         slaac: false,
     };
@@ -398,11 +410,15 @@ pub(crate) fn init<'d, const SOCK: usize>(
     }))
 }
 
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
+/// Fold the 64-bit seed into 32 well-mixed bits (MurmurHash3's finaliser), so that seeds
+/// that differ in a few bits give unrelated port sequences.
+fn mix_seed(seed: u64) -> u32 {
+    let mut x = (seed ^ (seed >> 32)) as u32;
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x85EB_CA6B);
+    x ^= x >> 13;
+    x = x.wrapping_mul(0xC2B2_AE35);
+    x ^ (x >> 16)
 }
 
 impl Inner {
@@ -413,37 +429,81 @@ impl Inner {
         self.runner_waker.wake();
     }
 
+    /// The interface's hardware address.
+    pub(crate) fn hardware_address(&self) -> HardwareAddress {
+        #[cfg(feature = "medium-ip")]
+        if self.ip_medium {
+            return HardwareAddress::Ip;
+        }
+        #[cfg(any(feature = "medium-ethernet", feature = "medium-ieee802154"))]
+        return self.iface.hardware_addr();
+        #[cfg(not(any(feature = "medium-ethernet", feature = "medium-ieee802154")))]
+        HardwareAddress::Ip
+    }
+
+    /// The DNS socket: the first socket the stack creates, so it always sits in slot 0.
+    #[cfg(feature = "dns")]
+    #[inline]
+    pub(crate) fn dns_socket() -> SocketHandle {
+        SocketHandle::default()
+    }
+
+    /// The DHCP client socket, while IPv4 is configured by DHCP.
+    #[cfg(feature = "dhcpv4")]
+    #[inline]
+    pub(crate) fn dhcp_socket(&self) -> Option<SocketHandle> {
+        self.dhcp_on.then_some(self.dhcp_handle)
+    }
+
     /// Put a socket in the table.
     pub(crate) fn add_socket<T: AnySocket<'static>>(
         &mut self,
         socket: T,
-    ) -> Result<(SocketHandle, usize), SocketTableFull> {
+    ) -> Result<SocketHandle, SocketTableFull> {
         let capacity = self.slots.len();
-        let Some(slot) = self.slots.iter().position(|s| s.handle().is_none()) else {
+        // smoltcp's `add` panics when the table is full.
+        if self.sockets.iter().count() >= capacity {
             return Err(SocketTableFull { capacity });
-        };
+        }
         let handle = self.sockets.add(socket);
-        self.slots[slot] = SlotMeta::holding(handle);
-        Ok((handle, slot))
+        debug_assert!(slot_of(handle) < capacity);
+        if let Some(meta) = self.slots.get_mut(slot_of(handle)) {
+            *meta = SlotMeta::EMPTY;
+        }
+        Ok(handle)
     }
 
-    /// Remove a socket from the table.
-    pub(crate) fn remove_socket(&mut self, handle: SocketHandle, slot: usize) {
-        if let Some(meta) = self.slots.get_mut(slot)
-            && meta.handle() == Some(handle)
-        {
+    /// The flags of the socket with this handle.
+    #[cfg(feature = "tcp")]
+    #[inline]
+    pub(crate) fn slot(&mut self, handle: SocketHandle) -> &mut SlotMeta {
+        &mut self.slots[slot_of(handle)]
+    }
+
+    /// Whether the socket with this handle is in the table.
+    pub(crate) fn has_socket(&self, handle: SocketHandle) -> bool {
+        self.sockets.iter().any(|(h, _)| h == handle)
+    }
+
+    /// Remove a socket from the table (nothing happens if it is not there: smoltcp's `remove`
+    /// would panic).
+    pub(crate) fn remove_socket(&mut self, handle: SocketHandle) {
+        if !self.has_socket(handle) {
+            return;
+        }
+        if let Some(meta) = self.slots.get_mut(slot_of(handle)) {
             if meta.watch_timeout() {
                 self.watched -= 1;
             }
-            *meta = SlotMeta::empty();
-            self.sockets.remove(handle);
+            *meta = SlotMeta::EMPTY;
         }
+        self.sockets.remove(handle);
     }
 
     /// Start or stop watching a TCP socket's timeout (see [`WATCH_TIMEOUT`]).
     #[cfg(feature = "tcp")]
-    pub(crate) fn set_watch(&mut self, slot: usize, watch: bool) {
-        if let Some(meta) = self.slots.get_mut(slot)
+    pub(crate) fn set_watch(&mut self, handle: SocketHandle, watch: bool) {
+        if let Some(meta) = self.slots.get_mut(slot_of(handle))
             && meta.watch_timeout() != watch
         {
             meta.set_watch_timeout(watch);
@@ -478,13 +538,13 @@ impl Inner {
     /// Draw an ephemeral port (49152..=65535) from the seeded generator that no TCP or UDP
     /// socket uses. `None` only if every port of the range is taken.
     pub(crate) fn alloc_local_port(&mut self) -> Option<u16> {
-        // xorshift64
+        // xorshift16 (shifts 7, 9, 8: every non-zero state, period 65535)
         let mut x = self.port_rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        x ^= x << 7;
+        x ^= x >> 9;
+        x ^= x << 8;
         self.port_rng = x;
-        let start = (x % EPHEMERAL_PORT_COUNT as u64) as u32;
+        let start = u32::from(x) % EPHEMERAL_PORT_COUNT;
         (0..EPHEMERAL_PORT_COUNT)
             .map(|i| EPHEMERAL_PORT_MIN + ((start + i) % EPHEMERAL_PORT_COUNT) as u16)
             .find(|&p| !self.port_in_use(p))
@@ -552,8 +612,9 @@ impl Inner {
         match dhcp {
             Some(c) => self.start_dhcp(c)?,
             None => {
-                if let Some(h) = self.dhcp_socket.take() {
-                    self.remove_internal_socket(h);
+                if let Some(h) = self.dhcp_socket() {
+                    self.dhcp_on = false;
+                    self.remove_socket(h);
                 }
             }
         }
@@ -564,11 +625,12 @@ impl Inner {
     #[cfg(feature = "dhcpv4")]
     fn start_dhcp(&mut self, c: crate::config::DhcpConfig) -> Result<(), SocketTableFull> {
         use smoltcp::socket::dhcpv4;
-        let handle = match self.dhcp_socket {
+        let handle = match self.dhcp_socket() {
             Some(h) => h,
             None => {
-                let (h, _) = self.add_socket(dhcpv4::Socket::new())?;
-                self.dhcp_socket = Some(h);
+                let h = self.add_socket(dhcpv4::Socket::new())?;
+                self.dhcp_handle = h;
+                self.dhcp_on = true;
                 h
             }
         };
@@ -596,14 +658,6 @@ impl Inner {
         }
         socket.reset();
         Ok(())
-    }
-
-    /// Remove one of the stack's own sockets (DHCP).
-    #[cfg(feature = "dhcpv4")]
-    fn remove_internal_socket(&mut self, handle: SocketHandle) {
-        if let Some(slot) = self.slots.iter().position(|m| m.handle() == Some(handle)) {
-            self.remove_socket(handle, slot);
-        }
     }
 
     #[cfg(feature = "proto-ipv6")]
@@ -702,7 +756,7 @@ impl Inner {
                 }
             }
             self.sockets
-                .get_mut::<smoltcp::socket::dns::Socket>(self.dns_socket)
+                .get_mut::<smoltcp::socket::dns::Socket>(Self::dns_socket())
                 .update_servers(&servers);
         }
         self.wake_runner();
@@ -712,14 +766,14 @@ impl Inner {
     #[cfg(feature = "slaac")]
     fn link_local_address(&self) -> Option<IpCidr> {
         let ll_prefix = Ipv6Cidr::new(Ipv6Cidr::LINK_LOCAL_PREFIX.address(), 64);
-        Ipv6Cidr::from_link_prefix(&ll_prefix, self.hardware_address).map(IpCidr::Ipv6)
+        Ipv6Cidr::from_link_prefix(&ll_prefix, self.hardware_address()).map(IpCidr::Ipv6)
     }
 
     /// The link went up or down: restart the DHCP client, and drop the lease when the link is
     /// gone. Returns whether the configuration changed.
     #[cfg(feature = "dhcpv4")]
     pub(crate) fn dhcp_link_changed(&mut self) -> bool {
-        let Some(h) = self.dhcp_socket else {
+        let Some(h) = self.dhcp_socket() else {
             return false;
         };
         self.sockets
@@ -737,7 +791,7 @@ impl Inner {
     #[cfg(feature = "dhcpv4")]
     pub(crate) fn dhcp_poll(&mut self) -> bool {
         use smoltcp::socket::dhcpv4::Event;
-        let Some(h) = self.dhcp_socket else {
+        let Some(h) = self.dhcp_socket() else {
             return false;
         };
         match self
@@ -830,7 +884,7 @@ impl<'d> Stack<'d> {
     /// This follows the driver: if the driver reports a new address (for example after a
     /// Wi-Fi chip loaded its firmware), the runner picks it up on its next poll.
     pub fn hardware_address(&self) -> HardwareAddress {
-        self.with(|i| i.hardware_address)
+        self.with(|i| i.hardware_address())
     }
 
     /// Whether the driver reports the link as up.
@@ -942,8 +996,44 @@ impl<'d> Stack<'d> {
         self.with(|i| i.iface.has_multicast_group(addr))
     }
 
-    /// The stack's counters (polls, frames in and out, ...).
+    /// The stack's counters (polls, frames in and out, ...); cargo feature `counters`.
+    #[cfg(feature = "counters")]
     pub fn counters(&self) -> crate::Counters {
         self.with(|i| i.counters)
+    }
+}
+
+#[cfg(all(test, feature = "udp"))]
+mod tests {
+    use super::*;
+    use smoltcp::socket::udp;
+
+    fn udp_socket() -> udp::Socket<'static> {
+        udp::Socket::new(
+            udp::PacketBuffer::new(&mut [][..], &mut [][..]),
+            udp::PacketBuffer::new(&mut [][..], &mut [][..]),
+        )
+    }
+
+    /// `slot_of` recovers the storage index smoltcp put each socket at, including a reused
+    /// one (smoltcp takes the first free storage slot).
+    #[test]
+    fn slot_of_matches_smoltcp() {
+        let mut storage = [
+            SocketStorage::EMPTY,
+            SocketStorage::EMPTY,
+            SocketStorage::EMPTY,
+        ];
+        let mut set = SocketSet::new(&mut storage[..]);
+        let handles: [SocketHandle; 3] = core::array::from_fn(|_| set.add(udp_socket()));
+        for (i, h) in handles.iter().enumerate() {
+            assert_eq!(slot_of(*h), i);
+        }
+        set.remove(handles[1]);
+        let again = set.add(udp_socket());
+        assert_eq!(again, handles[1]);
+        assert_eq!(slot_of(again), 1);
+        let from_iter: heapless::Vec<usize, 3> = set.iter().map(|(h, _)| slot_of(h)).collect();
+        assert_eq!(from_iter.as_slice(), &[0, 1, 2]);
     }
 }

@@ -56,13 +56,13 @@ use core::task::{Context, Poll};
 
 use embassy_time::Duration;
 use smoltcp::iface::{SocketHandle, SocketSet};
-use smoltcp::socket::tcp;
 pub use smoltcp::socket::tcp::State;
+use smoltcp::socket::{AnySocket, tcp};
 
 pub mod client;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
-use crate::stack::{Inner, SlotMeta, SocketTableFull, Stack, erase_lifetime};
+use crate::stack::{Inner, SlotMeta, SocketTableFull, Stack, erase_lifetime, slot_of};
 use crate::time::duration_to_smoltcp;
 
 /// How long [`TcpSocket::connect`] tries when the socket has no timeout of its own (75 s, the
@@ -259,13 +259,9 @@ impl<'a> TcpSocket<'a> {
         // SAFETY: as above.
         let tx: &'static mut [u8] = unsafe { erase_lifetime(tx_buffer) };
         let socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
-        let (handle, slot) = stack.with_mut(|i| i.add_socket(socket))?;
+        let handle = stack.with_mut(|i| i.add_socket(socket))?;
         Ok(Self {
-            io: TcpIo {
-                stack,
-                handle,
-                slot,
-            },
+            io: TcpIo { stack, handle },
         })
     }
 
@@ -325,7 +321,7 @@ impl<'a> TcpSocket<'a> {
         T: Into<IpEndpoint>,
     {
         let remote: IpEndpoint = remote_endpoint.into();
-        let slot = self.io.slot;
+        let handle = self.io.handle;
         self.io.stack.with_mut(|i| {
             let s = i.sockets.get_mut::<tcp::Socket>(self.io.handle);
             if s.is_open() {
@@ -347,14 +343,14 @@ impl<'a> TcpSocket<'a> {
                 Err(tcp::ConnectError::InvalidState) => return Err(ConnectError::InvalidState),
                 Err(tcp::ConnectError::Unaddressable) => return Err(ConnectError::NoRoute),
             }
-            let meta = &mut i.slots[slot];
+            let meta = i.slot(handle);
             meta.set_used(true);
             meta.set_closed(false);
             meta.set_aborted(false);
             meta.set_timed_out(false);
             meta.set_data_lost(false);
             meta.set_connect_timeout(default_timeout);
-            i.set_watch(slot, true);
+            i.set_watch(handle, true);
             i.wake_runner();
             Ok(())
         })?;
@@ -377,12 +373,12 @@ impl<'a> TcpSocket<'a> {
 
         // Take the connect timeout away again if it was ours.
         self.io.stack.with_mut(|i| {
-            if i.slots[slot].connect_timeout() {
-                i.slots[slot].set_connect_timeout(false);
+            if i.slot(handle).connect_timeout() {
+                i.slot(handle).set_connect_timeout(false);
                 i.sockets
                     .get_mut::<tcp::Socket>(self.io.handle)
                     .set_timeout(None);
-                i.set_watch(slot, false);
+                i.set_watch(handle, false);
             }
         });
         res
@@ -400,7 +396,7 @@ impl<'a> TcpSocket<'a> {
         if local.port == 0 {
             return Err(AcceptError::InvalidPort);
         }
-        let slot = self.io.slot;
+        let handle = self.io.handle;
         self.io.stack.with_mut(|i| {
             let s = i.sockets.get_mut::<tcp::Socket>(self.io.handle);
             match s.listen(local) {
@@ -408,7 +404,7 @@ impl<'a> TcpSocket<'a> {
                 Err(tcp::ListenError::InvalidState) => return Err(AcceptError::InvalidState),
                 Err(tcp::ListenError::Unaddressable) => return Err(AcceptError::InvalidPort),
             }
-            let meta = &mut i.slots[slot];
+            let meta = i.slot(handle);
             meta.set_used(true);
             meta.set_closed(false);
             meta.set_aborted(false);
@@ -479,13 +475,13 @@ impl<'a> TcpSocket<'a> {
     ///
     /// With no timeout set, `connect` uses [`DEFAULT_CONNECT_TIMEOUT`] for the handshake only.
     pub fn set_timeout(&mut self, duration: Option<Duration>) {
-        let slot = self.io.slot;
+        let handle = self.io.handle;
         self.io.stack.with_mut(|i| {
             i.sockets
                 .get_mut::<tcp::Socket>(self.io.handle)
                 .set_timeout(duration.map(duration_to_smoltcp));
-            i.slots[slot].set_connect_timeout(false);
-            i.set_watch(slot, duration.is_some());
+            i.slot(handle).set_connect_timeout(false);
+            i.set_watch(handle, duration.is_some());
             i.wake_runner();
         })
     }
@@ -575,17 +571,17 @@ impl<'a> TcpSocket<'a> {
 impl<'a> TcpSocket<'a> {
     /// Take the socket apart without removing it from the socket set (for pools that keep a
     /// socket alive while it closes).
-    pub(crate) fn into_parts(self) -> (Stack<'a>, SocketHandle, usize) {
+    pub(crate) fn into_parts(self) -> (Stack<'a>, SocketHandle) {
         let io = self.io;
         core::mem::forget(self);
-        (io.stack, io.handle, io.slot)
+        (io.stack, io.handle)
     }
 }
 
 impl<'a> Drop for TcpSocket<'a> {
     fn drop(&mut self) {
         let io = self.io;
-        io.stack.with_mut(|i| i.remove_socket(io.handle, io.slot));
+        io.stack.with_mut(|i| i.remove_socket(io.handle));
     }
 }
 
@@ -594,11 +590,12 @@ impl<'a> Drop for TcpSocket<'a> {
 
 /// Before egress: remember which watched sockets are open.
 pub(crate) fn before_egress(sockets: &SocketSet<'static>, slots: &mut [SlotMeta]) {
-    for meta in slots.iter_mut().filter(|m| m.watch_timeout()) {
-        meta.set_open_before_egress(match meta.handle() {
-            Some(h) => sockets.get::<tcp::Socket>(h).is_active(),
-            None => false,
-        });
+    for (h, s) in sockets.iter() {
+        if let (Some(meta), Some(s)) = (slots.get_mut(slot_of(h)), tcp::Socket::downcast(s))
+            && meta.watch_timeout()
+        {
+            meta.set_open_before_egress(s.is_active());
+        }
     }
 }
 
@@ -612,21 +609,22 @@ pub(crate) fn before_egress(sockets: &SocketSet<'static>, slots: &mut [SlotMeta]
 /// dropped, unless unread data is still in the receive buffer (dropping the RST also empties
 /// the buffers).
 pub(crate) fn after_egress(sockets: &mut SocketSet<'static>, slots: &mut [SlotMeta]) {
-    for meta in slots
-        .iter_mut()
-        .filter(|m| m.watch_timeout() && m.open_before_egress())
-    {
-        if let Some(h) = meta.handle() {
-            let s = sockets.get_mut::<tcp::Socket>(h);
-            if s.state() == tcp::State::Closed {
-                meta.set_timed_out(true);
-                meta.set_data_lost(s.send_queue() > 0);
-                if s.remote_endpoint().is_some() && s.recv_queue() == 0 {
-                    forget_connection(s);
-                }
-            }
+    for (h, s) in sockets.iter_mut() {
+        let (Some(meta), Some(s)) = (slots.get_mut(slot_of(h)), tcp::Socket::downcast_mut(s))
+        else {
+            continue;
+        };
+        if !(meta.watch_timeout() && meta.open_before_egress()) {
+            continue;
         }
         meta.set_open_before_egress(false);
+        if s.state() == tcp::State::Closed {
+            meta.set_timed_out(true);
+            meta.set_data_lost(s.send_queue() > 0);
+            if s.remote_endpoint().is_some() && s.recv_queue() == 0 {
+                forget_connection(s);
+            }
+        }
     }
 }
 
@@ -645,7 +643,6 @@ fn forget_connection(s: &mut tcp::Socket) {
 struct TcpIo<'a> {
     stack: Stack<'a>,
     handle: SocketHandle,
-    slot: usize,
 }
 
 impl<'d> TcpIo<'d> {
@@ -671,7 +668,7 @@ impl<'d> TcpIo<'d> {
     #[inline]
     fn access<R>(&self, i: &mut Inner, f: impl FnOnce(&mut tcp::Socket, &mut SlotMeta) -> R) -> R {
         let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
-        f(s, &mut i.slots[self.slot])
+        f(s, &mut i.slots[slot_of(self.handle)])
     }
 
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
@@ -727,7 +724,7 @@ impl<'d> TcpIo<'d> {
                             s.register_recv_waker(cx.waker());
                             Poll::Pending
                         } else {
-                            Poll::Ready(Err(recv_error(s, &i.slots[self.slot])))
+                            Poll::Ready(Err(recv_error(s, &i.slots[slot_of(self.handle)])))
                         }
                     }
                 }
@@ -759,7 +756,7 @@ impl<'d> TcpIo<'d> {
                             s.register_send_waker(cx.waker());
                             Poll::Pending
                         } else {
-                            Poll::Ready(Err(send_error(&i.slots[self.slot])))
+                            Poll::Ready(Err(send_error(&i.slots[slot_of(self.handle)])))
                         }
                     }
                 }
@@ -783,14 +780,16 @@ impl<'d> TcpIo<'d> {
                         s.register_send_waker(cx.waker());
                         return Poll::Pending;
                     }
-                    return Poll::Ready(Err(send_error(&i.slots[self.slot])));
+                    return Poll::Ready(Err(send_error(&i.slots[slot_of(self.handle)])));
                 }
                 let Some(f) = f.take() else {
                     return Poll::Ready(Err(Error::InvalidState));
                 };
                 let r = match s.send(f) {
                     Ok(r) => Ok(r),
-                    Err(tcp::SendError::InvalidState) => Err(send_error(&i.slots[self.slot])),
+                    Err(tcp::SendError::InvalidState) => {
+                        Err(send_error(&i.slots[slot_of(self.handle)]))
+                    }
                 };
                 i.wake_runner();
                 Poll::Ready(r)
@@ -821,7 +820,7 @@ impl<'d> TcpIo<'d> {
                     return Poll::Ready(match s.recv_slice(&mut []) {
                         // End of stream: tell `f` with an empty slice.
                         Err(tcp::RecvError::Finished) => Ok(f(&mut []).1),
-                        _ => Err(recv_error(s, &i.slots[self.slot])),
+                        _ => Err(recv_error(s, &i.slots[slot_of(self.handle)])),
                     });
                 }
                 let Some(f) = f.take() else {
@@ -829,7 +828,7 @@ impl<'d> TcpIo<'d> {
                 };
                 let r = match s.recv(f) {
                     Ok(r) => Ok(r),
-                    Err(_) => Err(recv_error(s, &i.slots[self.slot])),
+                    Err(_) => Err(recv_error(s, &i.slots[slot_of(self.handle)])),
                 };
                 i.wake_runner();
                 Poll::Ready(r)

@@ -104,7 +104,6 @@ impl core::error::Error for RecvError {}
 pub struct UdpSocket<'a> {
     stack: Stack<'a>,
     handle: SocketHandle,
-    slot: usize,
 }
 
 fn _assert_covariant<'a, 'b: 'a>(x: UdpSocket<'b>) -> UdpSocket<'a> {
@@ -156,12 +155,8 @@ impl<'a> UdpSocket<'a> {
             udp::PacketBuffer::new(rx_meta, rx_buffer),
             udp::PacketBuffer::new(tx_meta, tx_buffer),
         );
-        let (handle, slot) = stack.with_mut(|i| i.add_socket(socket))?;
-        Ok(Self {
-            stack,
-            handle,
-            slot,
-        })
+        let handle = stack.with_mut(|i| i.add_socket(socket))?;
+        Ok(Self { stack, handle })
     }
 
     /// Bind the socket to a local endpoint. Port 0 picks a free ephemeral port.
@@ -491,8 +486,8 @@ fn check_send(
 
 impl Drop for UdpSocket<'_> {
     fn drop(&mut self) {
-        let (handle, slot) = (self.handle, self.slot);
-        self.stack.with_mut(|i| i.remove_socket(handle, slot));
+        let handle = self.handle;
+        self.stack.with_mut(|i| i.remove_socket(handle));
     }
 }
 

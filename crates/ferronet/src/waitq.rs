@@ -22,12 +22,12 @@ pub(crate) struct WaitQueue {
 }
 
 /// One waiter's entry in a [`WaitQueue`]. Must not move while linked (it lives in a pinned
-/// future) and unlinks itself before it is dropped.
+/// future) and unlinks itself before it is dropped. It is linked when it has a predecessor or
+/// is the head of the queue (a node is only ever used with one queue).
 pub(crate) struct WaitNode {
     waker: Cell<Option<Waker>>,
     prev: Cell<Option<NonNull<WaitNode>>>,
     next: Cell<Option<NonNull<WaitNode>>>,
-    linked: Cell<bool>,
     _pin: PhantomPinned,
 }
 
@@ -37,7 +37,6 @@ impl WaitNode {
             waker: Cell::new(None),
             prev: Cell::new(None),
             next: Cell::new(None),
-            linked: Cell::new(false),
             _pin: PhantomPinned,
         }
     }
@@ -50,6 +49,11 @@ impl WaitQueue {
         }
     }
 
+    /// Whether `node` is in this queue.
+    fn is_linked(&self, node: &WaitNode) -> bool {
+        node.prev.get().is_some() || self.head.get() == Some(NonNull::from(node))
+    }
+
     /// Store `waker` in `node` and link the node, if it is not linked yet.
     ///
     /// The node must be pinned and must call [`WaitQueue::unlink`] before it is dropped or moved.
@@ -60,7 +64,7 @@ impl WaitQueue {
             Some(w) if w.will_wake(waker) => node.waker.set(Some(w)),
             _ => node.waker.set(Some(waker.clone())),
         }
-        if !node.linked.get() {
+        if !self.is_linked(node) {
             let ptr = NonNull::from(node);
             node.prev.set(None);
             node.next.set(self.head.get());
@@ -70,14 +74,13 @@ impl WaitQueue {
                 unsafe { head.as_ref() }.prev.set(Some(ptr));
             }
             self.head.set(Some(ptr));
-            node.linked.set(true);
         }
     }
 
     /// Remove `node` from the list if it is linked.
     pub(crate) fn unlink(&self, node: Pin<&WaitNode>) {
         let node = node.get_ref();
-        if !node.linked.get() {
+        if !self.is_linked(node) {
             return;
         }
         let prev = node.prev.take();
@@ -91,7 +94,6 @@ impl WaitQueue {
             // SAFETY: as above.
             unsafe { n.as_ref() }.prev.set(prev);
         }
-        node.linked.set(false);
         node.waker.set(None);
     }
 
@@ -108,7 +110,6 @@ impl WaitQueue {
             let node = unsafe { ptr.as_ref() };
             cur = node.next.take();
             node.prev.set(None);
-            node.linked.set(false);
             if let Some(w) = node.waker.take() {
                 w.wake();
             }

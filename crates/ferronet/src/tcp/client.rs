@@ -331,11 +331,10 @@ impl<'d, const N: usize, const TX_SZ: usize, const RX_SZ: usize> Drop
             .unwrap_or(Instant::MAX);
         let id = stack_id(&socket.io.stack);
         // The socket stays in the stack with the buffers; the slot remembers where it is.
-        let (_, handle, stack_slot) = socket.into_parts();
+        let (_, handle) = socket.into_parts();
         slot.state.set(SlotState::Closing(Closing {
             stack: id,
             handle,
-            stack_slot,
             deadline,
         }));
     }
@@ -438,8 +437,6 @@ struct Closing {
     /// Identity of the stack whose socket set holds the socket (see [`stack_id`]).
     stack: usize,
     handle: SocketHandle,
-    /// Index of the socket in the stack's slot table.
-    stack_slot: usize,
     /// When the close is aborted (or, once aborted, when the socket is removed without
     /// waiting any longer for its RST to go out).
     deadline: Instant,
@@ -485,14 +482,14 @@ fn advance(i: &mut Inner, mut c: Closing, now: Instant, force: bool) -> Option<C
 /// Remove a background close's socket from the stack.
 fn remove(i: &mut Inner, c: Closing) {
     if present(i, &c) {
-        i.remove_socket(c.handle, c.stack_slot);
+        i.remove_socket(c.handle);
     }
 }
 
 /// Is the socket of `c` still in the stack? (It always is: only this module removes it. The
 /// check keeps a broken invariant from becoming a panic.)
 fn present(i: &Inner, c: &Closing) -> bool {
-    i.slots.get(c.stack_slot).and_then(|m| m.handle()) == Some(c.handle)
+    i.has_socket(c.handle)
 }
 
 /// The smoltcp address of `addr`, or `None` if its family is not enabled.
