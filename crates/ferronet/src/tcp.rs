@@ -320,7 +320,31 @@ impl<'a> TcpSocket<'a> {
     where
         T: Into<IpEndpoint>,
     {
-        let remote: IpEndpoint = remote_endpoint.into();
+        // The set-up and the clean-up are plain functions, so that nothing they use is kept
+        // in the future while it waits.
+        self.start_connect(remote_endpoint.into())?;
+        let res = poll_fn(|cx| {
+            self.io.with_mut_quiet(|s, meta| match s.state() {
+                tcp::State::SynSent | tcp::State::SynReceived => {
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                tcp::State::Closed | tcp::State::Listen => Poll::Ready(Err(if meta.timed_out() {
+                    ConnectError::TimedOut
+                } else {
+                    ConnectError::ConnectionReset
+                })),
+                _ => Poll::Ready(Ok(())),
+            })
+        })
+        .await;
+
+        self.end_connect();
+        res
+    }
+
+    /// Start connecting to `remote` (see [`connect`](Self::connect)).
+    fn start_connect(&mut self, remote: IpEndpoint) -> Result<(), ConnectError> {
         let handle = self.io.handle;
         self.io.stack.with_mut(|i| {
             let s = i.sockets.get_mut::<tcp::Socket>(self.io.handle);
@@ -353,25 +377,12 @@ impl<'a> TcpSocket<'a> {
             i.set_watch(handle, true);
             i.wake_runner();
             Ok(())
-        })?;
-
-        let res = poll_fn(|cx| {
-            self.io.with_mut_quiet(|s, meta| match s.state() {
-                tcp::State::SynSent | tcp::State::SynReceived => {
-                    s.register_send_waker(cx.waker());
-                    Poll::Pending
-                }
-                tcp::State::Closed | tcp::State::Listen => Poll::Ready(Err(if meta.timed_out() {
-                    ConnectError::TimedOut
-                } else {
-                    ConnectError::ConnectionReset
-                })),
-                _ => Poll::Ready(Ok(())),
-            })
         })
-        .await;
+    }
 
-        // Take the connect timeout away again if it was ours.
+    /// After a connect: take the connect timeout away again if it was ours.
+    fn end_connect(&mut self) {
+        let handle = self.io.handle;
         self.io.stack.with_mut(|i| {
             if i.slot(handle).connect_timeout() {
                 i.slot(handle).set_connect_timeout(false);
@@ -381,7 +392,6 @@ impl<'a> TcpSocket<'a> {
                 i.set_watch(handle, false);
             }
         });
-        res
     }
 
     /// Listen on `local_endpoint` and wait until a connection is established.
@@ -392,7 +402,24 @@ impl<'a> TcpSocket<'a> {
     where
         T: Into<IpListenEndpoint>,
     {
-        let local: IpListenEndpoint = local_endpoint.into();
+        // The set-up is a plain function, so that nothing it uses is kept in the future.
+        self.start_accept(local_endpoint.into())?;
+
+        poll_fn(|cx| {
+            self.io.with_mut_quiet(|s, _| match s.state() {
+                tcp::State::Listen | tcp::State::SynSent | tcp::State::SynReceived => {
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                tcp::State::Closed => Poll::Ready(Err(AcceptError::ConnectionReset)),
+                _ => Poll::Ready(Ok(())),
+            })
+        })
+        .await
+    }
+
+    /// Start listening on `local` (see [`accept`](Self::accept)).
+    fn start_accept(&mut self, local: IpListenEndpoint) -> Result<(), AcceptError> {
         if local.port == 0 {
             return Err(AcceptError::InvalidPort);
         }
@@ -412,19 +439,7 @@ impl<'a> TcpSocket<'a> {
             meta.set_data_lost(false);
             i.wake_runner();
             Ok(())
-        })?;
-
-        poll_fn(|cx| {
-            self.io.with_mut_quiet(|s, _| match s.state() {
-                tcp::State::Listen | tcp::State::SynSent | tcp::State::SynReceived => {
-                    s.register_send_waker(cx.waker());
-                    Poll::Pending
-                }
-                tcp::State::Closed => Poll::Ready(Err(AcceptError::ConnectionReset)),
-                _ => Poll::Ready(Ok(())),
-            })
         })
-        .await
     }
 
     /// Wait until the socket becomes readable: there is data to read, or the receive half is
