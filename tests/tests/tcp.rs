@@ -300,6 +300,64 @@ fn half_close() {
     assert_eq!(client.remote_endpoint(), None);
 }
 
+/// TCP frames on the link that carry RST.
+fn resets(frames: &[ferronet_sim::link::CapturedFrame]) -> usize {
+    use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
+    frames
+        .iter()
+        .filter(|f| {
+            let Ok(eth) = EthernetFrame::new_checked(&f.data[..]) else {
+                return false;
+            };
+            if eth.ethertype() != EthernetProtocol::Ipv4 {
+                return false;
+            }
+            let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+                return false;
+            };
+            ip.next_header() == IpProtocol::Tcp
+                && TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.rst())
+        })
+        .count()
+}
+
+/// A client that reads to the end of the stream and drops its socket at once (which forgets
+/// the connection without sending anything) has already acknowledged the server's FIN: the
+/// runner sends the ACK of a FIN before the application can see the end of the stream, even
+/// though it otherwise defers its transmissions after a receive to merge them with the
+/// application's answer. The server's close completes at once and nobody sends a reset.
+#[test]
+fn drop_right_after_end_of_stream_leaves_a_clean_close() {
+    let ex = Executor::new();
+    let (a, b, link) = spawn_pair(&ex, LinkConfig::default());
+    let mut server = TcpSocket::new(b, buf(4096), buf(4096));
+    let mut client = TcpSocket::new(a, buf(4096), buf(4096));
+    connect_pair(&ex, &mut client, &mut server, ep4(3, PORT));
+    link.capture(true);
+
+    let mut request = vec![0u8; 3000];
+    fill_pattern(0x44, 0, &mut request);
+    let start = Instant::now();
+    let (echoed, got) = run(
+        &ex,
+        join(echo(&mut server, Some(0x44)), async move {
+            write_all(&mut client, &request).await.unwrap();
+            client.close();
+            let got = read_to_end(&mut client).await.unwrap();
+            drop(client);
+            got
+        }),
+    );
+    assert_eq!(echoed, 3000);
+    assert_eq!(check_pattern(0x44, 0, &got), Ok(()));
+    assert_eq!(got.len(), 3000);
+    assert_eq!(server.state(), State::Closed);
+    // No retransmission was needed (smoltcp's first retransmission comes after 1 s).
+    assert!(Instant::now() - start < Duration::from_millis(100));
+    ex.run_for(Duration::from_secs(2));
+    assert_eq!(resets(&link.captured()), 0);
+}
+
 // ----------------------------------------------------------------------------------------
 // 3. Abort, seen by the peer as a reset.
 

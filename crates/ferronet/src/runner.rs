@@ -43,6 +43,114 @@ struct IoResult {
     tx_exhausted: bool,
     /// smoltcp's `poll_at`, if it was asked after the last egress pass.
     poll_at: Option<Option<smoltcp::time::Instant>>,
+    /// Egress was deferred to the next poll (see [`Defer`]).
+    deferred: bool,
+}
+
+/// Deferring the egress pass after a receive, so that it goes out together with the
+/// application's answer.
+///
+/// When a poll received frames, the sockets usually have little to send at once (a delayed
+/// ACK at most), while the application that was just woken is about to answer (a response, a
+/// read that opens the window). Such a poll skips the egress pass and smoltcp's `poll_at`
+/// and wakes the runner again: if the executor runs the woken application first (round-robin
+/// and FIFO executors), the next poll sends the ACK with the answer, and one egress pass and
+/// one `poll_at` are saved. Nothing waits longer than one executor turn, no two polls in a row
+/// defer, and `poll_at` is never asked before the egress pass (smoltcp 0.14 can panic there,
+/// see [`Runner::poll`]).
+///
+/// Whether it pays depends on the executor: on a last-in-first-out run queue
+/// (embassy-executor) the runner runs again before the application and the deferral only costs
+/// an extra poll. So it adapts: a deferral counts as useful when, by the next poll, a socket
+/// operation woke the runner or more frames came in; `credit` goes up by one for each useful
+/// deferral (to [`Defer::MAX_CREDIT`]) and down by one for each wasted one; with no credit
+/// left, only every [`Defer::PROBE_EVERY`]th receiving poll tries again.
+#[derive(Default)]
+struct Defer {
+    /// The last poll deferred its egress pass.
+    pending: bool,
+    /// ... and the one after it waited one more turn.
+    extended: bool,
+    credit: u8,
+    /// Receiving polls since the last probe, while out of credit.
+    probe: u8,
+}
+
+impl Defer {
+    const MAX_CREDIT: u8 = 4;
+    const PROBE_EVERY: u8 = 128;
+
+    /// At the start of a poll after a deferral: if no socket operation came in yet, wait one
+    /// more executor turn without doing anything (on a last-in-first-out run queue the
+    /// application runs right after this poll). At most once per deferral.
+    fn extend(&mut self, socket_activity: bool) -> bool {
+        if self.pending && !self.extended && !socket_activity {
+            self.extended = true;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A poll received frames (`rx`) after `socket_activity` since the last one: defer its
+    /// egress pass? `safe` is asked last, only when the answer would be yes.
+    fn decide(&mut self, rx: bool, socket_activity: bool, safe: impl FnOnce() -> bool) -> bool {
+        if self.pending {
+            self.pending = false;
+            self.extended = false;
+            if rx || socket_activity {
+                self.credit = (self.credit + 1).min(Self::MAX_CREDIT);
+            } else {
+                self.credit = self.credit.saturating_sub(1);
+            }
+            return false;
+        }
+        if !rx {
+            return false;
+        }
+        let try_it = if self.credit > 0 {
+            true
+        } else {
+            self.probe += 1;
+            if self.probe >= Self::PROBE_EVERY {
+                self.probe = 0;
+                true
+            } else {
+                false
+            }
+        };
+        self.pending = try_it && safe();
+        self.pending
+    }
+}
+
+/// Whether deferring the egress pass keeps what the application can observe unchanged: every
+/// TCP socket is idle, setting up or established. In the other states a frame just received
+/// (a FIN, data after our FIN) wants an ACK that must go out before the application can see
+/// the end of the stream and drop the socket (which forgets the connection at once, so the ACK
+/// would never be sent and a clean close would end in a reset).
+fn defer_safe(sockets: &smoltcp::iface::SocketSet<'_>) -> bool {
+    #[cfg(feature = "tcp")]
+    {
+        use smoltcp::socket::{Socket, tcp::State};
+        sockets.iter().all(|(_, s)| match s {
+            Socket::Tcp(t) => matches!(
+                t.state(),
+                State::Closed
+                    | State::Listen
+                    | State::SynSent
+                    | State::SynReceived
+                    | State::Established
+            ),
+            #[allow(unreachable_patterns)]
+            _ => true,
+        })
+    }
+    #[cfg(not(feature = "tcp"))]
+    {
+        let _ = sockets;
+        true
+    }
 }
 
 /// Network stack runner.
@@ -52,11 +160,19 @@ struct IoResult {
 pub struct Runner<'d, D: Driver> {
     pub(crate) driver: D,
     pub(crate) shared: &'d Shared,
+    defer: Defer,
 }
 
 impl<'d, D: Driver> Runner<'d, D> {
     pub(crate) fn new(driver: D, shared: &'d Shared) -> Self {
-        Self { driver, shared }
+        Self {
+            driver,
+            shared,
+            defer: Defer {
+                credit: Defer::MAX_CREDIT,
+                ..Defer::default()
+            },
+        }
     }
 
     /// Run the network stack. Never returns.
@@ -83,6 +199,10 @@ impl<'d, D: Driver> Runner<'d, D> {
             let inner: &mut Inner = &mut guard;
             inner.runner_waker.register(cx.waker());
             inner.counters.poll();
+            if self.defer.extend(inner.socket_activity) {
+                cx.waker().wake_by_ref();
+                return;
+            }
 
             // Follow the driver's hardware address.
             match to_smoltcp_hardware_address(self.driver.hardware_address()) {
@@ -127,9 +247,9 @@ impl<'d, D: Driver> Runner<'d, D> {
                 state_changed = true;
             }
 
-            let next = if io.more || reconfigure {
-                // Budget used up, or the configuration changed: let other tasks run, then
-                // continue.
+            let next = if io.more || reconfigure || io.deferred {
+                // Budget used up, egress deferred, or the configuration changed: let other
+                // tasks run, then continue.
                 cx.waker().wake_by_ref();
                 None
             } else {
@@ -189,6 +309,7 @@ impl<'d, D: Driver> Runner<'d, D> {
             counters,
             slots,
             watched,
+            socket_activity,
             #[cfg(feature = "slaac")]
             slaac,
             ..
@@ -221,6 +342,16 @@ impl<'d, D: Driver> Runner<'d, D> {
         #[cfg(feature = "slaac")]
         if *slaac && res.progress {
             iface.poll_maintenance(ts);
+        }
+
+        let socket_activity = core::mem::take(socket_activity);
+        if self
+            .defer
+            .decide(res.progress, socket_activity, || defer_safe(sockets))
+        {
+            res.deferred = true;
+            res.more = !rx_done;
+            return res;
         }
 
         // Timeouts only fire during egress; note which watched sockets are open now, to tell
@@ -301,4 +432,66 @@ fn set_iface_hw_addr(iface: &mut smoltcp::iface::Interface, addr: smoltcp::wire:
         _ => iface.set_hardware_addr(addr),
     }
     let _ = iface;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Defer;
+
+    fn fresh() -> Defer {
+        Defer {
+            credit: Defer::MAX_CREDIT,
+            ..Defer::default()
+        }
+    }
+
+    #[test]
+    fn defers_after_a_receive_and_judges_by_the_next_poll() {
+        let mut d = fresh();
+        // No frame, no deferral.
+        assert!(!d.decide(false, true, || true));
+        // A receive defers; the next poll never does, whatever it sees.
+        assert!(d.decide(true, false, || true));
+        assert!(!d.decide(true, false, || true));
+        assert_eq!(d.credit, Defer::MAX_CREDIT);
+        // Not when a socket is in a closing state.
+        assert!(!d.decide(true, false, || false));
+        assert!(!d.pending);
+    }
+
+    #[test]
+    fn wasted_deferrals_stop_it_until_a_probe_pays() {
+        let mut d = fresh();
+        for _ in 0..Defer::MAX_CREDIT {
+            assert!(d.decide(true, false, || true));
+            // Neither frames nor socket activity by the next poll: wasted.
+            assert!(!d.decide(false, false, || true));
+        }
+        assert_eq!(d.credit, 0);
+        // Out of credit: only every PROBE_EVERY-th receiving poll tries.
+        let tries = (0..u32::from(Defer::PROBE_EVERY) * 3)
+            .filter(|_| d.decide(true, false, || true) && !d.decide(false, false, || true))
+            .count();
+        assert_eq!(tries, 3);
+        // A probe that pays brings the credit back.
+        while !d.decide(true, false, || true) {}
+        assert!(!d.decide(false, true, || true));
+        assert_eq!(d.credit, 1);
+        assert!(d.decide(true, false, || true));
+    }
+
+    #[test]
+    fn waits_one_more_turn_at_most_once() {
+        let mut d = fresh();
+        assert!(!d.extend(false));
+        assert!(d.decide(true, false, || true));
+        // Nothing from the application yet: one more turn, then no more.
+        assert!(d.extend(false));
+        assert!(!d.extend(false));
+        assert!(!d.decide(false, true, || true));
+        assert!(!d.pending && !d.extended);
+        // Activity already there: no extra turn.
+        assert!(d.decide(true, false, || true));
+        assert!(!d.extend(true));
+    }
 }

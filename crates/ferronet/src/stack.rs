@@ -230,6 +230,8 @@ pub(crate) struct Inner {
     #[cfg(feature = "medium-ip")]
     ip_medium: bool,
     pub(crate) link_up: bool,
+    /// A socket operation (or a configuration change) woke the runner since its last poll.
+    pub(crate) socket_activity: bool,
     #[cfg(feature = "proto-ipv4")]
     pub(crate) static_v4: Option<StaticConfigV4>,
     #[cfg(feature = "proto-ipv6")]
@@ -383,6 +385,7 @@ pub(crate) fn init<'d, const SOCK: usize>(
         #[cfg(feature = "medium-ip")]
         ip_medium: medium == Medium::Ip,
         link_up: false,
+        socket_activity: false,
         #[cfg(feature = "proto-ipv4")]
         static_v4: None,
         #[cfg(feature = "proto-ipv6")]
@@ -426,6 +429,7 @@ impl Inner {
     /// every socket operation, and one copy is smaller than many.
     #[inline(never)]
     pub(crate) fn wake_runner(&mut self) {
+        self.socket_activity = true;
         self.runner_waker.wake();
     }
 
