@@ -22,6 +22,12 @@ echo
 echo "=== instructions per unit (callgrind)"
 if command -v valgrind >/dev/null 2>&1; then
     crates/ferronet-bench/callgrind.sh
+    echo
+    echo "=== instructions per unit (callgrind), executor polling the last woken task first"
+    EXEC=lifo crates/ferronet-bench/callgrind.sh
+    echo
+    echo "=== where the instructions go"
+    python3 crates/ferronet-bench/breakdown.py
 else
     echo "SKIP callgrind: valgrind not installed (apt-get install valgrind)"
 fi

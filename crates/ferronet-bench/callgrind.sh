@@ -12,6 +12,8 @@
 # churn 25 and 200 connections.
 #
 # Usage: crates/ferronet-bench/callgrind.sh [WORKLOAD...]   (default: every workload)
+#        EXEC=lifo crates/ferronet-bench/callgrind.sh ...  (the benchmark executor polls the most
+#        recently woken task first, as embassy-executor does; files go to a lifo/ subfolder)
 #
 # The callgrind.out files are kept (default target/ferronet-bench-callgrind/, or
 # $CALLGRIND_OUT) for `callgrind_annotate`, e.g.
@@ -35,6 +37,15 @@ if [ ! -x "$bin" ]; then
     exit 1
 fi
 out=${CALLGRIND_OUT:-$root/target/ferronet-bench-callgrind}
+exec_order=${EXEC:-sweep}
+case "$exec_order" in
+sweep) ;;
+lifo) out="$out/lifo" ;;
+*)
+    echo "callgrind.sh: EXEC must be sweep or lifo, not '$exec_order'" >&2
+    exit 2
+    ;;
+esac
 mkdir -p "$out"
 
 if [ $# -gt 0 ]; then
@@ -67,7 +78,7 @@ unit() {
 ir() {
     local f="$out/callgrind.out.$1.$2.$3"
     if ! valgrind --tool=callgrind --callgrind-out-file="$f" \
-        "$bin" --workload "$1" --stack "$2" --rounds 1 --size "$3" --no-sizes \
+        "$bin" --workload "$1" --stack "$2" --rounds 1 --size "$3" --no-sizes --exec "$exec_order" \
         >"$f.stdout" 2>"$f.log"; then
         echo "callgrind.sh: run failed, see $f.log" >&2
         exit 1
@@ -94,7 +105,7 @@ per_unit() {
 }
 
 echo "Instructions per unit under callgrind: (Ir(S2) - Ir(S1)) / (S2 - S1); ratio = ferronet / embassy-net (< 1: ferronet cheaper)"
-echo "($(valgrind --version); binary $bin)"
+echo "($(valgrind --version); binary $bin; executor order: $exec_order)"
 echo
 echo "| workload     | unit    | S1 .. S2          | ferronet | embassy-net | ratio | ceiling |"
 echo "|--------------|---------|-------------------|---------:|------------:|------:|--------:|"

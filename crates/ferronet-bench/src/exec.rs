@@ -6,6 +6,11 @@
 //!
 //! - Every task has a ready flag (an `AtomicBool` behind an `Arc`, the task's `Waker`). A sweep
 //!   polls, in slice order, every task whose flag is set (clearing it first).
+//! - With [`Order::Lifo`] (`--exec lifo`) the ready tasks are polled in batches instead, most
+//!   recently woken first, as embassy-executor's run queue does: a wake pushes the task on a
+//!   list, a batch takes the whole list and polls it from the top, and tasks woken meanwhile
+//!   wait for the next batch. Whether a task woken by another runs before or after the task that
+//!   woke it then depends on the order of the wakes, which matters to a network stack's runner.
 //! - The time driver keeps one deadline per waker (the earliest asked for, as `embassy-time`'s
 //!   own queues do) in a short list. Due timers are fired when a sweep polled nothing, and
 //!   every [`TIMER_CHECK_SWEEPS`] sweeps while busy.
@@ -85,15 +90,54 @@ fn next_deadline() -> Option<u64> {
 // ---------------------------------------------------------------------------------------------
 // Executor
 
-struct Flag(AtomicBool);
+/// The order in which [`run`] polls ready tasks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Sweeps in slice order (the default).
+    #[default]
+    Sweep,
+    /// Batches, most recently woken first (embassy-executor's run queue).
+    Lifo,
+}
+
+thread_local! {
+    static ORDER: std::cell::Cell<Order> = const { std::cell::Cell::new(Order::Sweep) };
+}
+
+/// Choose the order of every later [`run`] on this thread.
+pub fn set_order(order: Order) {
+    ORDER.with(|o| o.set(order));
+}
+
+/// The order [`run`] uses on this thread.
+pub fn order() -> Order {
+    ORDER.with(|o| o.get())
+}
+
+/// A task's ready flag, behind its `Waker`. With [`Order::Lifo`] a wake also records the
+/// task on the shared list of woken tasks.
+struct Flag {
+    ready: AtomicBool,
+    index: usize,
+    woken: Option<Arc<Mutex<Vec<usize>>>>,
+}
 
 impl Wake for Flag {
     fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::Release);
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::Release);
+        match &self.woken {
+            None => self.ready.store(true, Ordering::Release),
+            Some(list) => {
+                if !self.ready.swap(true, Ordering::AcqRel) {
+                    list.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(self.index);
+                }
+            }
+        }
     }
 }
 
@@ -144,9 +188,18 @@ pub struct ExecStats {
 /// If a task panics, or on deadlock (no task ready, no timer pending).
 pub fn run(tasks: &mut [Task<'_>]) -> ExecStats {
     timers().clear();
-    let flags: Vec<Arc<Flag>> = tasks
-        .iter()
-        .map(|_| Arc::new(Flag(AtomicBool::new(true))))
+    // Sweep: no list, every task looked at in slice order. Lifo: the woken tasks, in the order
+    // of their wakes (all of them at first, the first task on top).
+    let woken = (order() == Order::Lifo)
+        .then(|| Arc::new(Mutex::new((0..tasks.len()).rev().collect::<Vec<usize>>())));
+    let flags: Vec<Arc<Flag>> = (0..tasks.len())
+        .map(|index| {
+            Arc::new(Flag {
+                ready: AtomicBool::new(true),
+                index,
+                woken: woken.clone(),
+            })
+        })
         .collect();
     let wakers: Vec<Waker> = flags.iter().map(|f| Waker::from(f.clone())).collect();
     let mut done = vec![false; tasks.len()];
@@ -155,19 +208,30 @@ pub fn run(tasks: &mut [Task<'_>]) -> ExecStats {
     if remaining == 0 {
         return stats;
     }
+    let mut batch: Vec<usize> = Vec::with_capacity(tasks.len());
     loop {
+        batch.clear();
+        match &woken {
+            None => batch.extend(0..tasks.len()),
+            // The most recently woken first; tasks woken meanwhile wait for the next batch.
+            Some(list) => batch.extend(
+                list.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .drain(..)
+                    .rev(),
+            ),
+        }
         let mut polled = false;
-        for (i, task) in tasks.iter_mut().enumerate() {
-            if done[i] || !flags[i].0.load(Ordering::Acquire) {
+        for &i in &batch {
+            if done[i] || !flags[i].ready.swap(false, Ordering::AcqRel) {
                 continue;
             }
-            flags[i].0.store(false, Ordering::Relaxed);
             polled = true;
             stats.polls += 1;
             let mut cx = Context::from_waker(&wakers[i]);
-            if task.future.as_mut().poll(&mut cx).is_ready() {
+            if tasks[i].future.as_mut().poll(&mut cx).is_ready() {
                 done[i] = true;
-                if task.required {
+                if tasks[i].required {
                     remaining -= 1;
                     if remaining == 0 {
                         timers().clear();

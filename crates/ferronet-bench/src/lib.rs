@@ -323,6 +323,8 @@ pub struct Options {
     pub quick: bool,
     /// The memory table.
     pub sizes: SizesMode,
+    /// The executor's polling order (`--exec`).
+    pub exec: exec::Order,
 }
 
 impl Default for Options {
@@ -334,6 +336,7 @@ impl Default for Options {
             size: None,
             quick: false,
             sizes: SizesMode::Show,
+            exec: exec::Order::Sweep,
         }
     }
 }
@@ -350,6 +353,8 @@ usage: ferronet-bench [options]
                           connections (churn), for every selected workload
   --sizes-only            print only the memory (size_of) table
   --no-sizes              do not print the memory table
+  --exec ORDER            sweep (default): ready tasks polled in a fixed order;
+                          lifo: most recently woken first, as embassy-executor
   -h, --help              this text";
 
 fn parse_size(s: &str) -> Option<u64> {
@@ -387,6 +392,13 @@ impl Options {
                 "--quick" => o.quick = true,
                 "--sizes-only" => o.sizes = SizesMode::Only,
                 "--no-sizes" => o.sizes = SizesMode::Skip,
+                "--exec" => {
+                    o.exec = match value("--exec")?.as_str() {
+                        "sweep" => exec::Order::Sweep,
+                        "lifo" => exec::Order::Lifo,
+                        v => return Err(format!("--exec: `{v}`: expected sweep or lifo")),
+                    }
+                }
                 "--workload" => {
                     for name in value("--workload")?.split(',') {
                         let w = Workload::parse(name.trim())
@@ -556,9 +568,13 @@ pub fn format_results(opts: &Options, results: &[WorkloadResult]) -> String {
     );
     let _ = writeln!(
         out,
-        "(link: in-memory Ethernet, MTU {}, {}-frame rings; one poll-loop executor; spread = (max - min) / median)",
+        "(link: in-memory Ethernet, MTU {}, {}-frame rings; one poll-loop executor, {} order; spread = (max - min) / median)",
         link::MTU,
-        link::QUEUE_DEPTH
+        link::QUEUE_DEPTH,
+        match opts.exec {
+            exec::Order::Sweep => "sweep",
+            exec::Order::Lifo => "lifo",
+        }
     );
     let _ = writeln!(out);
     let _ = writeln!(
@@ -689,6 +705,7 @@ pub fn format_sizes() -> String {
 
 /// Runs everything `opts` asks for and prints the tables on stdout.
 pub fn run(opts: &Options) -> Vec<WorkloadResult> {
+    exec::set_order(opts.exec);
     let mut results = Vec::new();
     if opts.sizes != SizesMode::Only {
         results = run_workloads(opts);
@@ -731,6 +748,24 @@ mod tests {
         assert!(format_sizes().contains("StackResources<4>"));
     }
 
+    /// The last-in-first-out executor runs every workload to the end, every byte checked.
+    #[test]
+    fn quick_mode_on_the_lifo_executor() {
+        let mut opts = Options::parse(["--quick".to_string(), "--exec=lifo".to_string()])
+            .expect("valid options")
+            .expect("not --help");
+        opts.sizes = SizesMode::Skip;
+        let results = run(&opts);
+        assert_eq!(results.len(), Workload::ALL.len());
+        for r in &results {
+            for stack in [StackKind::Ferronet, StackKind::Embassy] {
+                let m = r.of(stack).expect("both stacks measured");
+                assert_eq!(m[0].units, r.workload.quick_size());
+            }
+        }
+        assert!(format_results(&opts, &results).contains("lifo order"));
+    }
+
     #[test]
     fn options_parse() {
         let o = Options::parse(
@@ -750,6 +785,9 @@ mod tests {
             (3, Some(4 << 20), SizesMode::Skip)
         );
         assert!(Options::parse(["--bogus".to_string()]).is_err());
+        let lifo = Options::parse(["--exec=lifo".to_string()]).expect("valid");
+        assert_eq!(lifo.map(|o| o.exec), Some(exec::Order::Lifo));
+        assert!(Options::parse(["--exec=fifo".to_string()]).is_err());
         assert_eq!(Options::parse(["-h".to_string()]), Ok(None));
     }
 }
