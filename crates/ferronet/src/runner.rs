@@ -55,37 +55,45 @@ struct IoResult {
 /// read that opens the window). Such a poll skips the egress pass and smoltcp's `poll_at`
 /// and wakes the runner again: if the executor runs the woken application first (round-robin
 /// and FIFO executors), the next poll sends the ACK with the answer, and one egress pass and
-/// one `poll_at` are saved. Nothing waits longer than one executor turn, no two polls in a row
-/// defer, and `poll_at` is never asked before the egress pass (smoltcp 0.14 can panic there,
-/// see [`Runner::poll`]).
+/// one `poll_at` are saved. On a last-in-first-out run queue (embassy-executor) the runner
+/// would run again before the application, so the first poll after a deferral that finds no
+/// socket operation yet waits one more turn without doing anything ([`Defer::extend`]): the
+/// application, polled in the same batch, answers in between. Nothing waits more than two
+/// executor turns, two receiving polls never defer in a row, `poll_at` is never asked before
+/// the egress pass (smoltcp 0.14 can panic there, see [`Runner::poll`]), and nothing is
+/// deferred while a TCP socket is closing ([`defer_safe`]).
 ///
-/// Whether it pays depends on the executor: on a last-in-first-out run queue
-/// (embassy-executor) the runner runs again before the application and the deferral only costs
-/// an extra poll. So it adapts: a deferral counts as useful when, by the next poll, a socket
-/// operation woke the runner or more frames came in; `credit` goes up by one for each useful
-/// deferral (to [`Defer::MAX_CREDIT`]) and down by one for each wasted one; with no credit
-/// left, only every [`Defer::PROBE_EVERY`]th receiving poll tries again.
-#[derive(Default)]
+/// It adapts, for executors and applications where it does not pay: a deferral counts as
+/// useful when, by the poll that ends it, a socket operation woke the runner or more frames
+/// came in; `credit` goes up by one for each useful deferral (to [`Defer::MAX_CREDIT`]) and
+/// down by one for each wasted one; with no credit left, only every
+/// [`Defer::PROBE_EVERY`]th receiving poll tries again.
 struct Defer {
-    /// The last poll deferred its egress pass.
-    pending: bool,
-    /// ... and the one after it waited one more turn.
-    extended: bool,
-    credit: u8,
-    /// Receiving polls since the last probe, while out of credit.
-    probe: u8,
+    /// 0: no deferral under way; 1: the last poll deferred its egress pass; 2: ... and the
+    /// poll after it waited one more turn.
+    stage: u8,
+    /// Above 0: deferring is on, with this much credit. 0 or below: off, counting receiving
+    /// polls up to the next try.
+    credit: i8,
 }
 
 impl Defer {
-    const MAX_CREDIT: u8 = 4;
-    const PROBE_EVERY: u8 = 128;
+    const MAX_CREDIT: i8 = 4;
+    const PROBE_EVERY: i8 = 120;
+
+    const fn new() -> Self {
+        Self {
+            stage: 0,
+            credit: Self::MAX_CREDIT,
+        }
+    }
 
     /// At the start of a poll after a deferral: if no socket operation came in yet, wait one
     /// more executor turn without doing anything (on a last-in-first-out run queue the
     /// application runs right after this poll). At most once per deferral.
     fn extend(&mut self, socket_activity: bool) -> bool {
-        if self.pending && !self.extended && !socket_activity {
-            self.extended = true;
+        if self.stage == 1 && !socket_activity {
+            self.stage = 2;
             true
         } else {
             false
@@ -95,32 +103,31 @@ impl Defer {
     /// A poll received frames (`rx`) after `socket_activity` since the last one: defer its
     /// egress pass? `safe` is asked last, only when the answer would be yes.
     fn decide(&mut self, rx: bool, socket_activity: bool, safe: impl FnOnce() -> bool) -> bool {
-        if self.pending {
-            self.pending = false;
-            self.extended = false;
+        if self.stage != 0 {
+            self.stage = 0;
             if rx || socket_activity {
-                self.credit = (self.credit + 1).min(Self::MAX_CREDIT);
+                self.credit = (self.credit.max(0) + 1).min(Self::MAX_CREDIT);
             } else {
-                self.credit = self.credit.saturating_sub(1);
+                self.credit -= 1;
+                if self.credit <= 0 {
+                    self.credit = 1 - Self::PROBE_EVERY;
+                }
             }
             return false;
         }
         if !rx {
             return false;
         }
-        let try_it = if self.credit > 0 {
+        if self.credit <= 0 {
+            // Off: count this receive; the one that brings the count to 1 tries.
+            self.credit += 1;
+        }
+        if self.credit > 0 && safe() {
+            self.stage = 1;
             true
         } else {
-            self.probe += 1;
-            if self.probe >= Self::PROBE_EVERY {
-                self.probe = 0;
-                true
-            } else {
-                false
-            }
-        };
-        self.pending = try_it && safe();
-        self.pending
+            false
+        }
     }
 }
 
@@ -168,10 +175,7 @@ impl<'d, D: Driver> Runner<'d, D> {
         Self {
             driver,
             shared,
-            defer: Defer {
-                credit: Defer::MAX_CREDIT,
-                ..Defer::default()
-            },
+            defer: Defer::new(),
         }
     }
 
@@ -438,16 +442,9 @@ fn set_iface_hw_addr(iface: &mut smoltcp::iface::Interface, addr: smoltcp::wire:
 mod tests {
     use super::Defer;
 
-    fn fresh() -> Defer {
-        Defer {
-            credit: Defer::MAX_CREDIT,
-            ..Defer::default()
-        }
-    }
-
     #[test]
     fn defers_after_a_receive_and_judges_by_the_next_poll() {
-        let mut d = fresh();
+        let mut d = Defer::new();
         // No frame, no deferral.
         assert!(!d.decide(false, true, || true));
         // A receive defers; the next poll never does, whatever it sees.
@@ -456,42 +453,47 @@ mod tests {
         assert_eq!(d.credit, Defer::MAX_CREDIT);
         // Not when a socket is in a closing state.
         assert!(!d.decide(true, false, || false));
-        assert!(!d.pending);
+        assert_eq!(d.stage, 0);
     }
 
     #[test]
     fn wasted_deferrals_stop_it_until_a_probe_pays() {
-        let mut d = fresh();
+        let mut d = Defer::new();
         for _ in 0..Defer::MAX_CREDIT {
             assert!(d.decide(true, false, || true));
             // Neither frames nor socket activity by the next poll: wasted.
             assert!(!d.decide(false, false, || true));
         }
-        assert_eq!(d.credit, 0);
+        assert!(d.credit <= 0);
         // Out of credit: only every PROBE_EVERY-th receiving poll tries.
-        let tries = (0..u32::from(Defer::PROBE_EVERY) * 3)
+        let tries = (0..i32::from(Defer::PROBE_EVERY) * 3)
             .filter(|_| d.decide(true, false, || true) && !d.decide(false, false, || true))
             .count();
         assert_eq!(tries, 3);
-        // A probe that pays brings the credit back.
+        // A try that pays turns it back on.
         while !d.decide(true, false, || true) {}
         assert!(!d.decide(false, true, || true));
-        assert_eq!(d.credit, 1);
+        assert_eq!(d.credit, 2);
         assert!(d.decide(true, false, || true));
     }
 
     #[test]
     fn waits_one_more_turn_at_most_once() {
-        let mut d = fresh();
+        let mut d = Defer::new();
         assert!(!d.extend(false));
         assert!(d.decide(true, false, || true));
         // Nothing from the application yet: one more turn, then no more.
         assert!(d.extend(false));
         assert!(!d.extend(false));
         assert!(!d.decide(false, true, || true));
-        assert!(!d.pending && !d.extended);
+        assert_eq!(d.stage, 0);
         // Activity already there: no extra turn.
         assert!(d.decide(true, false, || true));
         assert!(!d.extend(true));
+    }
+
+    #[test]
+    fn fits_in_the_runners_padding() {
+        assert_eq!(core::mem::size_of::<Defer>(), 2);
     }
 }
