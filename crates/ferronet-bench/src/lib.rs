@@ -49,6 +49,12 @@
 //! (Ir(S2) - Ir(S1)) / (S2 - S1) is the cost of one more byte / round trip / connection, with
 //! start-up, stack creation, ARP and the connection set-up cancelled out.
 //!
+//! **Executor order** (`--exec sweep|lifo`): the benchmark's executor polls ready tasks in a
+//! fixed order (sweep, the default) or most recently woken first (lifo, as embassy-executor's
+//! run queue does). ferronet's runner defers its transmissions after a receive until the
+//! woken application has answered, so its figures depend a little on that order; both stacks
+//! always run on the same executor and order.
+//!
 //! **Memory**: `size_of` on x86_64 of each stack's public types and of the futures of the
 //! main socket operations. With `--features dns` both stacks also have DNS (its socket and
 //! query slots live inside `StackResources`).
@@ -67,7 +73,7 @@
 //!
 //! ```text
 //! ferronet-bench [--quick] [--workload NAME]... [--stack ferronet|embassy|ceiling]...
-//!                [--rounds N] [--size N] [--sizes-only | --no-sizes]
+//!                [--rounds N] [--size N] [--sizes-only | --no-sizes] [--exec sweep|lifo]
 //! ```
 //!
 //! `--size` is bytes for the bulk workloads (suffixes K, M, G: powers of 1024), round trips
