@@ -210,13 +210,18 @@ impl<'d, D: Driver> Runner<'d, D> {
 
             // Follow the driver's hardware address.
             match to_smoltcp_hardware_address(self.driver.hardware_address()) {
-                Ok((addr, _)) if addr == inner.hardware_address() => {}
+                Ok((addr, _)) if addr == inner.hardware_address() => inner.foreign_hw = false,
                 Ok((addr, medium)) if medium == medium_of(&inner.hardware_address()) => {
                     set_iface_hw_addr(&mut inner.iface, addr);
                     info!("hardware address changed");
                     state_changed = true;
                 }
-                _ => warn!("driver changed to an address of another medium; ignored"),
+                _ => {
+                    if !inner.foreign_hw {
+                        inner.foreign_hw = true;
+                        warn!("driver changed to an address of another medium; ignored");
+                    }
+                }
             }
 
             // Link state. Acted on before any frame moves, so that a DHCP client restarted

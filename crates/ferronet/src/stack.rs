@@ -232,6 +232,8 @@ pub(crate) struct Inner {
     pub(crate) link_up: bool,
     /// A socket operation (or a configuration change) woke the runner since its last poll.
     pub(crate) socket_activity: bool,
+    /// The driver reports an address of another medium, which is ignored (warned about once).
+    pub(crate) foreign_hw: bool,
     #[cfg(feature = "proto-ipv4")]
     pub(crate) static_v4: Option<StaticConfigV4>,
     #[cfg(feature = "proto-ipv6")]
@@ -386,6 +388,7 @@ pub(crate) fn init<'d, const SOCK: usize>(
         ip_medium: medium == Medium::Ip,
         link_up: false,
         socket_activity: false,
+        foreign_hw: false,
         #[cfg(feature = "proto-ipv4")]
         static_v4: None,
         #[cfg(feature = "proto-ipv6")]
