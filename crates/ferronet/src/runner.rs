@@ -186,6 +186,10 @@ impl<'d, D: Driver> Runner<'d, D> {
     /// timer is due. Each wake-up does a bounded amount of work (at most 32 received frames and
     /// 32 transmit passes) and then yields, so other tasks on the same executor keep running
     /// under load.
+    ///
+    /// After receiving frames it usually yields before transmitting (for at most two executor
+    /// turns, never while a TCP connection is closing), so that the tasks it woke can answer
+    /// first and their answer carries the ACK. This adapts to the executor and costs no time.
     pub async fn run(&mut self) -> ! {
         loop {
             poll_fn(|cx| {
