@@ -587,7 +587,7 @@ pub mod ping {
     use super::{Icmpv4Message, Icmpv4Packet, Icmpv4Repr};
     #[cfg(feature = "proto-ipv6")]
     use super::{Icmpv6Message, Icmpv6Packet, Icmpv6Repr};
-    use crate::stack::{Inner, SocketTableFull, Stack};
+    use crate::stack::{Inner, SocketTableFull, Stack, to_ip_address};
 
     /// Length of the ICMP echo header (type, code, checksum, identifier, sequence number).
     const ECHO_HEADER_LEN: usize = 8;
@@ -986,18 +986,6 @@ pub mod ping {
         }
     }
 
-    /// An address of an enabled IP version, or `None`.
-    fn to_smoltcp(addr: IpAddr) -> Option<IpAddress> {
-        match addr {
-            #[cfg(feature = "proto-ipv4")]
-            IpAddr::V4(a) => Some(IpAddress::Ipv4(a)),
-            #[cfg(feature = "proto-ipv6")]
-            IpAddr::V6(a) => Some(IpAddress::Ipv6(a)),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        }
-    }
-
     impl<'a> PingParams<'a> {
         /// Parameters for pinging `target`, the others at their defaults.
         ///
@@ -1005,14 +993,14 @@ pub mod ping {
         /// ([`PingError::InvalidTargetAddress`]; embassy-net panics).
         pub fn new<T: Into<IpAddr>>(target: T) -> Self {
             Self {
-                target: to_smoltcp(target.into()),
+                target: to_ip_address(target.into()),
                 ..Self::default()
             }
         }
 
         /// Set the target address.
         pub fn set_target<T: Into<IpAddr>>(&mut self, target: T) -> &mut Self {
-            self.target = to_smoltcp(target.into());
+            self.target = to_ip_address(target.into());
             self
         }
 

@@ -317,6 +317,19 @@ pub(crate) fn to_smoltcp_hardware_address(
     }
 }
 
+/// The smoltcp address of `addr`, or `None` if its IP version is not enabled.
+#[cfg(any(feature = "tcp", feature = "udp", feature = "icmp"))]
+pub(crate) fn to_ip_address(addr: core::net::IpAddr) -> Option<IpAddress> {
+    match addr {
+        #[cfg(feature = "proto-ipv4")]
+        core::net::IpAddr::V4(a) => Some(IpAddress::Ipv4(a)),
+        #[cfg(feature = "proto-ipv6")]
+        core::net::IpAddr::V6(a) => Some(IpAddress::Ipv6(a)),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
 /// The medium of an interface with this hardware address.
 pub(crate) fn medium_of(addr: &HardwareAddress) -> Medium {
     match addr {

@@ -57,17 +57,17 @@
 use core::cell::{Cell, UnsafeCell};
 use core::future::{Future, poll_fn};
 use core::mem::ManuallyDrop;
-use core::net::{IpAddr, SocketAddr};
+use core::net::SocketAddr;
 use core::pin::Pin;
 use core::task::Poll;
 
 use embassy_time::{Duration, Instant, Timer};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
-use smoltcp::wire::{IpAddress, IpEndpoint};
+use smoltcp::wire::IpEndpoint;
 
 use super::{ConnectError, Error, TcpSocket};
-use crate::stack::{Inner, Stack};
+use crate::stack::{Inner, Stack, to_ip_address};
 
 /// How long a dropped [`TcpConnection`] may take to finish its close when the client has no
 /// timeout ([`TcpClient::set_timeout`]): 10 s. After that the connection is aborted and its slot
@@ -490,18 +490,6 @@ fn remove(i: &mut Inner, c: Closing) {
 /// check keeps a broken invariant from becoming a panic.)
 fn present(i: &Inner, c: &Closing) -> bool {
     i.has_socket(c.handle)
-}
-
-/// The smoltcp address of `addr`, or `None` if its family is not enabled.
-fn to_ip_address(addr: IpAddr) -> Option<IpAddress> {
-    match addr {
-        #[cfg(feature = "proto-ipv4")]
-        IpAddr::V4(a) => Some(IpAddress::Ipv4(a)),
-        #[cfg(feature = "proto-ipv6")]
-        IpAddr::V6(a) => Some(IpAddress::Ipv6(a)),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
 }
 
 impl<'d, const N: usize, const TX_SZ: usize, const RX_SZ: usize> embedded_io_async::ErrorType

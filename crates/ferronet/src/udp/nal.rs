@@ -57,7 +57,7 @@ use core::net::{IpAddr, SocketAddr};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 
 use super::{BindError, PacketMetadata, SendError, UdpMetadata, UdpSocket};
-use crate::stack::{Inner, Stack};
+use crate::stack::{Inner, Stack, to_ip_address};
 
 /// Errors of [`UdpClient`] and its sockets.
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
@@ -585,18 +585,6 @@ fn local_address(addr: IpAddr) -> Result<Option<IpAddress>, Error> {
         return Ok(None);
     }
     to_ip_address(addr).map(Some).ok_or(Error::NoRoute)
-}
-
-/// The smoltcp address of `addr`, or `None` if its family is not enabled.
-fn to_ip_address(addr: IpAddr) -> Option<IpAddress> {
-    match addr {
-        #[cfg(feature = "proto-ipv4")]
-        IpAddr::V4(a) => Some(IpAddress::Ipv4(a)),
-        #[cfg(feature = "proto-ipv6")]
-        IpAddr::V6(a) => Some(IpAddress::Ipv6(a)),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
 }
 
 fn to_endpoint(addr: SocketAddr) -> Option<IpEndpoint> {
