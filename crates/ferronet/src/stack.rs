@@ -125,8 +125,9 @@ const DATA_LOST: u8 = 1 << 6;
 /// The connect timeout was put in place by `connect` (no user timeout was set).
 const CONNECT_TIMEOUT: u8 = 1 << 7;
 
+/// A getter for each flag, and a setter where one is named (`get / set = FLAG;`).
 macro_rules! slot_flag {
-    ($($get:ident / $set:ident = $bit:ident;)*) => {
+    ($($get:ident $(/ $set:ident)? = $bit:ident;)*) => {
         #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
         impl SlotMeta {
             $(
@@ -136,16 +137,19 @@ macro_rules! slot_flag {
                     self.flags & $bit != 0
                 }
 
-                #[doc = concat!("Set or clear [`", stringify!($bit), "`].")]
-                #[inline]
-                pub(crate) fn $set(&mut self, on: bool) {
-                    if on {
-                        self.flags |= $bit;
-                    } else {
-                        self.flags &= !$bit;
-                    }
-                }
+                $(slot_flag!(@set $set = $bit);)?
             )*
+        }
+    };
+    (@set $set:ident = $bit:ident) => {
+        #[doc = concat!("Set or clear [`", stringify!($bit), "`].")]
+        #[inline]
+        pub(crate) fn $set(&mut self, on: bool) {
+            if on {
+                self.flags |= $bit;
+            } else {
+                self.flags &= !$bit;
+            }
         }
     };
 }
@@ -153,7 +157,7 @@ macro_rules! slot_flag {
 slot_flag! {
     watch_timeout / set_watch_timeout = WATCH_TIMEOUT;
     open_before_egress / set_open_before_egress = OPEN_BEFORE_EGRESS;
-    used / set_used = USED;
+    used = USED;
     closed / set_closed = CLOSED;
     aborted / set_aborted = ABORTED;
     timed_out / set_timed_out = TIMED_OUT;
@@ -163,6 +167,13 @@ slot_flag! {
 
 impl SlotMeta {
     const EMPTY: Self = Self { flags: 0 };
+
+    /// A connect or accept starts: mark the slot used and forget how the last connection
+    /// ended (close, abort, timeout, lost data).
+    #[cfg(feature = "tcp")]
+    pub(crate) fn begin_connection(&mut self) {
+        self.flags = (self.flags & !(CLOSED | ABORTED | TIMED_OUT | DATA_LOST)) | USED;
+    }
 }
 
 /// The slot (index in the socket table) of the socket with this handle.

@@ -368,11 +368,7 @@ impl<'a> TcpSocket<'a> {
                 Err(tcp::ConnectError::Unaddressable) => return Err(ConnectError::NoRoute),
             }
             let meta = i.slot(handle);
-            meta.set_used(true);
-            meta.set_closed(false);
-            meta.set_aborted(false);
-            meta.set_timed_out(false);
-            meta.set_data_lost(false);
+            meta.begin_connection();
             meta.set_connect_timeout(default_timeout);
             i.set_watch(handle, true);
             i.wake_runner();
@@ -431,12 +427,7 @@ impl<'a> TcpSocket<'a> {
                 Err(tcp::ListenError::InvalidState) => return Err(AcceptError::InvalidState),
                 Err(tcp::ListenError::Unaddressable) => return Err(AcceptError::InvalidPort),
             }
-            let meta = i.slot(handle);
-            meta.set_used(true);
-            meta.set_closed(false);
-            meta.set_aborted(false);
-            meta.set_timed_out(false);
-            meta.set_data_lost(false);
+            i.slot(handle).begin_connection();
             i.wake_runner();
             Ok(())
         })
