@@ -117,8 +117,10 @@ fn literal(name: &str, qtype: DnsQueryType) -> Option<Addrs> {
 }
 
 enum QueryState {
-    /// Not started: waiting for a free query slot of the DNS socket.
+    /// Not polled yet.
     Start,
+    /// Not an IP literal: waiting for a free query slot of the DNS socket.
+    Waiting,
     /// The query runs in the DNS socket.
     Running(QueryHandle),
     /// The result was returned.
@@ -151,11 +153,14 @@ impl Future for QueryFuture<'_, '_> {
         let waiters = &this.stack.shared.dns_waiters;
         loop {
             match this.state {
-                QueryState::Start => {
-                    if let Some(v) = literal(this.name, this.qtype) {
+                QueryState::Start => match literal(this.name, this.qtype) {
+                    Some(v) => {
                         this.state = QueryState::Done;
                         return Poll::Ready(Ok(v));
                     }
+                    None => this.state = QueryState::Waiting,
+                },
+                QueryState::Waiting => {
                     let started = this.stack.with_mut(|i| {
                         let socket = i.sockets.get_mut::<Socket>(Inner::dns_socket());
                         let r = socket.start_query(i.iface.context(), this.name, this.qtype);
