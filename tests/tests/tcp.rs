@@ -693,6 +693,73 @@ fn keep_alive_probes_idle_connection() {
     assert_eq!(client.state(), State::Closed);
 }
 
+/// A server that switches keep-alive on right after `accept` (picoserve does) sends no probe
+/// before the interval has passed: smoltcp alone probes at once, and Linux answers such a
+/// probe by delaying its ACK of the response by 40 ms.
+#[test]
+fn keep_alive_set_after_accept_waits_one_interval() {
+    let ex = Executor::new();
+    let (a, b, link) = spawn_pair(&ex, LinkConfig::default());
+    let mut server = TcpSocket::new(b, buf(4096), buf(4096));
+    let mut client = TcpSocket::new(a, buf(4096), buf(4096));
+    connect_pair(&ex, &mut client, &mut server, ep4(3, PORT));
+    let set_at = Instant::now();
+    server.set_keep_alive(Some(Duration::from_secs(30)));
+    ex.run_for(Duration::from_secs(1));
+    let quiet = link.stats();
+    assert_eq!(
+        quiet.b_to_a.sent, 3,
+        "SYN-ACK and handshake only: {quiet:?}"
+    );
+
+    // A request and its flushed response work as before.
+    run(&ex, client.write(b"GET")).unwrap();
+    let mut req = [0u8; 3];
+    run(&ex, server.read_exact(&mut req)).unwrap();
+    assert_eq!(&req, b"GET");
+    run(&ex, server.write(b"200 OK")).unwrap();
+    run(&ex, server.flush()).unwrap();
+    let mut resp = [0u8; 6];
+    run(&ex, client.read_exact(&mut resp)).unwrap();
+    assert_eq!(&resp, b"200 OK");
+
+    // Idle from here: the first probe leaves one interval after the call, not before; then
+    // one every interval, each answered, and the connection stays up.
+    link.capture(true);
+    ex.run_for(set_at + Duration::from_secs(29) - Instant::now());
+    assert!(link.captured().is_empty(), "{:?}", link.captured());
+    ex.run_for(Duration::from_secs(100));
+    let probes: Vec<Instant> = link
+        .captured()
+        .iter()
+        .filter(|f| f.direction == ferronet_sim::link::Direction::BToA)
+        .map(|f| f.time)
+        .collect();
+    assert!((3..=5).contains(&probes.len()), "probes at {probes:?}");
+    assert!(
+        probes[0] >= set_at + Duration::from_secs(30),
+        "first probe at {:?}",
+        probes[0]
+    );
+    assert_eq!(server.state(), State::Established);
+    assert_eq!(client.state(), State::Established);
+
+    // Switched off before it was due: no probe at all.
+    let (mut c2, mut s2) = (
+        TcpSocket::new(a, buf(1024), buf(1024)),
+        TcpSocket::new(b, buf(1024), buf(1024)),
+    );
+    let (acc, con) = run(&ex, join(s2.accept(PORT + 1), c2.connect(ep4(3, PORT + 1))));
+    assert_eq!((acc, con), (Ok(()), Ok(())));
+    s2.set_keep_alive(Some(Duration::from_secs(5)));
+    s2.set_keep_alive(None);
+    drop(server);
+    drop(client);
+    link.take_captured();
+    ex.run_for(Duration::from_secs(60));
+    assert!(link.captured().is_empty(), "{:?}", link.captured());
+}
+
 // ----------------------------------------------------------------------------------------
 // 8. Split halves in two tasks.
 

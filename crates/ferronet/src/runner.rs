@@ -243,6 +243,7 @@ impl<'d, D: Driver> Runner<'d, D> {
 
             let now = Instant::now();
             let ts = instant_to_smoltcp(now);
+            let keep_alive_due = release_keep_alives(inner, now);
             let io = self.io(cx, inner, ts);
 
             #[allow(unused_mut)]
@@ -294,11 +295,11 @@ impl<'d, D: Driver> Runner<'d, D> {
                 // announce: once a group was joined, poll at least once a second.
                 #[cfg(feature = "multicast")]
                 let next = if inner.multicast_used {
-                    Some(next.map_or(now + MULTICAST_TICK, |t| t.min(now + MULTICAST_TICK)))
+                    earliest(next, Some(now + MULTICAST_TICK))
                 } else {
                     next
                 };
-                next
+                earliest(next, keep_alive_due)
             };
             arm_timer(cx, now, next);
         }
@@ -415,6 +416,28 @@ impl<'d, D: Driver> Runner<'d, D> {
         }
         res
     }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Hand keep-alive intervals held back on idle connections to smoltcp once they are due (see
+/// `tcp::keep_alive`); returns when the next one is due.
+fn release_keep_alives(inner: &mut Inner, now: Instant) -> Option<Instant> {
+    #[cfg(feature = "tcp")]
+    if inner.keep_alive_held > 0 {
+        let (left, next) =
+            crate::tcp::keep_alive::release_due(&mut inner.sockets, inner.slots, now);
+        inner.keep_alive_held = left;
+        return next;
+    }
+    let _ = (inner, now);
+    None
 }
 
 /// Make sure the runner is woken at `at` (or earlier); `now` is the time of this poll.

@@ -105,6 +105,9 @@ impl core::error::Error for SocketTableFull {}
 #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
 pub(crate) struct SlotMeta {
     flags: u8,
+    /// A keep-alive interval held back from smoltcp until it is due.
+    #[cfg(feature = "tcp")]
+    pub(crate) keep_alive: crate::tcp::keep_alive::KeepAliveHold,
 }
 
 /// A TCP socket with a timeout whose connection is being watched by the runner, so that a
@@ -166,7 +169,11 @@ slot_flag! {
 }
 
 impl SlotMeta {
-    const EMPTY: Self = Self { flags: 0 };
+    const EMPTY: Self = Self {
+        flags: 0,
+        #[cfg(feature = "tcp")]
+        keep_alive: crate::tcp::keep_alive::KeepAliveHold::NONE,
+    };
 
     /// A connect or accept starts: mark the slot used and forget how the last connection
     /// ended (close, abort, timeout, lost data).
@@ -231,6 +238,9 @@ pub(crate) struct Inner {
     pub(crate) slots: &'static mut [SlotMeta],
     /// Number of slots with `watch_timeout` set.
     pub(crate) watched: u16,
+    /// Number of slots holding a keep-alive interval (see `tcp::keep_alive`).
+    #[cfg(feature = "tcp")]
+    pub(crate) keep_alive_held: u16,
     /// The runner's waker: woken when a handle changed something the runner must act on.
     pub(crate) runner_waker: WakerRegistration,
     /// A multicast group was joined at some point: the interface then has report timers that
@@ -405,6 +415,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         iface,
         slots,
         watched: 0,
+        #[cfg(feature = "tcp")]
+        keep_alive_held: 0,
         runner_waker: WakerRegistration::new(),
         #[cfg(feature = "multicast")]
         multicast_used: false,
@@ -525,6 +537,10 @@ impl Inner {
         if let Some(meta) = self.slots.get_mut(slot_of(handle)) {
             if meta.watch_timeout() {
                 self.watched -= 1;
+            }
+            #[cfg(feature = "tcp")]
+            if meta.keep_alive.is_held() {
+                self.keep_alive_held -= 1;
             }
             *meta = SlotMeta::EMPTY;
         }

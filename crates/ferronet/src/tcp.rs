@@ -60,6 +60,7 @@ pub use smoltcp::socket::tcp::State;
 use smoltcp::socket::{AnySocket, tcp};
 
 pub mod client;
+pub(crate) mod keep_alive;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 use crate::stack::{Inner, SlotMeta, SocketTableFull, Stack, erase_lifetime, slot_of};
@@ -494,9 +495,34 @@ impl<'a> TcpSocket<'a> {
 
     /// Set the keep-alive interval: after this long without traffic, a keep-alive segment is
     /// sent. `None` (the default) sends none.
+    ///
+    /// Set on an idle connection, the first probe leaves one interval after this call (smoltcp
+    /// alone would send it at once, and Linux answers such an early probe by delaying its
+    /// next ACK by about 40 ms; see the README's known limits).
     pub fn set_keep_alive(&mut self, interval: Option<Duration>) {
-        self.io
-            .with_mut(|s, _| s.set_keep_alive(interval.map(duration_to_smoltcp)))
+        let handle = self.io.handle;
+        self.io.stack.with_mut(|i| {
+            let now = embassy_time::Instant::now();
+            let s = i.sockets.get_mut::<tcp::Socket>(handle);
+            let hold = match interval {
+                Some(interval) if keep_alive::would_probe_at_once(s) => {
+                    keep_alive::KeepAliveHold::new(now, interval)
+                }
+                _ => {
+                    s.set_keep_alive(interval.map(duration_to_smoltcp));
+                    keep_alive::KeepAliveHold::NONE
+                }
+            };
+            let meta = i.slot(handle);
+            let was_held = meta.keep_alive.is_held();
+            meta.keep_alive = hold;
+            match (was_held, hold.is_held()) {
+                (false, true) => i.keep_alive_held += 1,
+                (true, false) => i.keep_alive_held -= 1,
+                _ => {}
+            }
+            i.wake_runner();
+        })
     }
 
     /// Set the hop limit (IPv4 TTL) of sent packets; `None` uses the default (64).
