@@ -11,6 +11,9 @@ use embassy_net_driver::{Capabilities, Checksum, Driver, RxToken, TxToken};
 use smoltcp::phy::{self, Medium};
 use smoltcp::time::Instant;
 
+use crate::ingress::SourceFilter;
+#[cfg(feature = "medium-ethernet")]
+use crate::neighbor_guard::NeighborGuard;
 use crate::stats::CounterStore;
 
 pub(crate) struct DriverAdapter<'d, 'c, T: Driver> {
@@ -21,11 +24,16 @@ pub(crate) struct DriverAdapter<'d, 'c, T: Driver> {
     pub tx_exhausted: bool,
     /// Set when the driver handed out at least one received frame during this poll.
     pub rx_seen: bool,
+    /// Checks the source of every received packet.
+    pub filter: &'d SourceFilter,
+    /// Watches neighbor solicitations and answers (Ethernet medium only).
+    #[cfg(feature = "medium-ethernet")]
+    pub guard: Option<&'d NeighborGuard>,
 }
 
 impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
     type RxToken<'a>
-        = RxTokenAdapter<T::RxToken<'a>>
+        = RxTokenAdapter<'a, T::RxToken<'a>>
     where
         Self: 'a;
     type TxToken<'a>
@@ -38,10 +46,17 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
         self.rx_seen = true;
         self.counters.rx_frame();
         Some((
-            RxTokenAdapter(rx),
+            RxTokenAdapter {
+                token: rx,
+                filter: self.filter,
+                #[cfg(feature = "medium-ethernet")]
+                guard: self.guard,
+            },
             TxTokenAdapter {
                 token: tx,
                 counters: &mut *self.counters,
+                #[cfg(feature = "medium-ethernet")]
+                guard: self.guard,
             },
         ))
     }
@@ -51,6 +66,8 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
             Some(token) => Some(TxTokenAdapter {
                 token,
                 counters: &mut *self.counters,
+                #[cfg(feature = "medium-ethernet")]
+                guard: self.guard,
             }),
             None => {
                 self.tx_exhausted = true;
@@ -105,15 +122,29 @@ pub(crate) fn smoltcp_capabilities(caps: Capabilities, medium: Medium) -> phy::D
     smolcaps
 }
 
-pub(crate) struct RxTokenAdapter<T: RxToken>(T);
+pub(crate) struct RxTokenAdapter<'a, T: RxToken> {
+    token: T,
+    filter: &'a SourceFilter,
+    #[cfg(feature = "medium-ethernet")]
+    guard: Option<&'a NeighborGuard>,
+}
 
-impl<T: RxToken> phy::RxToken for RxTokenAdapter<T> {
+impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
     fn consume<R, F>(self, f: F) -> R
     where
         F: FnOnce(&[u8]) -> R,
     {
-        self.0.consume(|buf| {
+        self.token.consume(|buf| {
             trace_frame("rx", buf);
+            if self.filter.rejects(buf) {
+                debug!("dropped a packet from an impossible source address");
+                // smoltcp discards an empty frame as malformed.
+                return f(&[]);
+            }
+            #[cfg(feature = "medium-ethernet")]
+            if let Some(g) = self.guard {
+                g.on_receive(buf);
+            }
             f(buf)
         })
     }
@@ -122,6 +153,8 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<T> {
 pub(crate) struct TxTokenAdapter<'a, T: TxToken> {
     token: T,
     counters: &'a mut CounterStore,
+    #[cfg(feature = "medium-ethernet")]
+    guard: Option<&'a NeighborGuard>,
 }
 
 impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
@@ -130,9 +163,15 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
         F: FnOnce(&mut [u8]) -> R,
     {
         self.counters.tx_frame();
+        #[cfg(feature = "medium-ethernet")]
+        let guard = self.guard;
         self.token.consume(len, |buf| {
             let r = f(buf);
             trace_frame("tx", buf);
+            #[cfg(feature = "medium-ethernet")]
+            if let Some(g) = guard {
+                g.on_transmit(buf);
+            }
             r
         })
     }

@@ -19,6 +19,9 @@ pub mod dns;
 mod driver_adapter;
 #[cfg(feature = "icmp")]
 pub mod icmp;
+mod ingress;
+#[cfg(feature = "medium-ethernet")]
+mod neighbor_guard;
 #[cfg(feature = "raw")]
 pub mod raw;
 mod runner;

@@ -8,6 +8,7 @@ use embassy_time::Instant;
 use smoltcp::iface::PollIngressSingleResult;
 
 use crate::driver_adapter::DriverAdapter;
+use crate::ingress::{Framing, SourceFilter};
 use crate::stack::{Inner, Shared, medium_of, to_smoltcp_hardware_address};
 use crate::time::{instant_from_smoltcp, instant_to_smoltcp};
 
@@ -317,6 +318,14 @@ impl<'d, D: Driver> Runner<'d, D> {
         inner: &mut Inner,
         ts: smoltcp::time::Instant,
     ) -> IoResult {
+        let framing = match medium_of(&inner.hardware_address()) {
+            #[cfg(feature = "medium-ethernet")]
+            smoltcp::phy::Medium::Ethernet => Framing::Ethernet,
+            #[cfg(feature = "medium-ip")]
+            smoltcp::phy::Medium::Ip => Framing::Ip,
+            #[allow(unreachable_patterns)]
+            _ => Framing::Unchecked,
+        };
         let Inner {
             iface,
             sockets,
@@ -326,14 +335,24 @@ impl<'d, D: Driver> Runner<'d, D> {
             socket_activity,
             #[cfg(feature = "slaac")]
             slaac,
+            #[cfg(feature = "medium-ethernet")]
+            neighbor_guard,
             ..
         } = inner;
+        let filter = SourceFilter::new(framing, iface.ip_addrs());
+        #[cfg(feature = "medium-ethernet")]
+        if neighbor_guard.has_given_up() {
+            crate::neighbor_guard::answer_given_up(neighbor_guard, iface, sockets, ts);
+        }
         let mut dev = DriverAdapter {
             cx,
             inner: &mut self.driver,
             counters,
             tx_exhausted: false,
             rx_seen: false,
+            filter: &filter,
+            #[cfg(feature = "medium-ethernet")]
+            guard: (framing == Framing::Ethernet).then_some(&*neighbor_guard),
         };
 
         iface.poll_maintenance(ts);

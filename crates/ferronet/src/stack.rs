@@ -255,6 +255,9 @@ pub(crate) struct Inner {
     pub(crate) socket_activity: bool,
     /// The driver reports an address of another medium, which is ignored (warned about once).
     pub(crate) foreign_hw: bool,
+    /// Neighbors that never answer (see `neighbor_guard`).
+    #[cfg(feature = "medium-ethernet")]
+    pub(crate) neighbor_guard: crate::neighbor_guard::NeighborGuard,
     #[cfg(feature = "proto-ipv4")]
     pub(crate) static_v4: Option<StaticConfigV4>,
     #[cfg(feature = "proto-ipv6")]
@@ -417,6 +420,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         watched: 0,
         #[cfg(feature = "tcp")]
         keep_alive_held: 0,
+        #[cfg(feature = "medium-ethernet")]
+        neighbor_guard: crate::neighbor_guard::NeighborGuard::new(),
         runner_waker: WakerRegistration::new(),
         #[cfg(feature = "multicast")]
         multicast_used: false,

@@ -1,0 +1,201 @@
+//! Hostile input that used to wedge or mislead a socket: a datagram from a host that answers
+//! no neighbor solicitation, and datagrams from source addresses no host can have.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use embassy_time::{Duration, Instant};
+use ferronet::udp::{PacketMetadata, UdpSocket};
+use ferronet::{EthernetAddress, IpAddress, Ipv4Address, Ipv6Address, Stack};
+use ferronet_integration::peers::{Peer, parse_udp, udp_v4_frame, udp_v6_frame};
+use ferronet_integration::*;
+use ferronet_sim::executor::Executor;
+use ferronet_sim::link::{LinkConfig, MAC_A, MAC_B, pair_ethernet};
+
+const STACK_MAC: EthernetAddress = EthernetAddress(MAC_A);
+const PEER_MAC: EthernetAddress = EthernetAddress(MAC_B);
+/// Generous virtual time limit.
+const LIMIT: Duration = Duration::from_secs(60);
+/// How long the stack may keep asking for a silent neighbor before it gives up: three
+/// solicitations a second apart, and some slack.
+const GIVE_UP: Duration = Duration::from_secs(5);
+
+fn metas(n: usize) -> &'static mut [PacketMetadata] {
+    leak(vec![PacketMetadata::EMPTY; n]).as_mut_slice()
+}
+
+/// A dual-stack ferronet (192.0.2.2, 2001:db8::2) on one end, a scripted peer (192.0.2.1,
+/// 2001:db8::1) on the other, and a UDP echo on port 7 of the stack that records the source
+/// of every datagram it receives.
+fn setup(ex: &Executor<'_>) -> (Stack<'static>, Peer, Rc<RefCell<Vec<IpAddress>>>) {
+    let (dev_stack, dev_peer, _link) = pair_ethernet(LinkConfig::default()).unwrap();
+    let (stack, mut runner) = stack_on(dev_stack, dual_config(2), 0x5eed);
+    ex.spawn(async move {
+        runner.run().await;
+    });
+    let peer = Peer::new(PEER_MAC);
+    peer.add_ipv4(ip4(1)).add_ipv6(ip6(1));
+    peer.spawn(ex, dev_peer);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let log = seen.clone();
+    ex.spawn(async move {
+        let mut s = UdpSocket::new(stack, metas(16), buf(4096), metas(16), buf(4096));
+        s.bind(7).unwrap();
+        let mut tmp = [0u8; 1500];
+        loop {
+            let (n, meta) = s.recv_from(&mut tmp).await.unwrap();
+            log.borrow_mut().push(meta.endpoint.addr);
+            s.send_to(&tmp[..n], meta.endpoint).await.unwrap();
+        }
+    });
+    ex.run_for(Duration::from_millis(100));
+    (stack, peer, seen)
+}
+
+fn from_v4(src: Ipv4Address, payload: &[u8]) -> Vec<u8> {
+    udp_v4_frame(PEER_MAC, STACK_MAC, (src, 5000), (ip4(2), 7), payload)
+}
+
+fn from_v6(src: Ipv6Address, payload: &[u8]) -> Vec<u8> {
+    udp_v6_frame(PEER_MAC, STACK_MAC, (src, 5000), (ip6(2), 7), payload)
+}
+
+/// Wait until the peer got the echo of `payload` addressed to `to`; returns when.
+fn echo_to(ex: &Executor<'_>, peer: &Peer, to: IpAddress, payload: &'static [u8]) -> Instant {
+    let peer = peer.clone();
+    ex.try_run_until(
+        async move {
+            peer.wait_for(|rx| {
+                rx.iter().find_map(|r| {
+                    let d = parse_udp(&r.frame)?;
+                    (d.dst == to
+                        && d.dst_port == 5000
+                        && d.payload == payload
+                        && d.dst_mac == PEER_MAC)
+                        .then_some(r.time)
+                })
+            })
+            .await
+        },
+        LIMIT,
+    )
+    .expect("no echo")
+}
+
+/// One datagram from an on-link address that answers no ARP (or neighbor solicitation) used
+/// to wedge the echo: its answer stayed at the head of the socket's queue forever and every
+/// later answer behind it. Now the stack gives the silent neighbor up after a few seconds.
+fn silent_neighbor_does_not_wedge(silent: IpAddress, legit: IpAddress) {
+    let ex = Executor::new();
+    let (_stack, peer, seen) = setup(&ex);
+    let frame = |src: IpAddress, payload: &[u8]| match (src, legit) {
+        (IpAddress::Ipv4(s), _) => from_v4(s, payload),
+        (IpAddress::Ipv6(s), _) => from_v6(s, payload),
+    };
+    let start = Instant::now();
+    peer.send(frame(silent, b"from nobody"));
+    ex.run_for(Duration::from_millis(10));
+    peer.send(frame(legit, b"hello"));
+    let answered = echo_to(&ex, &peer, legit, b"hello");
+    assert!(
+        answered - start <= GIVE_UP,
+        "answered after {:?}",
+        answered - start
+    );
+    assert_eq!(*seen.borrow(), vec![silent, legit]);
+
+    // The answer to the silent address went to the stack's own link address (nowhere).
+    let to_silent: Vec<_> = peer
+        .received()
+        .iter()
+        .filter_map(|r| parse_udp(&r.frame))
+        .filter(|d| d.dst == silent)
+        .collect();
+    assert_eq!(to_silent.len(), 1, "{to_silent:?}");
+    assert_eq!(to_silent[0].dst_mac, STACK_MAC);
+
+    // Later datagrams are answered at once, also on another socket sharing nothing.
+    let t = Instant::now();
+    peer.send(frame(legit, b"again"));
+    let again = echo_to(&ex, &peer, legit, b"again");
+    assert!(again - t < Duration::from_millis(100), "{:?}", again - t);
+}
+
+#[test]
+fn silent_ipv4_neighbor_does_not_wedge_a_udp_socket() {
+    silent_neighbor_does_not_wedge(ip4(99).into(), ip4(1).into());
+}
+
+#[test]
+fn silent_ipv6_neighbor_does_not_wedge_a_udp_socket() {
+    silent_neighbor_does_not_wedge(ip6(0x99).into(), ip6(1).into());
+}
+
+/// Giving up drops only what waited: the next datagram for that address asks for it afresh
+/// (as Linux does after a failed resolution), so a host whose answers were merely lost, or
+/// that comes back, is reachable again at once.
+#[test]
+fn a_neighbor_given_up_is_asked_for_again_by_the_next_datagram() {
+    let ex = Executor::new();
+    let (_stack, peer, _seen) = setup(&ex);
+    let late = ip4(77);
+    peer.send(from_v4(late, b"first"));
+    ex.run_for(GIVE_UP);
+    // Now it answers ARP.
+    peer.add_ipv4(late);
+    peer.send(from_v4(late, b"second"));
+    echo_to(&ex, &peer, late.into(), b"second");
+    // The first answer went nowhere; the second to the host's own link address.
+    let answers: Vec<_> = peer
+        .received()
+        .iter()
+        .filter_map(|r| parse_udp(&r.frame))
+        .filter(|d| d.dst == IpAddress::from(late))
+        .map(|d| (d.payload, d.dst_mac))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            (b"first".to_vec(), STACK_MAC),
+            (b"second".to_vec(), PEER_MAC)
+        ]
+    );
+}
+
+/// Datagrams whose source no host can have are dropped before any socket sees them
+/// (RFC 1122 3.2.1.3, RFC 4291 2.5.3); the echo used to get them and fail to answer.
+#[test]
+fn impossible_source_addresses_never_reach_a_socket() {
+    let ex = Executor::new();
+    let (_stack, peer, seen) = setup(&ex);
+    for src in [
+        Ipv4Address::UNSPECIFIED,
+        Ipv4Address::new(127, 0, 0, 1),
+        Ipv4Address::new(127, 1, 2, 3),
+        ip4(2),
+        ip4(0),
+        ip4(255),
+        Ipv4Address::new(224, 0, 0, 1),
+        Ipv4Address::BROADCAST,
+    ] {
+        peer.send(from_v4(src, b"bogus"));
+    }
+    for src in [Ipv6Address::LOCALHOST, ip6(2), Ipv6Address::UNSPECIFIED] {
+        peer.send(from_v6(src, b"bogus"));
+    }
+    ex.run_for(Duration::from_millis(100));
+    assert!(seen.borrow().is_empty(), "{:?}", seen.borrow());
+    assert!(
+        !peer
+            .received()
+            .iter()
+            .any(|r| parse_udp(&r.frame).is_some_and(|d| d.payload == b"bogus")),
+        "an impossible source was answered"
+    );
+    // Real hosts still get through, on both families.
+    peer.send(from_v4(ip4(1), b"v4"));
+    echo_to(&ex, &peer, ip4(1).into(), b"v4");
+    peer.send(from_v6(ip6(1), b"v6"));
+    echo_to(&ex, &peer, ip6(1).into(), b"v6");
+    assert_eq!(*seen.borrow(), vec![IpAddress::from(ip4(1)), ip6(1).into()]);
+}
