@@ -199,3 +199,125 @@ fn impossible_source_addresses_never_reach_a_socket() {
     echo_to(&ex, &peer, ip6(1).into(), b"v6");
     assert_eq!(*seen.borrow(), vec![IpAddress::from(ip4(1)), ip6(1).into()]);
 }
+
+/// A SYN from an address that never answers (spoofed) leaves the listening socket half-open.
+/// It used to stay so until the application's timeout, or forever: a few spoofed SYNs kept a
+/// server unreachable. Now it listens again after `HALF_OPEN_TIMEOUT`.
+#[test]
+fn spoofed_syns_do_not_keep_a_server_unreachable() {
+    use ferronet::tcp::{HALF_OPEN_TIMEOUT, TcpSocket};
+    use ferronet_integration::peers::ipv4_frame;
+    use ferronet_sim::switch::Switch;
+    use smoltcp::wire::{IpProtocol, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber};
+
+    let ex = Executor::new();
+    let switch = Switch::new(LinkConfig::default());
+    let server_mac = [2, 0, 0, 0, 0, 0x10];
+    let (server, mut runner_s) = stack_on(
+        switch.port(server_mac).unwrap(),
+        ferronet::Config::ipv4_static(v4_config(2)),
+        1,
+    );
+    let (client, mut runner_c) = stack_on(
+        switch.port([2, 0, 0, 0, 0, 0x11]).unwrap(),
+        ferronet::Config::ipv4_static(v4_config(3)),
+        2,
+    );
+    ex.spawn(async move { runner_s.run().await });
+    ex.spawn(async move { runner_c.run().await });
+    let attacker = Peer::new(EthernetAddress([2, 0, 0, 0, 0, 0x12]));
+    attacker.spawn(&ex, switch.port([2, 0, 0, 0, 0, 0x12]).unwrap());
+
+    let accepted = Rc::new(RefCell::new(None));
+    let done = accepted.clone();
+    ex.spawn(async move {
+        let mut s = TcpSocket::new(server, buf(1024), buf(1024));
+        s.set_timeout(Some(Duration::from_secs(60)));
+        s.accept(80).await.unwrap();
+        *done.borrow_mut() = Some((Instant::now(), s.remote_endpoint()));
+        let mut b = [0u8; 4];
+        embedded_io_async::Read::read_exact(&mut s, &mut b)
+            .await
+            .unwrap();
+        embedded_io_async::Write::write_all(&mut s, &b)
+            .await
+            .unwrap();
+        s.flush().await.unwrap();
+    });
+    ex.run_for(Duration::from_millis(10));
+
+    let syn = TcpRepr {
+        src_port: 40000,
+        dst_port: 80,
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(1000),
+        ack_number: None,
+        window_len: 1024,
+        window_scale: None,
+        max_seg_size: Some(1460),
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let spoofed = ip4(99);
+    let ip = Ipv4Repr {
+        src_addr: spoofed,
+        dst_addr: ip4(2),
+        next_header: IpProtocol::Tcp,
+        payload_len: syn.buffer_len(),
+        hop_limit: 64,
+    };
+    let caps = smoltcp::phy::ChecksumCapabilities::default();
+    attacker.send(ipv4_frame(
+        EthernetAddress([2, 0, 0, 0, 0, 0x12]),
+        EthernetAddress(server_mac),
+        ip,
+        |b| {
+            syn.emit(
+                &mut TcpPacket::new_unchecked(b),
+                &spoofed.into(),
+                &ip4(2).into(),
+                &caps,
+            )
+        },
+    ));
+    let t0 = Instant::now();
+    ex.run_for(Duration::from_millis(100));
+    assert!(accepted.borrow().is_none());
+
+    // A real client connects, retrying every half second while it is refused (the socket is
+    // half-open with the spoofed SYN), and is served once the half-open connection is dropped.
+    let mut c = TcpSocket::new(client, buf(1024), buf(1024));
+    c.set_timeout(Some(Duration::from_secs(30)));
+    let echoed = ex
+        .try_run_until(
+            async move {
+                let mut attempts = 0;
+                while let Err(e) = c.connect((ip4(2), 80)).await {
+                    assert_eq!(e, ferronet::tcp::ConnectError::ConnectionReset);
+                    attempts += 1;
+                    assert!(attempts < 20, "still refused after {attempts} attempts");
+                    embassy_time::Timer::after(Duration::from_millis(500)).await;
+                }
+                embedded_io_async::Write::write_all(&mut c, b"ping")
+                    .await
+                    .unwrap();
+                let mut b = [0u8; 4];
+                embedded_io_async::Read::read_exact(&mut c, &mut b)
+                    .await
+                    .unwrap();
+                b
+            },
+            LIMIT,
+        )
+        .expect("the real client was never served");
+    assert_eq!(&echoed, b"ping");
+    let (at, remote) = accepted.borrow().unwrap();
+    assert_eq!(remote.map(|e| e.addr), Some(ip4(3).into()));
+    assert!(
+        at - t0 <= HALF_OPEN_TIMEOUT + Duration::from_secs(4),
+        "{:?}",
+        at - t0
+    );
+}

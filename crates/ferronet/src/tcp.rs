@@ -70,6 +70,12 @@ use crate::time::duration_to_smoltcp;
 /// classic BSD connection-establishment timer).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(75);
 
+/// How long [`TcpSocket::accept`] keeps a half-open connection (SYN received, the SYN-ACK
+/// not acknowledged) before it drops it and listens again: smoltcp's first retransmission
+/// timeout is 1 s, so this allows two retransmissions of the SYN-ACK. smoltcp alone keeps it
+/// until the socket's own timeout, or forever.
+pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Error returned by the read and write functions of TCP sockets.
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -393,18 +399,40 @@ impl<'a> TcpSocket<'a> {
 
     /// Listen on `local_endpoint` and wait until a connection is established.
     ///
+    /// A connection that stays half-open (SYN received, no ACK for the SYN-ACK, as with a
+    /// SYN from a spoofed address) is dropped after [`HALF_OPEN_TIMEOUT`] and the socket
+    /// listens again, so a few spoofed SYNs cannot keep a server unreachable.
+    ///
     /// One socket accepts one connection. Port 0 is rejected with
     /// [`AcceptError::InvalidPort`].
     pub async fn accept<T>(&mut self, local_endpoint: T) -> Result<(), AcceptError>
     where
         T: Into<IpListenEndpoint>,
     {
+        let local = local_endpoint.into();
         // The set-up is a plain function, so that nothing it uses is kept in the future.
-        self.start_accept(local_endpoint.into())?;
+        self.start_accept(local)?;
 
+        let mut half_open_since: Option<embassy_time::Instant> = None;
         poll_fn(|cx| {
             self.io.with_mut_quiet(|s, _| match s.state() {
-                tcp::State::Listen | tcp::State::SynSent | tcp::State::SynReceived => {
+                tcp::State::SynReceived => {
+                    let now = embassy_time::Instant::now();
+                    let give_up = *half_open_since.get_or_insert(now) + HALF_OPEN_TIMEOUT;
+                    if now >= give_up {
+                        // Silently: the SYN most likely came from a spoofed address.
+                        debug!("half-open connection timed out; listening again");
+                        s.abort();
+                        let _ = s.listen(local);
+                        half_open_since = None;
+                    } else {
+                        embassy_time_driver::schedule_wake(give_up.as_ticks(), cx.waker());
+                    }
+                    s.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                tcp::State::Listen | tcp::State::SynSent => {
+                    half_open_since = None;
                     s.register_send_waker(cx.waker());
                     Poll::Pending
                 }
