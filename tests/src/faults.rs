@@ -242,17 +242,21 @@ fn polls(stacks: &[Stack<'_>]) -> Vec<u64> {
 }
 
 /// Watches the (idle) `stacks` for [`IDLE_WINDOW`] with the link up, then for as long with it
-/// down, and fails if any runner polled more than [`IDLE_POLLS_PER_SEC`] /
+/// down (`set_link_up` takes the link or switch up or down), and fails if any runner polled more than [`IDLE_POLLS_PER_SEC`] /
 /// [`DOWN_POLLS_PER_SEC`] per second. Returns the largest poll rates seen (up, down), in polls
 /// per 1000 s, for reports. Leaves the link up.
-pub async fn check_idle_polls(what: &str, stacks: &[Stack<'_>], link: &LinkHandle) -> (u64, u64) {
+pub async fn check_idle_polls(
+    what: &str,
+    stacks: &[Stack<'_>],
+    set_link_up: impl Fn(bool),
+) -> (u64, u64) {
     let secs = IDLE_WINDOW.as_secs();
     let mut worst = [0u64; 2];
     for (k, (up, bound)) in [(true, IDLE_POLLS_PER_SEC), (false, DOWN_POLLS_PER_SEC)]
         .into_iter()
         .enumerate()
     {
-        link.set_up(up);
+        set_link_up(up);
         let before = polls(stacks);
         Timer::after(IDLE_WINDOW).await;
         for (i, (b, a)) in before.iter().zip(polls(stacks)).enumerate() {
@@ -266,7 +270,7 @@ pub async fn check_idle_polls(what: &str, stacks: &[Stack<'_>], link: &LinkHandl
             worst[k] = worst[k].max(n * 1000 / secs);
         }
     }
-    link.set_up(true);
+    set_link_up(true);
     (worst[0], worst[1])
 }
 
@@ -313,4 +317,18 @@ impl<const N: usize> Default for UdpBuffers<N> {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Closes the sending half of `s`, waits for the peer's end of stream (no byte may come
+/// before it) and for the FIN to be acknowledged.
+pub async fn close_gracefully(
+    s: &mut ferronet::tcp::TcpSocket<'_>,
+) -> Result<(), ferronet::tcp::Error> {
+    s.close();
+    let mut one = [0u8; 1];
+    match s.read(&mut one).await? {
+        0 => {}
+        n => panic!("{n} bytes after the end of the stream"),
+    }
+    s.flush().await
 }

@@ -277,7 +277,7 @@ async fn two_stacks(
         _ => udp_rr(ex, a, b, seed, &mut tally).await,
     }
     stop_flapping(stop, fault).await;
-    tally.polls = check_idle_polls("after the workload", &[a, b], &link).await;
+    tally.polls = check_idle_polls("after the workload", &[a, b], |up| link.set_up(up)).await;
     tally
 }
 
@@ -338,20 +338,7 @@ async fn bulk_side(s: &mut TcpSocket<'_>, out_seed: u8, in_seed: u8) -> Result<(
         sent?;
         got?;
     }
-    close_gracefully(s).await
-}
-
-/// Closes the sending half, waits for the peer's end of stream (no byte may come before it)
-/// and for the FIN to be acknowledged.
-async fn close_gracefully(s: &mut TcpSocket<'_>) -> Result<(), Outcome> {
-    s.close();
-    let mut one = [0u8; 1];
-    match s.read(&mut one).await? {
-        0 => {}
-        n => panic!("{n} bytes after the end of the stream"),
-    }
-    s.flush().await?;
-    Ok(())
+    Ok(close_gracefully(s).await?)
 }
 
 /// Runs a server side and a client side of one connection. If the client's connect fails
@@ -450,7 +437,9 @@ async fn tcp_rr(a: Stack<'static>, b: Stack<'static>, seed: u64, tally: &mut Tal
             fill_pattern(base ^ 0xff, i * 1400, &mut buf[..n]);
             s.write_all(&buf[..n]).await?;
         }
-        within("server close", CLOSE_BOUND, close_gracefully(&mut s)).await
+        within("server close", CLOSE_BOUND, close_gracefully(&mut s))
+            .await
+            .map_err(Outcome::Tcp)
     };
     let client = async {
         let (mut rx, mut tx) = ([0u8; 4096], [0u8; 4096]);
@@ -469,7 +458,9 @@ async fn tcp_rr(a: Stack<'static>, b: Stack<'static>, seed: u64, tally: &mut Tal
             })
             .await?;
         }
-        within("client close", CLOSE_BOUND, close_gracefully(&mut s)).await
+        within("client close", CLOSE_BOUND, close_gracefully(&mut s))
+            .await
+            .map_err(Outcome::Tcp)
     };
     client_server(
         "TCP request/response",
@@ -661,7 +652,7 @@ async fn dhcp(
         );
     }
     stop_flapping(stop, fault).await;
-    tally.polls = check_idle_polls("DHCP client idle", &[stack], &link).await;
+    tally.polls = check_idle_polls("DHCP client idle", &[stack], |up| link.set_up(up)).await;
     within(
         "DHCP lease after the idle check",
         DHCP_UP_BOUND,
@@ -736,7 +727,7 @@ async fn dns(
         tally.record(r);
     }
     stop_flapping(stop, fault).await;
-    tally.polls = check_idle_polls("DNS client idle", &[stack], &link).await;
+    tally.polls = check_idle_polls("DNS client idle", &[stack], |up| link.set_up(up)).await;
     assert_eq!(stack.usage().dns_waiters, 0, "nobody waits for a DNS slot");
     tally
 }
