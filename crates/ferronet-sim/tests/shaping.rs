@@ -138,3 +138,25 @@ fn jitter_leaves_the_fault_sequence_of_a_seed_unchanged() {
     assert!(lost > 10, "{lost}");
     assert_eq!(lost_with(Duration::from_millis(3)), (lost, got));
 }
+
+#[test]
+fn switch_port_rate_limits_egress() {
+    use ferronet_sim::switch::Switch;
+    let ex = Executor::new();
+    let switch = Switch::new(LinkConfig {
+        rate: 8000,
+        ..LinkConfig::default()
+    });
+    let mut a = switch.port(MAC_A).unwrap();
+    let mut b = switch.port(MAC_B).unwrap();
+    // Teach the switch where B is, so A's frames go to B's port only.
+    b.send_frame(&eth_frame(MAC_A, MAC_B, &[0u8; 86])).unwrap();
+    ex.run_until(a.recv_frame());
+    assert_eq!(ex.now(), Instant::from_millis(100));
+    a.send_frame(&frame_100(1)).unwrap();
+    a.send_frame(&frame_100(2)).unwrap();
+    assert_eq!(number_of(&ex.run_until(b.recv_frame())), 1);
+    assert_eq!(ex.now(), Instant::from_millis(200));
+    assert_eq!(number_of(&ex.run_until(b.recv_frame())), 2);
+    assert_eq!(ex.now(), Instant::from_millis(300));
+}
