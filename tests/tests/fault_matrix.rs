@@ -44,6 +44,12 @@ use futures::future::{Either, join, join_all, select};
 /// 100; `FERRONET_FAULT_SEEDS=1000` searches deeper (about 20 s).
 const CI_SEEDS: u64 = 100;
 
+/// The largest share (percent) of a cell's operations that may end in a typed error. Over
+/// 1000 seeds the worst cell (TCP request/response under every fault at once) saw 0.4%, and
+/// runs are deterministic per seed; a change that makes operations fail wholesale (every
+/// connect timing out, say) fails the cell.
+const MAX_ERROR_PERCENT: u64 = 5;
+
 /// Virtual time limit of a whole run: far beyond the sum of the operation bounds.
 const RUN_LIMIT: Duration = Duration::from_secs(4 * 3600);
 
@@ -208,10 +214,16 @@ fn cell(workload: Workload, fault_name: &str) {
         tally.polls.1,
         started.elapsed().as_secs_f64()
     );
-    // On a clean link nothing may fail.
+    // On a clean link nothing may fail; elsewhere typed errors are expected, but only a few.
     if fault.name == "clean" {
         assert!(tally.errors.is_empty(), "clean link: {:?}", tally.errors);
     }
+    let errors: u64 = tally.errors.values().sum();
+    assert!(
+        errors * 100 <= (tally.ok + errors) * MAX_ERROR_PERCENT,
+        "{workload:?} x {fault_name}: {errors} typed errors, {} successes",
+        tally.ok
+    );
 }
 
 fn run_one(workload: Workload, fault: &Fault, seed: u64) -> Tally {
