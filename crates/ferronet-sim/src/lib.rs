@@ -3,7 +3,8 @@
 //!
 //! - [`link`]: point-to-point links between two [`SimDevice`](link::SimDevice)s, each an
 //!   `embassy_net_driver::Driver`, with bounded queues, latency, seeded loss / duplication /
-//!   reordering / corruption, link up/down, statistics, capture and pcap recording.
+//!   reordering / corruption / delay jitter, a bandwidth limit, link up/down, statistics,
+//!   capture and pcap recording.
 //! - [`switch`]: a learning Ethernet switch joining any number of devices.
 //! - [`pcap`]: a classic pcap file writer.
 //! - [`capture`]: [`CaptureDriver`](capture::CaptureDriver), a wrapper that records every

@@ -18,6 +18,13 @@
 //!   and traffic give the same faults every run: loss, duplication, reordering (a frame is held
 //!   back until the next frame in that direction has been queued, i.e. they swap places; the
 //!   held frame waits until another frame comes), and corruption (one random bit flipped).
+//! - Delay jitter: each frame waits a further uniform random time in 0..=[`LinkConfig::jitter`]
+//!   (drawn from its own seeded stream), without overtaking the frame before it (the queue
+//!   stays FIFO, as on one cable).
+//! - A bandwidth limit ([`LinkConfig::rate`], bits per second): a frame of `n` bytes occupies
+//!   its direction for `n * 8 / rate` seconds, and a frame sent while the direction is busy
+//!   starts after the one before it (serialization delay; it still counts against the queue
+//!   depth while it waits).
 //! - Frames longer than [`LinkConfig::mtu`] are dropped (`oversize`), as a real MAC would.
 //! - Link up/down ([`LinkHandle::set_up`]): while down, sent frames are dropped and queued
 //!   ones discarded.
@@ -26,8 +33,8 @@
 //!
 //! # What is not modelled
 //!
-//! No bandwidth limit or serialization delay (frames of any size take the same latency), no
-//! jitter, no Ethernet FCS, preamble, minimum frame size or padding (frames are exactly the
+//! No interframe gap or Ethernet overhead in the bandwidth limit (only the frame's bytes count),
+//! no Ethernet FCS, preamble, minimum frame size or padding (frames are exactly the
 //! bytes the driver was given), no collisions, no auto-negotiation, no PHY interrupts. Medium
 //! is not checked: an Ethernet device can send any bytes. Checksum offload is not offered
 //! (the reported [`Capabilities`] ask the stack to compute and check every checksum).
@@ -81,13 +88,19 @@ pub struct LinkConfig {
     pub corrupt: f64,
     /// One-way delay before a sent frame can be received.
     pub latency: Duration,
+    /// The largest extra delay a frame gets on top of `latency`: uniform in 0..=`jitter`,
+    /// never overtaking the frame before it. Zero (the default) for none.
+    pub jitter: Duration,
+    /// Bandwidth of each direction in bits per second (serialization delay); 0 (the default)
+    /// for unlimited.
+    pub rate: u64,
     /// Seed of the fault PRNG.
     pub seed: u64,
 }
 
 impl LinkConfig {
     /// A clean Ethernet link: MTU 1514 (1500 + 14-byte header), 64 frames per direction, no
-    /// faults, no latency, seed 0.
+    /// faults, no latency, no jitter, no bandwidth limit, seed 0.
     pub const fn ethernet() -> Self {
         Self {
             mtu: 1514,
@@ -97,6 +110,8 @@ impl LinkConfig {
             reorder: 0.0,
             corrupt: 0.0,
             latency: Duration::from_ticks(0),
+            jitter: Duration::from_ticks(0),
+            rate: 0,
             seed: 0,
         }
     }

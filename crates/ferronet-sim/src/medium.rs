@@ -26,6 +26,9 @@ pub(crate) const CAPTURE_LIMIT: usize = 100_000;
 
 pub(crate) type Shared = Arc<Mutex<Medium>>;
 
+/// Mixed into the seed for the jitter stream of each port.
+const JITTER_STREAM: u64 = 0x6a17_7e12_5eed_0001;
+
 /// Runs `f` on the locked medium, then wakes the wakers it collected (outside the lock).
 pub(crate) fn with<R>(shared: &Shared, f: impl FnOnce(&mut Medium, &mut Vec<Waker>) -> R) -> R {
     let mut wakes = Vec::new();
@@ -65,7 +68,18 @@ pub(crate) struct Port {
     held: Option<Vec<u8>>,
     faults: Faults,
     latency: Duration,
+    /// Largest extra delay per frame (see [`LinkConfig::jitter`]).
+    jitter: Duration,
+    /// Bits per second, 0 for unlimited (see [`LinkConfig::rate`]).
+    rate: u64,
+    /// Tick at which the last frame queued here has been fully serialized (bandwidth limit).
+    busy_until: u64,
+    /// Tick at which the last frame queued here becomes due, so jitter never reorders.
+    last_due: u64,
     rng: SplitMix64,
+    /// A separate stream for the jitter draws, so that the fault sequence of a seed is the
+    /// same with or without jitter.
+    jitter_rng: SplitMix64,
     rx_waker: Option<Waker>,
     tx_waker: Option<Waker>,
     link_waker: Option<Waker>,
@@ -73,6 +87,31 @@ pub(crate) struct Port {
     pub(crate) from_port: DirectionStats,
     /// Counters of frames headed to this port (queue-side faults and drops, deliveries).
     pub(crate) to_port: DirectionStats,
+}
+
+impl Port {
+    /// When a frame of `len` bytes sent at `now` becomes receivable: after the frames before
+    /// it have been serialized and its own serialization (bandwidth limit), the latency and a
+    /// jitter draw, and never before the frame queued before it.
+    fn due_of(&mut self, now: u64, len: usize) -> u64 {
+        let mut start = now;
+        if self.rate > 0 {
+            start = start.max(self.busy_until);
+            // Ticks to serialize `len` bytes, rounded up; 128-bit so no rate overflows.
+            let bits = len as u128 * 8 * u128::from(embassy_time::TICK_HZ);
+            let ticks = bits.div_ceil(u128::from(self.rate));
+            start = start.saturating_add(u64::try_from(ticks).unwrap_or(u64::MAX));
+            self.busy_until = start;
+        }
+        let mut due = start.saturating_add(self.latency.as_ticks());
+        let jitter = self.jitter.as_ticks();
+        if jitter > 0 {
+            due = due.saturating_add(self.jitter_rng.next_u64() % (jitter + 1));
+        }
+        due = due.max(self.last_due);
+        self.last_due = due;
+        due
+    }
 }
 
 /// Result of trying to take a frame from a port's queue.
@@ -130,7 +169,12 @@ impl Medium {
             held: None,
             faults: self.config.faults(),
             latency: self.config.latency,
+            jitter: self.config.jitter,
+            rate: self.config.rate,
+            busy_until: 0,
+            last_due: 0,
             rng: SplitMix64::for_stream(self.config.seed, index),
+            jitter_rng: SplitMix64::for_stream(self.config.seed ^ JITTER_STREAM, index),
             rx_waker: None,
             tx_waker: None,
             link_waker: None,
@@ -273,7 +317,7 @@ impl Medium {
         if duplicate {
             p.to_port.duplicated += 1;
         }
-        let due = now.saturating_add(p.latency.as_ticks());
+        let due = p.due_of(now, data.len());
         let push = |p: &mut Port, data: Vec<u8>| {
             if p.queue.len() + usize::from(p.held.is_some()) >= depth {
                 p.to_port.dropped_queue_full += 1;
@@ -366,6 +410,8 @@ impl Medium {
                 p.to_port.dropped_link_down += discarded as u64;
                 p.queue.clear();
                 p.held = None;
+                p.busy_until = 0;
+                p.last_due = 0;
             }
             wakes.extend(p.link_waker.take());
             wakes.extend(p.tx_waker.take());

@@ -6,15 +6,16 @@
 //! destination was learned on, or to every other port while it is unknown. A frame for the
 //! port it came from is filtered. The table never ages.
 //!
-//! Each port's receive queue has the [`LinkConfig`]'s depth, latency and faults (applied when
-//! the switch puts a frame into that queue, from a PRNG per port). A switch never pushes back:
+//! Each port's receive queue has the [`LinkConfig`]'s depth, latency, jitter, rate and faults
+//! (applied when the switch puts a frame into that queue, from a PRNG per port); the rate is
+//! the egress bandwidth towards that port. A switch never pushes back:
 //! [`transmit`](embassy_net_driver::Driver::transmit) on a port always gives a token, and a
 //! frame for a full queue is dropped (`dropped_queue_full` in that port's
 //! [`SwitchPortStats::to_port`]), like a congested switch egress. Frames shorter than an
 //! Ethernet header are dropped as `malformed`.
 //!
 //! Not modelled: VLANs, STP, table aging or size limits, per-port link state (the whole
-//! switch goes up or down), bandwidth.
+//! switch goes up or down), ingress bandwidth.
 
 use std::fmt;
 use std::io;

@@ -53,6 +53,8 @@ pub use smoltcp::wire::{Ipv6Address, Ipv6Cidr};
 pub use stack::{NewStackError, SocketTableFull, Stack, StackResources};
 #[cfg(feature = "counters")]
 pub use stats::Counters;
+#[doc(hidden)]
+pub use stats::Usage;
 
 #[cfg(feature = "dns")]
 pub use smoltcp::config::DNS_MAX_SERVER_COUNT;

@@ -67,3 +67,52 @@ impl CounterStore {
     #[inline]
     pub(crate) fn tx_queue_full(&mut self) {}
 }
+
+/// What a stack holds at one moment: sockets, bound ports, waiting tasks. For leak checks in
+/// tests (a soak test compares it before and after hours of churn); not a stable API, hence
+/// hidden from the documentation.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Occupied slots of the socket table, the stack's own DNS and DHCP sockets included.
+    pub sockets: usize,
+    /// TCP and UDP sockets that hold a local port (bound, listening or connected); the port
+    /// allocator hands out only ports that none of them holds.
+    pub bound_ports: usize,
+    /// TCP sockets whose timeout the runner watches.
+    pub watched: u16,
+    /// Tasks waiting for a link or configuration change.
+    pub state_waiters: usize,
+    /// Tasks waiting for a free DNS query slot (0 without the `dns` feature).
+    pub dns_waiters: usize,
+}
+
+impl crate::Stack<'_> {
+    /// What the stack holds now (sockets, bound ports, waiters); for leak checks in tests.
+    #[doc(hidden)]
+    pub fn usage(&self) -> Usage {
+        #[allow(unused_imports)]
+        use smoltcp::socket::Socket;
+        self.with(|i| Usage {
+            sockets: i.sockets.iter().count(),
+            bound_ports: i
+                .sockets
+                .iter()
+                .filter(|(_, s)| match s {
+                    #[cfg(feature = "tcp")]
+                    Socket::Tcp(t) => t.listen_endpoint().port != 0 || t.local_endpoint().is_some(),
+                    #[cfg(feature = "udp")]
+                    Socket::Udp(u) => u.endpoint().port != 0,
+                    #[allow(unreachable_patterns)]
+                    _ => false,
+                })
+                .count(),
+            watched: i.watched,
+            state_waiters: self.shared.state_waiters.len(),
+            #[cfg(feature = "dns")]
+            dns_waiters: self.shared.dns_waiters.len(),
+            #[cfg(not(feature = "dns"))]
+            dns_waiters: 0,
+        })
+    }
+}

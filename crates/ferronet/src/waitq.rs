@@ -97,6 +97,19 @@ impl WaitQueue {
         node.waker.set(None);
     }
 
+    /// How many waiters are linked now (for leak checks: see `Stack::usage`).
+    pub(crate) fn len(&self) -> usize {
+        let mut n = 0;
+        let mut cur = self.head.get();
+        while let Some(ptr) = cur {
+            // SAFETY: every pointer in the list refers to a linked node, and a linked node is
+            // alive and pinned (it unlinks itself in its owner's `Drop`).
+            cur = unsafe { ptr.as_ref() }.next.get();
+            n += 1;
+        }
+        n
+    }
+
     /// Wake every waiting task once and empty the list. A task that still has to wait links its
     /// node again when it is polled.
     pub(crate) fn wake_all(&self) {
@@ -221,8 +234,10 @@ mod tests {
             let mut b = pin!(WaitFor::new(&q, || false));
             assert!(a.as_mut().poll(&mut Context::from_waker(&w)).is_pending());
             assert!(b.as_mut().poll(&mut Context::from_waker(&w)).is_pending());
+            assert_eq!(q.len(), 2);
         }
         assert!(q.head.get().is_none());
+        assert_eq!(q.len(), 0);
         q.wake_all();
         assert_eq!(c.0.load(Ordering::SeqCst), 0);
     }
