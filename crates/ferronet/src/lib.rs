@@ -19,6 +19,7 @@ pub mod dns;
 mod driver_adapter;
 #[cfg(feature = "icmp")]
 pub mod icmp;
+mod mtu;
 #[cfg(feature = "raw")]
 pub mod raw;
 mod runner;
@@ -116,7 +117,8 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
         Interface::new(iface_cfg, &mut probe, now)
     };
 
-    let shared = stack::init(resources, iface, medium, random_seed)?;
+    let link = mtu::Link::new(medium, caps.max_transmission_unit);
+    let shared = stack::init(resources, iface, medium, link, random_seed)?;
     {
         let mut inner = shared.inner.borrow_mut();
         #[cfg(feature = "proto-ipv4")]
