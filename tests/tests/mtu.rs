@@ -327,7 +327,7 @@ fn raw_ipv6_packet_at_the_mtu_arrives_and_one_byte_more_is_refused() {
     assert_eq!(got, at_mtu);
 }
 
-/// With fragmentation: large datagrams both ways, and a large ping.
+/// With fragmentation: large datagrams both ways, back to back, and a large ping.
 #[cfg(feature = "ipv4-fragmentation")]
 mod fragmentation {
     use super::*;
@@ -357,6 +357,43 @@ mod fragmentation {
             .count();
         // 1473 and 2000 take 2 fragments, 4000 and 4068 take 3: both ways.
         assert_eq!(fragments, 2 * (2 + 2 + 3 + 3));
+    }
+
+    #[test]
+    fn large_datagrams_queued_back_to_back_all_arrive() {
+        // Two sockets queue two datagrams each before the runner sends any: smoltcp has one
+        // fragmentation buffer, and must not start the next datagram before the last fragment
+        // of the previous one is out.
+        let ex = Executor::new();
+        let (a, b, _link) = ethernet(&ex);
+        let rx = bound_udp(b, 9);
+        let senders = [bound_udp(a, 0), bound_udp(a, 0)];
+        let peer = IpEndpoint::new(ip4(3).into(), 9);
+        let mut got = ex
+            .try_run_until(
+                async {
+                    for seed in 0..4u8 {
+                        let mut d = vec![0u8; 4000 + usize::from(seed)];
+                        fill_pattern(seed, 0, &mut d);
+                        let s = &senders[usize::from(seed % 2)];
+                        assert_eq!(poll_once(s.send_to(&d, peer)), Poll::Ready(Ok(())));
+                    }
+                    let mut got = Vec::new();
+                    let mut tmp = vec![0u8; ROOM];
+                    for _ in 0..4 {
+                        let (n, _) = rx.recv_from(&mut tmp).await.unwrap();
+                        got.push(tmp[..n].to_vec());
+                    }
+                    got
+                },
+                LIMIT,
+            )
+            .expect("datagrams queued back to back were lost");
+        got.sort_by_key(|d| d.len());
+        for (seed, d) in got.iter().enumerate() {
+            assert_eq!(d.len(), 4000 + seed);
+            assert_eq!(check_pattern(seed as u8, 0, d), Ok(()), "datagram {seed}");
+        }
     }
 
     #[test]

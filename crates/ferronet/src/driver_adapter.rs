@@ -21,6 +21,74 @@ pub(crate) struct DriverAdapter<'d, 'c, T: Driver> {
     pub tx_exhausted: bool,
     /// Set when the driver handed out at least one received frame during this poll.
     pub rx_seen: bool,
+    /// IPv4 fragments still to be sent, and the transmit token of the current egress pass.
+    #[cfg(feature = "proto-ipv4-fragmentation")]
+    pub frag: FragGate,
+}
+
+/// Keeps smoltcp 0.14 from overwriting the fragments of a datagram it is still sending.
+///
+/// smoltcp has one fragmentation buffer and sends one IPv4 fragment per egress pass
+/// (`poll_egress`), before the sockets; but it lets the sockets dispatch in the same pass, and a
+/// second datagram larger than the MTU then overwrites the buffer: the rest of the first one is
+/// never sent, and the peer's reassembly buffer stays taken by it until it times out. So while
+/// fragments are pending (seen on the wire: an IPv4 fragment with "more fragments" set, until
+/// the one without it), the adapter hands out one transmit token per egress pass, which the
+/// next fragment takes; the sockets find the device busy and keep their packets queued.
+#[cfg(feature = "proto-ipv4-fragmentation")]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FragGate {
+    /// Where the IP header starts in a frame: 14 on Ethernet, 0 on the IP medium, `None` on
+    /// media without IPv4.
+    pub ip_offset: Option<u8>,
+    /// A fragmented datagram is being sent.
+    pub pending: bool,
+    /// The token of the current egress pass is still free.
+    pub token: bool,
+}
+
+/// Where the IP header starts in a frame of `medium` (`None`: no IPv4 on it).
+#[cfg(feature = "proto-ipv4-fragmentation")]
+pub(crate) fn ip_offset(medium: Medium) -> Option<u8> {
+    match medium {
+        #[cfg(feature = "medium-ethernet")]
+        Medium::Ethernet => Some(14),
+        #[cfg(feature = "medium-ip")]
+        Medium::Ip => Some(0),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+#[cfg(feature = "proto-ipv4-fragmentation")]
+impl FragGate {
+    /// Whether a transmit token may be handed out now (takes the pass's token if pending).
+    fn take(&mut self) -> bool {
+        !self.pending || core::mem::take(&mut self.token)
+    }
+
+    /// Follow the fragments in a frame just written.
+    fn sent(&mut self, frame: &[u8]) {
+        let Some(off) = self.ip_offset.map(usize::from) else {
+            return;
+        };
+        let ethernet_ipv4 = off == 0 || frame.get(12..14) == Some(&[0x08, 0x00][..]);
+        let Some(ip) = frame.get(off..off + 8) else {
+            return;
+        };
+        if !ethernet_ipv4 || ip[0] >> 4 != 4 {
+            return;
+        }
+        let flags_offset = u16::from_be_bytes([ip[6], ip[7]]);
+        if flags_offset & 0x2000 != 0 {
+            // More fragments: no other token in this pass.
+            self.pending = true;
+            self.token = false;
+        } else if flags_offset & 0x1fff != 0 {
+            // The last fragment.
+            self.pending = false;
+        }
+    }
 }
 
 impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
@@ -42,15 +110,23 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
             TxTokenAdapter {
                 token: tx,
                 counters: &mut *self.counters,
+                #[cfg(feature = "proto-ipv4-fragmentation")]
+                frag: &mut self.frag,
             },
         ))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        #[cfg(feature = "proto-ipv4-fragmentation")]
+        if !self.frag.take() {
+            return None;
+        }
         match self.inner.transmit(self.cx) {
             Some(token) => Some(TxTokenAdapter {
                 token,
                 counters: &mut *self.counters,
+                #[cfg(feature = "proto-ipv4-fragmentation")]
+                frag: &mut self.frag,
             }),
             None => {
                 self.tx_exhausted = true;
@@ -122,6 +198,8 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<T> {
 pub(crate) struct TxTokenAdapter<'a, T: TxToken> {
     token: T,
     counters: &'a mut CounterStore,
+    #[cfg(feature = "proto-ipv4-fragmentation")]
+    frag: &'a mut FragGate,
 }
 
 impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
@@ -130,9 +208,13 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
         F: FnOnce(&mut [u8]) -> R,
     {
         self.counters.tx_frame();
+        #[cfg(feature = "proto-ipv4-fragmentation")]
+        let frag = self.frag;
         self.token.consume(len, |buf| {
             let r = f(buf);
             trace_frame("tx", buf);
+            #[cfg(feature = "proto-ipv4-fragmentation")]
+            frag.sent(buf);
             r
         })
     }
