@@ -524,7 +524,7 @@ fn check_send(
     let s = i.sockets.get::<icmp::Socket>(handle);
     if len > s.payload_send_capacity()
         || s.packet_send_capacity() == 0
-        || len > i.link.max_ip_payload(dst)
+        || len > i.link().max_ip_payload(dst)
     {
         return Err(SendError::PacketTooLarge);
     }

@@ -117,8 +117,8 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
         Interface::new(iface_cfg, &mut probe, now)
     };
 
-    let link = mtu::Link::new(medium, caps.max_transmission_unit);
-    let shared = stack::init(resources, iface, medium, link, random_seed)?;
+    let ip_mtu = mtu::ip_mtu(medium, caps.max_transmission_unit);
+    let shared = stack::init(resources, iface, medium, ip_mtu, random_seed)?;
     {
         let mut inner = shared.inner.borrow_mut();
         #[cfg(feature = "proto-ipv4")]

@@ -57,10 +57,7 @@ const SIXLOWPAN_UDP_SAVING: usize = 8 - 4 + 1;
 
 /// What limits the size of the packets an interface sends.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[cfg_attr(
-    not(any(feature = "udp", feature = "icmp", feature = "raw")),
-    allow(dead_code)
-)]
+#[cfg(any(feature = "udp", feature = "icmp", feature = "raw"))]
 pub(crate) struct Link {
     /// The IP MTU: the driver's MTU less the Ethernet header where there is one.
     pub(crate) ip_mtu: u16,
@@ -68,32 +65,40 @@ pub(crate) struct Link {
     pub(crate) sixlowpan: bool,
 }
 
-impl Link {
-    /// An interface of the given medium whose driver reports `max_transmission_unit`.
-    pub(crate) fn new(medium: smoltcp::phy::Medium, max_transmission_unit: usize) -> Self {
-        #[allow(unused_mut)]
-        let mut ip_mtu = max_transmission_unit;
-        #[allow(unused_mut)]
-        let mut sixlowpan = false;
-        match medium {
-            #[cfg(feature = "medium-ethernet")]
-            smoltcp::phy::Medium::Ethernet => {
-                ip_mtu = ip_mtu.saturating_sub(smoltcp::wire::EthernetFrame::<&[u8]>::header_len())
-            }
+/// The IP MTU of an interface of `medium` whose driver reports `max_transmission_unit`: less
+/// the Ethernet header on Ethernet (never below zero), at most 65535.
+pub(crate) fn ip_mtu(medium: smoltcp::phy::Medium, max_transmission_unit: usize) -> u16 {
+    let ip_mtu = match medium {
+        #[cfg(feature = "medium-ethernet")]
+        smoltcp::phy::Medium::Ethernet => max_transmission_unit
+            .saturating_sub(smoltcp::wire::EthernetFrame::<&[u8]>::header_len()),
+        #[allow(unreachable_patterns)]
+        _ => max_transmission_unit,
+    };
+    ip_mtu.min(usize::from(u16::MAX)) as u16
+}
+
+#[cfg(any(feature = "udp", feature = "icmp", feature = "raw"))]
+impl crate::stack::Inner {
+    /// What limits the size of the packets this interface sends.
+    pub(crate) fn link(&self) -> Link {
+        Link {
+            ip_mtu: self.ip_mtu,
             #[cfg(feature = "medium-ieee802154")]
-            smoltcp::phy::Medium::Ieee802154 => sixlowpan = true,
-            #[allow(unreachable_patterns)]
-            _ => {}
-        }
-        Self {
-            ip_mtu: ip_mtu.min(usize::from(u16::MAX)) as u16,
-            sixlowpan,
+            sixlowpan: matches!(
+                self.hardware_address(),
+                smoltcp::wire::HardwareAddress::Ieee802154(_)
+            ),
+            #[cfg(not(feature = "medium-ieee802154"))]
+            sixlowpan: false,
         }
     }
+}
 
+#[cfg(any(feature = "udp", feature = "icmp", feature = "raw"))]
+impl Link {
     /// The largest IP packet of `version` (header included, as smoltcp emits it) that leaves
     /// the interface.
-    #[cfg(any(feature = "udp", feature = "icmp", feature = "raw"))]
     pub(crate) fn max_ip_packet(&self, version: IpVersion) -> usize {
         let ip_mtu = usize::from(self.ip_mtu);
         match version {
@@ -195,15 +200,21 @@ mod tests {
     #[cfg(all(feature = "medium-ethernet", feature = "proto-ipv6"))]
     #[test]
     fn ipv6_on_ethernet_is_limited_by_the_mtu() {
-        let link = Link::new(Medium::Ethernet, 1514);
-        assert_eq!(link.ip_mtu, 1500);
+        assert_eq!(ip_mtu(Medium::Ethernet, 1514), 1500);
+        let link = Link {
+            ip_mtu: 1500,
+            sixlowpan: false,
+        };
         assert_eq!(link.max_ip_packet(IpVersion::Ipv6), 1500);
         #[cfg(feature = "icmp")]
         assert_eq!(link.max_ip_payload(&V6), 1460);
         #[cfg(feature = "udp")]
         assert_eq!(link.max_udp_payload(&V6), 1452);
         // A driver MTU smaller than the Ethernet header leaves nothing (and does not panic).
-        let tiny = Link::new(Medium::Ethernet, 10);
+        let tiny = Link {
+            ip_mtu: ip_mtu(Medium::Ethernet, 10),
+            sixlowpan: false,
+        };
         assert_eq!(tiny.max_ip_packet(IpVersion::Ipv6), 0);
         #[cfg(feature = "udp")]
         assert_eq!(tiny.max_udp_payload(&V6), 0);
@@ -212,7 +223,10 @@ mod tests {
     #[cfg(all(feature = "medium-ip", feature = "proto-ipv4", feature = "udp"))]
     #[test]
     fn ipv4_udp_on_an_ip_medium() {
-        let link = Link::new(Medium::Ip, 1500);
+        let link = Link {
+            ip_mtu: ip_mtu(Medium::Ip, 1500),
+            sixlowpan: false,
+        };
         let max = link.max_udp_payload(&V4);
         if cfg!(feature = "proto-ipv4-fragmentation") {
             let buffer = fragmentation_limit().unwrap_or(0).min(IP_MAX_LEN);
@@ -225,7 +239,10 @@ mod tests {
     #[cfg(all(feature = "medium-ieee802154", feature = "proto-ipv6", feature = "udp"))]
     #[test]
     fn sixlowpan_limits_are_bounds_from_the_frame_size() {
-        let link = Link::new(Medium::Ieee802154, 127);
+        let link = Link {
+            ip_mtu: ip_mtu(Medium::Ieee802154, 127),
+            sixlowpan: true,
+        };
         // 125 - 8 (MAC) - 2 (IPHC) - 4 (compressed UDP header).
         assert_eq!(link.max_udp_payload(&V6), 111);
         #[cfg(feature = "icmp")]

@@ -242,7 +242,7 @@ impl<'a> RawSocket<'a> {
     pub fn poll_send(&self, buf: &[u8], cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         self.stack.with_mut(|i| {
             let too_long_for_link =
-                sent_len(buf).is_some_and(|(version, len)| len > i.link.max_ip_packet(version));
+                sent_len(buf).is_some_and(|(version, len)| len > i.link().max_ip_packet(version));
             let s = i.sockets.get_mut::<raw::Socket>(self.handle);
             if buf.len() > s.payload_send_capacity()
                 || s.packet_send_capacity() == 0

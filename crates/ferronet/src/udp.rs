@@ -501,7 +501,7 @@ fn check_send(
     let dst = meta.endpoint;
     if s.payload_send_capacity() < len
         || s.packet_send_capacity() == 0
-        || len > i.link.max_udp_payload(&dst.addr)
+        || len > i.link().max_udp_payload(&dst.addr)
     {
         return Err(SendError::PacketTooLarge);
     }
