@@ -3,7 +3,8 @@
 //! ICMP (ping) and raw sockets, over IPv4 and IPv6, on Ethernet, IP and IEEE 802.15.4 links.
 //!
 //! The IPv4 limits depend on ferronet's `proto-ipv4-fragmentation` feature, which this crate's
-//! feature `ipv4-fragmentation` turns on (with smoltcp's 4096-byte buffers): run
+//! feature `ipv4-fragmentation` turns on (with smoltcp's 4096-byte buffers, or others set by
+//! `SMOLTCP_FRAGMENTATION_BUFFER_SIZE` / `SMOLTCP_REASSEMBLY_BUFFER_SIZE` at build time): run
 //! `cargo test -p ferronet-integration --test mtu` and again with `--features ipv4-fragmentation`.
 
 use std::future::Future;
@@ -28,12 +29,17 @@ const LIMIT: Duration = Duration::from_secs(60);
 const ROOM: usize = 70_000;
 
 /// The largest UDP payload over IPv4 on a 1500-byte IP MTU: 1500 - 20 - 8, or with
-/// fragmentation smoltcp's 4096-byte fragmentation buffer less the same headers.
+/// fragmentation smoltcp's fragmentation buffer (4096 bytes unless changed; an IPv4 packet is at
+/// most 65535 bytes) less the same headers.
 const UDP_V4_MAX: usize = if cfg!(feature = "ipv4-fragmentation") {
-    4096 - 28
+    min(smoltcp::config::FRAGMENTATION_BUFFER_SIZE, 65535) - 28
 } else {
     1472
 };
+
+const fn min(a: usize, b: usize) -> usize {
+    if a < b { a } else { b }
+}
 /// The largest UDP payload over IPv6 on a 1500-byte IP MTU (never fragmented).
 const UDP_V6_MAX: usize = 1500 - 40 - 8;
 /// The largest ping payload over IPv4: the UDP limit less the ICMP header instead of UDP's
@@ -339,8 +345,11 @@ mod fragmentation {
         spawn_big_echo(&ex, b);
         let s = bound_udp(a, 0);
         let peer = IpEndpoint::new(ip4(3).into(), 7);
-        // A to B and, by the echo, B to A: 4000 bytes, and the largest the buffers allow.
-        for len in [1473, 2000, 4000, UDP_V4_MAX] {
+        // A to B and, by the echo, B to A: 4000 bytes, 65000 if the buffers allow, and the
+        // largest they allow.
+        let sizes = [1473, 2000, 4000, 65_000, UDP_V4_MAX];
+        let sizes: Vec<usize> = sizes.into_iter().filter(|&n| n <= UDP_V4_MAX).collect();
+        for &len in &sizes {
             echo_round(&ex, &s, peer, len);
         }
         // They went as fragments no larger than a frame.
@@ -355,8 +364,9 @@ mod fragmentation {
                 }
             })
             .count();
-        // 1473 and 2000 take 2 fragments, 4000 and 4068 take 3: both ways.
-        assert_eq!(fragments, 2 * (2 + 2 + 3 + 3));
+        // 1480 bytes of IP payload per fragment (UDP header included), both ways.
+        let expected: usize = sizes.iter().map(|n| (n + 8).div_ceil(1480)).sum();
+        assert_eq!(fragments, 2 * expected);
     }
 
     #[test]
