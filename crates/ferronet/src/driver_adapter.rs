@@ -67,26 +67,41 @@ impl FragGate {
         !self.pending || core::mem::take(&mut self.token)
     }
 
-    /// Follow the fragments in a frame just written.
-    fn sent(&mut self, frame: &[u8]) {
-        let Some(off) = self.ip_offset.map(usize::from) else {
-            return;
-        };
-        let ethernet_ipv4 = off == 0 || frame.get(12..14) == Some(&[0x08, 0x00][..]);
-        let Some(ip) = frame.get(off..off + 8) else {
-            return;
-        };
-        if !ethernet_ipv4 || ip[0] >> 4 != 4 {
-            return;
+    /// Follow the fragments in a frame just written on a token from `transmit` (`gated`) or
+    /// from `receive` (smoltcp's answers while receiving).
+    fn sent(&mut self, frame: &[u8], gated: bool) {
+        match self.fragment(frame) {
+            // More fragments follow: no other token in this pass.
+            Some(true) => {
+                self.pending = true;
+                self.token = false;
+            }
+            // The last fragment.
+            Some(false) => self.pending = false,
+            // While fragments are pending, smoltcp's next fragment takes each pass's token
+            // first: a whole packet on it means there are none left.
+            None if gated => self.pending = false,
+            None => {}
+        }
+    }
+
+    /// `Some(more fragments follow)` if `frame` carries an IPv4 fragment, else `None`.
+    fn fragment(&self, frame: &[u8]) -> Option<bool> {
+        let off = usize::from(self.ip_offset?);
+        if off != 0 && frame.get(12..14) != Some(&[0x08, 0x00][..]) {
+            return None;
+        }
+        let ip = frame.get(off..off + 8)?;
+        if ip[0] >> 4 != 4 {
+            return None;
         }
         let flags_offset = u16::from_be_bytes([ip[6], ip[7]]);
         if flags_offset & 0x2000 != 0 {
-            // More fragments: no other token in this pass.
-            self.pending = true;
-            self.token = false;
+            Some(true)
         } else if flags_offset & 0x1fff != 0 {
-            // The last fragment.
-            self.pending = false;
+            Some(false)
+        } else {
+            None
         }
     }
 }
@@ -111,7 +126,7 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
                 token: tx,
                 counters: &mut *self.counters,
                 #[cfg(feature = "proto-ipv4-fragmentation")]
-                frag: &mut self.frag,
+                frag: (&mut self.frag, false),
             },
         ))
     }
@@ -126,7 +141,7 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
                 token,
                 counters: &mut *self.counters,
                 #[cfg(feature = "proto-ipv4-fragmentation")]
-                frag: &mut self.frag,
+                frag: (&mut self.frag, true),
             }),
             None => {
                 self.tx_exhausted = true;
@@ -198,8 +213,9 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<T> {
 pub(crate) struct TxTokenAdapter<'a, T: TxToken> {
     token: T,
     counters: &'a mut CounterStore,
+    /// The fragment gate, and whether the token came from `transmit` (through the gate).
     #[cfg(feature = "proto-ipv4-fragmentation")]
-    frag: &'a mut FragGate,
+    frag: (&'a mut FragGate, bool),
 }
 
 impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
@@ -209,12 +225,12 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
     {
         self.counters.tx_frame();
         #[cfg(feature = "proto-ipv4-fragmentation")]
-        let frag = self.frag;
+        let (frag, gated) = self.frag;
         self.token.consume(len, |buf| {
             let r = f(buf);
             trace_frame("tx", buf);
             #[cfg(feature = "proto-ipv4-fragmentation")]
-            frag.sent(buf);
+            frag.sent(buf, gated);
             r
         })
     }
@@ -232,4 +248,81 @@ fn trace_frame(_dir: &str, _frame: &[u8]) {
         _frame.len(),
         _frame
     );
+}
+
+#[cfg(all(
+    test,
+    feature = "proto-ipv4-fragmentation",
+    feature = "medium-ethernet"
+))]
+mod tests {
+    use super::FragGate;
+
+    /// An Ethernet frame with an IPv4 header whose flags/fragment offset field is `flags`.
+    fn ipv4_frame(flags: u16) -> [u8; 34] {
+        let mut f = [0u8; 34];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[20..22].copy_from_slice(&flags.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn one_token_per_pass_while_fragments_are_pending() {
+        let mut g = FragGate {
+            ip_offset: Some(14),
+            ..FragGate::default()
+        };
+        g.token = true;
+        assert!(g.take());
+        // First fragment (More Fragments): nothing else in this pass.
+        g.sent(&ipv4_frame(0x2000), true);
+        assert!(g.pending && !g.take());
+        // Next pass: one token, taken by the next fragment.
+        g.token = true;
+        assert!(g.take());
+        g.sent(&ipv4_frame(0x2000 | 185), true);
+        assert!(!g.take());
+        // Answers sent while receiving (ARP, whole IPv4, IPv6) change nothing.
+        g.sent(&[0u8; 42], false);
+        g.sent(&ipv4_frame(0x4000), false);
+        assert!(g.pending);
+        // The last fragment: tokens flow again.
+        g.token = true;
+        assert!(g.take());
+        g.sent(&ipv4_frame(370), true);
+        assert!(!g.pending && g.take() && g.take());
+    }
+
+    #[test]
+    fn a_whole_packet_on_the_passs_token_ends_the_pending_state() {
+        let mut g = FragGate {
+            ip_offset: Some(14),
+            pending: true,
+            token: true,
+        };
+        assert!(g.take());
+        g.sent(&ipv4_frame(0x4000), true);
+        assert!(!g.pending && g.take());
+    }
+
+    #[test]
+    fn frames_of_other_protocols_and_short_frames_are_not_fragments() {
+        let g = FragGate {
+            ip_offset: Some(14),
+            ..FragGate::default()
+        };
+        let mut ipv6 = ipv4_frame(0x2000);
+        ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(g.fragment(&ipv6), None);
+        assert_eq!(g.fragment(&ipv4_frame(0x2000)[..20]), None);
+        assert_eq!(g.fragment(&ipv4_frame(0x2000)), Some(true));
+        assert_eq!(g.fragment(&ipv4_frame(8)), Some(false));
+        let ip_medium = FragGate {
+            ip_offset: Some(0),
+            ..FragGate::default()
+        };
+        assert_eq!(ip_medium.fragment(&ipv4_frame(0x2000)[14..]), Some(true));
+        assert_eq!(FragGate::default().fragment(&ipv4_frame(0x2000)), None);
+    }
 }
