@@ -29,6 +29,89 @@ pub(crate) struct DriverAdapter<'d, 'c, T: Driver> {
     /// Watches neighbor solicitations and answers (Ethernet medium only).
     #[cfg(feature = "medium-ethernet")]
     pub guard: Option<&'d NeighborGuard>,
+    /// IPv4 fragments still to be sent, and the transmit token of the current egress pass.
+    #[cfg(feature = "proto-ipv4-fragmentation")]
+    pub frag: FragGate,
+}
+
+/// Keeps smoltcp 0.14 from overwriting the fragments of a datagram it is still sending.
+///
+/// smoltcp has one fragmentation buffer and sends one IPv4 fragment per egress pass
+/// (`poll_egress`), before the sockets; but it lets the sockets dispatch in the same pass, and a
+/// second datagram larger than the MTU then overwrites the buffer: the rest of the first one is
+/// never sent, and the peer's reassembly buffer stays taken by it until it times out. So while
+/// fragments are pending (seen on the wire: an IPv4 fragment with "more fragments" set, until
+/// the one without it), the adapter hands out one transmit token per egress pass, which the
+/// next fragment takes; the sockets find the device busy and keep their packets queued.
+#[cfg(feature = "proto-ipv4-fragmentation")]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FragGate {
+    /// Where the IP header starts in a frame: 14 on Ethernet, 0 on the IP medium, `None` on
+    /// media without IPv4.
+    pub ip_offset: Option<u8>,
+    /// A fragmented datagram is being sent.
+    pub pending: bool,
+    /// The token of the current egress pass is still free.
+    pub token: bool,
+}
+
+/// Where the IP header starts in a frame of `medium` (`None`: no IPv4 on it).
+#[cfg(feature = "proto-ipv4-fragmentation")]
+pub(crate) fn ip_offset(medium: Medium) -> Option<u8> {
+    match medium {
+        #[cfg(feature = "medium-ethernet")]
+        Medium::Ethernet => Some(14),
+        #[cfg(feature = "medium-ip")]
+        Medium::Ip => Some(0),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+#[cfg(feature = "proto-ipv4-fragmentation")]
+impl FragGate {
+    /// Whether a transmit token may be handed out now (takes the pass's token if pending).
+    fn take(&mut self) -> bool {
+        !self.pending || core::mem::take(&mut self.token)
+    }
+
+    /// Follow the fragments in a frame just written on a token from `transmit` (`gated`) or
+    /// from `receive` (smoltcp's answers while receiving).
+    fn sent(&mut self, frame: &[u8], gated: bool) {
+        match self.fragment(frame) {
+            // More fragments follow: no other token in this pass.
+            Some(true) => {
+                self.pending = true;
+                self.token = false;
+            }
+            // The last fragment.
+            Some(false) => self.pending = false,
+            // While fragments are pending, smoltcp's next fragment takes each pass's token
+            // first: a whole packet on it means there are none left.
+            None if gated => self.pending = false,
+            None => {}
+        }
+    }
+
+    /// `Some(more fragments follow)` if `frame` carries an IPv4 fragment, else `None`.
+    fn fragment(&self, frame: &[u8]) -> Option<bool> {
+        let off = usize::from(self.ip_offset?);
+        if off != 0 && frame.get(12..14) != Some(&[0x08, 0x00][..]) {
+            return None;
+        }
+        let ip = frame.get(off..off + 8)?;
+        if ip[0] >> 4 != 4 {
+            return None;
+        }
+        let flags_offset = u16::from_be_bytes([ip[6], ip[7]]);
+        if flags_offset & 0x2000 != 0 {
+            Some(true)
+        } else if flags_offset & 0x1fff != 0 {
+            Some(false)
+        } else {
+            None
+        }
+    }
 }
 
 impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
@@ -57,17 +140,25 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
                 counters: &mut *self.counters,
                 #[cfg(feature = "medium-ethernet")]
                 guard: self.guard,
+                #[cfg(feature = "proto-ipv4-fragmentation")]
+                frag: (&mut self.frag, false),
             },
         ))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        #[cfg(feature = "proto-ipv4-fragmentation")]
+        if !self.frag.take() {
+            return None;
+        }
         match self.inner.transmit(self.cx) {
             Some(token) => Some(TxTokenAdapter {
                 token,
                 counters: &mut *self.counters,
                 #[cfg(feature = "medium-ethernet")]
                 guard: self.guard,
+                #[cfg(feature = "proto-ipv4-fragmentation")]
+                frag: (&mut self.frag, true),
             }),
             None => {
                 self.tx_exhausted = true;
@@ -155,6 +246,9 @@ pub(crate) struct TxTokenAdapter<'a, T: TxToken> {
     counters: &'a mut CounterStore,
     #[cfg(feature = "medium-ethernet")]
     guard: Option<&'a NeighborGuard>,
+    /// The fragment gate, and whether the token came from `transmit` (through the gate).
+    #[cfg(feature = "proto-ipv4-fragmentation")]
+    frag: (&'a mut FragGate, bool),
 }
 
 impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
@@ -165,6 +259,8 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
         self.counters.tx_frame();
         #[cfg(feature = "medium-ethernet")]
         let guard = self.guard;
+        #[cfg(feature = "proto-ipv4-fragmentation")]
+        let (frag, gated) = self.frag;
         self.token.consume(len, |buf| {
             let r = f(buf);
             trace_frame("tx", buf);
@@ -172,6 +268,8 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
             if let Some(g) = guard {
                 g.on_transmit(buf);
             }
+            #[cfg(feature = "proto-ipv4-fragmentation")]
+            frag.sent(buf, gated);
             r
         })
     }
@@ -189,4 +287,81 @@ fn trace_frame(_dir: &str, _frame: &[u8]) {
         _frame.len(),
         _frame
     );
+}
+
+#[cfg(all(
+    test,
+    feature = "proto-ipv4-fragmentation",
+    feature = "medium-ethernet"
+))]
+mod tests {
+    use super::FragGate;
+
+    /// An Ethernet frame with an IPv4 header whose flags/fragment offset field is `flags`.
+    fn ipv4_frame(flags: u16) -> [u8; 34] {
+        let mut f = [0u8; 34];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[20..22].copy_from_slice(&flags.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn one_token_per_pass_while_fragments_are_pending() {
+        let mut g = FragGate {
+            ip_offset: Some(14),
+            ..FragGate::default()
+        };
+        g.token = true;
+        assert!(g.take());
+        // First fragment (More Fragments): nothing else in this pass.
+        g.sent(&ipv4_frame(0x2000), true);
+        assert!(g.pending && !g.take());
+        // Next pass: one token, taken by the next fragment.
+        g.token = true;
+        assert!(g.take());
+        g.sent(&ipv4_frame(0x2000 | 185), true);
+        assert!(!g.take());
+        // Answers sent while receiving (ARP, whole IPv4, IPv6) change nothing.
+        g.sent(&[0u8; 42], false);
+        g.sent(&ipv4_frame(0x4000), false);
+        assert!(g.pending);
+        // The last fragment: tokens flow again.
+        g.token = true;
+        assert!(g.take());
+        g.sent(&ipv4_frame(370), true);
+        assert!(!g.pending && g.take() && g.take());
+    }
+
+    #[test]
+    fn a_whole_packet_on_the_passs_token_ends_the_pending_state() {
+        let mut g = FragGate {
+            ip_offset: Some(14),
+            pending: true,
+            token: true,
+        };
+        assert!(g.take());
+        g.sent(&ipv4_frame(0x4000), true);
+        assert!(!g.pending && g.take());
+    }
+
+    #[test]
+    fn frames_of_other_protocols_and_short_frames_are_not_fragments() {
+        let g = FragGate {
+            ip_offset: Some(14),
+            ..FragGate::default()
+        };
+        let mut ipv6 = ipv4_frame(0x2000);
+        ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(g.fragment(&ipv6), None);
+        assert_eq!(g.fragment(&ipv4_frame(0x2000)[..20]), None);
+        assert_eq!(g.fragment(&ipv4_frame(0x2000)), Some(true));
+        assert_eq!(g.fragment(&ipv4_frame(8)), Some(false));
+        let ip_medium = FragGate {
+            ip_offset: Some(0),
+            ..FragGate::default()
+        };
+        assert_eq!(ip_medium.fragment(&ipv4_frame(0x2000)[14..]), Some(true));
+        assert_eq!(FragGate::default().fragment(&ipv4_frame(0x2000)), None);
+    }
 }

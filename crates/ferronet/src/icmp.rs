@@ -9,6 +9,20 @@
 //!   bytes would have in the empty transmit buffer.
 //! - [`IcmpSocket::set_hop_limit`] takes `Some(0)` as `None` instead of panicking.
 //! - [`IcmpSocket::try_new`] returns [`SocketTableFull`] instead of panicking.
+//! - [`SendError::PacketTooLarge`] is returned at once for a packet the interface cannot send
+//!   (embassy-net queues it, and smoltcp drops it silently).
+//!
+//! # Packet size
+//!
+//! An ICMP message (header included) must fit one IP packet within the interface's MTU: at
+//! most MTU - 20 bytes over IPv4 (1480 on Ethernet: an echo payload of 1472 bytes) and MTU -
+//! 40 over IPv6 (1460). With the cargo feature `proto-ipv4-fragmentation`, IPv4 messages of
+//! up to `FRAGMENTATION_BUFFER_SIZE` - 20 bytes (4076 with smoltcp's default of 4096) are sent
+//! in fragments, and fragmented replies are reassembled. IPv6 is never fragmented; on IEEE
+//! 802.15.4 a message of more than 114 bytes can never fit a 6LoWPAN frame. Larger packets
+//! fail with [`SendError::PacketTooLarge`] at the call (for `send_to_with`, `max_size` is
+//! checked), and [`ping`](ping::PingManager::ping) returns it as
+//! [`PingError::SocketSendError`](ping::PingError::SocketSendError).
 //!
 //! ```no_run
 //! # #[cfg(feature = "proto-ipv4")]
@@ -88,8 +102,9 @@ pub enum SendError {
     /// The destination is unspecified and the socket is not bound (as in embassy-net; an
     /// unbound socket can send to a specified destination).
     SocketNotBound,
-    /// The packet is larger than the transmit buffer (or the buffer has no packet slot), so it
-    /// can never be sent.
+    /// The packet can never be sent: it is larger than the transmit buffer (or the buffer has
+    /// no packet slot), or larger than the interface sends to the destination (see
+    /// [Packet size](self#packet-size)).
     PacketTooLarge,
 }
 
@@ -98,7 +113,7 @@ impl core::fmt::Display for SendError {
         f.write_str(match self {
             Self::NoRoute => "no route to host",
             Self::SocketNotBound => "socket not bound",
-            Self::PacketTooLarge => "packet larger than the transmit buffer",
+            Self::PacketTooLarge => "packet larger than the transmit buffer or the link allows",
         })
     }
 }
@@ -314,7 +329,8 @@ impl<'a> IcmpSocket<'a> {
     /// transmit buffer.
     ///
     /// Fails with [`SendError::PacketTooLarge`] when the packet can never fit the transmit
-    /// buffer, and with [`SendError::NoRoute`] when there is no route to the destination.
+    /// buffer or the interface's MTU (see [Packet size](self#packet-size)), and with
+    /// [`SendError::NoRoute`] when there is no route to the destination.
     pub async fn send_to<T>(&self, buf: &[u8], remote_endpoint: T) -> Result<(), SendError>
     where
         T: Into<IpAddress>,
@@ -506,7 +522,10 @@ fn check_send(
     dst: &IpAddress,
 ) -> Result<(), SendError> {
     let s = i.sockets.get::<icmp::Socket>(handle);
-    if len > s.payload_send_capacity() || s.packet_send_capacity() == 0 {
+    if len > s.payload_send_capacity()
+        || s.packet_send_capacity() == 0
+        || len > i.link().max_ip_payload(dst)
+    {
         return Err(SendError::PacketTooLarge);
     }
     if dst.is_unspecified() {
@@ -538,8 +557,8 @@ pub mod ping {
     //! - For an IPv6 target without `PingParams::set_source`, the source address is the one
     //!   the stack sends from (embassy-net fails with `PingError::InvalidSourceAddress`).
     //! - Errors are reported at once where waiting cannot help: no route
-    //!   ([`SendError::NoRoute`]), a packet larger than the transmit buffer
-    //!   ([`SendError::PacketTooLarge`]), a reply that cannot fit the receive buffer
+    //!   ([`SendError::NoRoute`]), a packet larger than the transmit buffer or the interface
+    //!   sends ([`SendError::PacketTooLarge`]), a reply that cannot fit the receive buffer
     //!   ([`RecvError::Truncated`]), a full socket table ([`PingError::SocketTableFull`], a
     //!   variant embassy-net does not have: it panics).
     //!
@@ -612,7 +631,8 @@ pub mod ping {
         /// Binding the socket failed.
         SocketBindError(BindError),
         /// Sending failed: no route to the target, or the request (8 bytes + payload) is larger
-        /// than the transmit buffer.
+        /// than the transmit buffer or than the interface sends
+        /// ([`SendError::PacketTooLarge`]; see [Packet size](super#packet-size)).
         SocketSendError(SendError),
         /// Receiving failed: [`RecvError::Truncated`] means that a reply (8 bytes + payload)
         /// cannot fit the receive buffer.

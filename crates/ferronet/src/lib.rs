@@ -20,6 +20,7 @@ mod driver_adapter;
 #[cfg(feature = "icmp")]
 pub mod icmp;
 mod ingress;
+mod mtu;
 #[cfg(feature = "medium-ethernet")]
 mod neighbor_guard;
 #[cfg(feature = "raw")]
@@ -121,7 +122,8 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
         Interface::new(iface_cfg, &mut probe, now)
     };
 
-    let shared = stack::init(resources, iface, medium, random_seed)?;
+    let ip_mtu = mtu::ip_mtu(medium, caps.max_transmission_unit);
+    let shared = stack::init(resources, iface, medium, ip_mtu, random_seed)?;
     {
         let mut inner = shared.inner.borrow_mut();
         #[cfg(feature = "proto-ipv4")]

@@ -7,7 +7,9 @@
 //! - [`RawSocket::send`] and [`RawSocket::poll_send`] return `Result<(), SendError>` (embassy-net:
 //!   `()`), so that a packet larger than the transmit buffer is reported as
 //!   [`SendError::PacketTooLarge`] at once instead of waiting forever for room that can never
-//!   exist. `socket.send(packet).await;` still compiles (with an `unused_must_use` warning).
+//!   exist, and one larger than the interface can send (its MTU) as well, where smoltcp
+//!   would drop it silently. `socket.send(packet).await;` still compiles (with an
+//!   `unused_must_use` warning).
 //!
 //! ```no_run
 //! # async fn demo(stack: ferronet::Stack<'_>) {
@@ -66,15 +68,16 @@ impl core::error::Error for RecvError {}
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum SendError {
-    /// The packet is larger than the socket's transmit buffer (or the buffer has no packet
-    /// slot), so it can never be queued.
+    /// The packet can never be sent: it is larger than the socket's transmit buffer (or the
+    /// buffer has no packet slot), or larger than the interface sends (see
+    /// [`RawSocket::send`]).
     PacketTooLarge,
 }
 
 impl core::fmt::Display for SendError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
-            Self::PacketTooLarge => "packet larger than the transmit buffer",
+            Self::PacketTooLarge => "packet larger than the transmit buffer or the link allows",
         })
     }
 }
@@ -225,7 +228,12 @@ impl<'a> RawSocket<'a> {
     /// Send an IP packet (header included), waiting for room in the transmit buffer.
     ///
     /// Fails at once with [`SendError::PacketTooLarge`] when the packet can never fit the
-    /// transmit buffer (embassy-net's `send` returns `()` and waits forever then).
+    /// transmit buffer (embassy-net's `send` returns `()` and waits forever then), or when it
+    /// is larger than the interface sends: the IP MTU (the driver's MTU, less the Ethernet
+    /// header on Ethernet), or for IPv4 with the cargo feature `proto-ipv4-fragmentation` the
+    /// fragmentation buffer (`FRAGMENTATION_BUFFER_SIZE`, 4096 bytes unless changed); on IEEE
+    /// 802.15.4, an IPv6 packet of more than 154 bytes, which can never fit a 6LoWPAN frame.
+    /// The length checked is that of the packet smoltcp sends, which drops IPv4 options.
     pub fn send<'s>(&'s self, buf: &'s [u8]) -> impl Future<Output = Result<(), SendError>> + 's {
         poll_fn(move |cx| self.poll_send(buf, cx))
     }
@@ -233,8 +241,13 @@ impl<'a> RawSocket<'a> {
     /// Poll to send an IP packet, like [`send`](Self::send).
     pub fn poll_send(&self, buf: &[u8], cx: &mut Context<'_>) -> Poll<Result<(), SendError>> {
         self.stack.with_mut(|i| {
+            let too_long_for_link =
+                sent_len(buf).is_some_and(|(version, len)| len > i.link().max_ip_packet(version));
             let s = i.sockets.get_mut::<raw::Socket>(self.handle);
-            if buf.len() > s.payload_send_capacity() || s.packet_send_capacity() == 0 {
+            if buf.len() > s.payload_send_capacity()
+                || s.packet_send_capacity() == 0
+                || too_long_for_link
+            {
                 return Poll::Ready(Err(SendError::PacketTooLarge));
             }
             match s.send_slice(buf) {
@@ -264,6 +277,22 @@ impl<'a> RawSocket<'a> {
             })
         })
     }
+}
+
+/// The IP version of `packet` and the length of the packet smoltcp sends for it (it re-emits
+/// an IPv4 header without options); `None` if it is not an IP packet (smoltcp drops it).
+fn sent_len(packet: &[u8]) -> Option<(IpVersion, usize)> {
+    let version = IpVersion::of_packet(packet).ok()?;
+    let len = match version {
+        #[cfg(feature = "proto-ipv4")]
+        IpVersion::Ipv4 => {
+            let header_len = usize::from(packet[0] & 0x0f) * 4;
+            packet.len().checked_sub(header_len)? + crate::mtu::IPV4_HEADER_LEN
+        }
+        #[allow(unreachable_patterns)]
+        _ => packet.len(),
+    };
+    Some((version, len))
 }
 
 impl Drop for RawSocket<'_> {

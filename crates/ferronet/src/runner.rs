@@ -169,6 +169,9 @@ pub struct Runner<'d, D: Driver> {
     pub(crate) driver: D,
     pub(crate) shared: &'d Shared,
     defer: Defer,
+    /// IPv4 fragments pending (see `FragGate`).
+    #[cfg(feature = "proto-ipv4-fragmentation")]
+    frag: crate::driver_adapter::FragGate,
 }
 
 impl<'d, D: Driver> Runner<'d, D> {
@@ -177,6 +180,8 @@ impl<'d, D: Driver> Runner<'d, D> {
             driver,
             shared,
             defer: Defer::new(),
+            #[cfg(feature = "proto-ipv4-fragmentation")]
+            frag: crate::driver_adapter::FragGate::default(),
         }
     }
 
@@ -326,6 +331,8 @@ impl<'d, D: Driver> Runner<'d, D> {
             #[allow(unreachable_patterns)]
             _ => Framing::Unchecked,
         };
+        #[cfg(feature = "proto-ipv4-fragmentation")]
+        let ip_offset = crate::driver_adapter::ip_offset(medium_of(&inner.hardware_address()));
         let Inner {
             iface,
             sockets,
@@ -353,6 +360,11 @@ impl<'d, D: Driver> Runner<'d, D> {
             filter: &filter,
             #[cfg(feature = "medium-ethernet")]
             guard: (framing == Framing::Ethernet).then_some(&*neighbor_guard),
+            #[cfg(feature = "proto-ipv4-fragmentation")]
+            frag: crate::driver_adapter::FragGate {
+                ip_offset,
+                ..self.frag
+            },
         };
 
         iface.poll_maintenance(ts);
@@ -405,7 +417,19 @@ impl<'d, D: Driver> Runner<'d, D> {
         let mut egress_done = false;
         let mut asked = false;
         for _ in 0..TX_BUDGET {
+            #[cfg(feature = "proto-ipv4-fragmentation")]
+            {
+                dev.frag.token = true;
+            }
             match iface.poll_egress(ts, &mut dev, sockets) {
+                // A pass that only sent the next fragment: more passes send the others.
+                #[cfg(feature = "proto-ipv4-fragmentation")]
+                smoltcp::iface::PollResult::None
+                    if dev.frag.pending && !dev.frag.token && !dev.tx_exhausted =>
+                {
+                    res.progress = true;
+                    continue;
+                }
                 smoltcp::iface::PollResult::None => {
                     egress_done = true;
                     break;
@@ -427,6 +451,10 @@ impl<'d, D: Driver> Runner<'d, D> {
             }
         }
         res.tx_exhausted = dev.tx_exhausted;
+        #[cfg(feature = "proto-ipv4-fragmentation")]
+        {
+            self.frag = dev.frag;
+        }
         res.more = !rx_done || !egress_done;
 
         #[cfg(feature = "tcp")]

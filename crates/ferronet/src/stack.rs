@@ -264,6 +264,13 @@ pub(crate) struct Inner {
     pub(crate) static_v6: Option<StaticConfigV6>,
     #[cfg_attr(not(any(feature = "tcp", feature = "udp")), allow(dead_code))]
     port_rng: u16,
+    /// The IP MTU smoltcp was given (the driver's, less the Ethernet header): it limits the
+    /// size of sent packets (see `mtu`).
+    #[cfg_attr(
+        not(any(feature = "udp", feature = "icmp", feature = "raw")),
+        allow(dead_code)
+    )]
+    pub(crate) ip_mtu: u16,
     pub(crate) counters: CounterStore,
     /// The DHCP client socket, while `dhcp_on` (IPv4 configured by DHCP); see
     /// [`Inner::dhcp_socket`]. Two fields rather than an `Option`, which would take twice the
@@ -371,6 +378,7 @@ pub(crate) fn init<'d, const SOCK: usize>(
     resources: &'d mut StackResources<SOCK>,
     iface: Interface,
     #[cfg_attr(not(feature = "medium-ip"), allow(unused_variables))] medium: Medium,
+    ip_mtu: u16,
     seed: u64,
 ) -> Result<&'d Shared, NewStackError> {
     let storage: &'d mut [SocketStorage<'static>] =
@@ -439,6 +447,7 @@ pub(crate) fn init<'d, const SOCK: usize>(
             let m = mix_seed(seed);
             (m ^ (m >> 16)) as u16 | 1
         },
+        ip_mtu,
         counters: CounterStore::ZERO,
         #[cfg(feature = "dhcpv4")]
         dhcp_handle: SocketHandle::default(),

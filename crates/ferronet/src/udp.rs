@@ -6,6 +6,25 @@
 //!   destination (embassy-net queues the datagram, which smoltcp then drops silently).
 //! - [`UdpSocket::bind`] with port 0 picks an ephemeral port (49152..=65535) that no other
 //!   socket uses.
+//! - [`SendError::PacketTooLarge`] is returned at once for a datagram the interface cannot
+//!   send (embassy-net queues it, and smoltcp drops it silently); see below.
+//!
+//! # Datagram size
+//!
+//! A datagram is sent in one IP packet, which must fit the interface's MTU (the driver's
+//! `max_transmission_unit`, less the 14-byte Ethernet header on Ethernet): at most MTU - 28
+//! bytes over IPv4 (1472 on Ethernet) and MTU - 48 over IPv6 (1452). With the cargo feature
+//! `proto-ipv4-fragmentation`, IPv4 datagrams of up to `FRAGMENTATION_BUFFER_SIZE` - 28
+//! bytes (smoltcp's buffer, 4096 bytes unless changed: 4068 bytes) are sent in fragments,
+//! and fragmented datagrams are reassembled on receipt (up to `REASSEMBLY_BUFFER_SIZE` - 8
+//! bytes, one datagram at a time). IPv6 is never fragmented (smoltcp 0.14 has no IPv6
+//! fragmentation); on IEEE 802.15.4 (6LoWPAN) a datagram must fit one 127-byte frame once
+//! compressed, and ferronet rejects only those that can never fit (more than 111 bytes): a
+//! smaller one whose headers do not compress well is still dropped by smoltcp.
+//!
+//! A larger datagram fails with [`SendError::PacketTooLarge`] at the call. For
+//! [`UdpSocket::send_to_with`] the check is made on `max_size`. Received fragments of a
+//! datagram are dropped when the feature is off.
 //!
 //! ```no_run
 //! # async fn demo(stack: ferronet::Stack<'_>) {
@@ -58,7 +77,9 @@ pub enum SendError {
     NoRoute,
     /// Socket not bound to an outgoing port.
     SocketNotBound,
-    /// The datagram is larger than the transmit buffer, so it can never be sent.
+    /// The datagram can never be sent: it is larger than the transmit buffer, or larger than
+    /// the largest datagram the interface sends to the destination (see the
+    /// [module documentation](self#datagram-size)).
     PacketTooLarge,
 }
 
@@ -85,7 +106,7 @@ impl core::fmt::Display for SendError {
         f.write_str(match self {
             Self::NoRoute => "no route to host",
             Self::SocketNotBound => "socket not bound",
-            Self::PacketTooLarge => "datagram larger than the transmit buffer",
+            Self::PacketTooLarge => "datagram larger than the transmit buffer or the link allows",
         })
     }
 }
@@ -285,7 +306,8 @@ impl<'a> UdpSocket<'a> {
     /// Send a datagram to `remote_endpoint`, waiting for room in the transmit buffer.
     ///
     /// Fails with [`SendError::PacketTooLarge`] when the datagram can never fit the transmit
-    /// buffer, [`SendError::SocketNotBound`] before [`bind`](Self::bind), and
+    /// buffer or the interface's MTU (see [Datagram size](self#datagram-size)),
+    /// [`SendError::SocketNotBound`] before [`bind`](Self::bind), and
     /// [`SendError::NoRoute`] when there is no route to the destination.
     pub async fn send_to<T>(&self, buf: &[u8], remote_endpoint: T) -> Result<(), SendError>
     where
@@ -331,6 +353,8 @@ impl<'a> UdpSocket<'a> {
 
     /// Send a datagram of at most `max_size` bytes written in place by `f`, which returns the
     /// actual size and a value. Waits for room in the transmit buffer.
+    ///
+    /// Fails like [`send_to`](Self::send_to), `max_size` taking the place of the length.
     pub async fn send_to_with<T, F, R>(
         &mut self,
         max_size: usize,
@@ -474,10 +498,13 @@ fn check_send(
     if s.endpoint().port == 0 {
         return Err(SendError::SocketNotBound);
     }
-    if s.payload_send_capacity() < len || s.packet_send_capacity() == 0 {
+    let dst = meta.endpoint;
+    if s.payload_send_capacity() < len
+        || s.packet_send_capacity() == 0
+        || len > i.link().max_udp_payload(&dst.addr)
+    {
         return Err(SendError::PacketTooLarge);
     }
-    let dst = meta.endpoint;
     if dst.port == 0 || dst.addr.is_unspecified() || !i.has_route(&dst.addr) {
         return Err(SendError::NoRoute);
     }

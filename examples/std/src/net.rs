@@ -390,6 +390,20 @@ pub fn split_host_port(s: &str) -> Result<(&str, u16), Failure> {
     Ok((host, port))
 }
 
+/// Why a datagram or echo request was refused with `PacketTooLarge`: its size against what
+/// the link carries unfragmented.
+pub fn too_large(what: &str, size: usize) -> Failure {
+    let fragmentation = if cfg!(feature = "ipv4-fragmentation") {
+        "IPv4 fragmentation is on: at most 4068 bytes over IPv4"
+    } else {
+        "build with `--features ipv4-fragmentation` for up to 4068 bytes over IPv4"
+    };
+    Failure::failed(format!(
+        "{what}: {size} bytes do not fit the link's MTU (payload of at most MTU - 28 bytes \
+         over IPv4, MTU - 48 over IPv6: 1472 and 1452 on Ethernet); {fragmentation}"
+    ))
+}
+
 /// Byte `i` of the deterministic test pattern (`--bytes N`): `i % 251`, a period that no
 /// power-of-two buffer size lines up with.
 pub fn pattern_byte(i: usize) -> u8 {

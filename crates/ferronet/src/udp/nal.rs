@@ -78,7 +78,8 @@ pub enum Error {
     /// The local and remote addresses are of different families, or the local address given
     /// to [`UnconnectedSocket`]'s `send` does not match the socket's address or port.
     InvalidAddress,
-    /// The datagram is larger than the socket's transmit buffer.
+    /// The datagram is larger than the socket's transmit buffer, or than the interface can
+    /// send to the remote host (see [the UDP module](super#datagram-size)).
     PacketTooLarge,
 }
 
@@ -93,7 +94,7 @@ impl core::fmt::Display for Error {
             Self::InvalidAddress => {
                 "local address does not match the socket or the remote address family"
             }
-            Self::PacketTooLarge => "datagram larger than the transmit buffer",
+            Self::PacketTooLarge => "datagram larger than the transmit buffer or the link allows",
         })
     }
 }

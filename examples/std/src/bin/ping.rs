@@ -8,8 +8,8 @@
 use std::process::ExitCode;
 
 use embassy_time::{Duration, Instant, Timer};
-use ferronet::icmp::PacketMetadata;
 use ferronet::icmp::ping::{PingError, PingManager, PingParams};
+use ferronet::icmp::{PacketMetadata, SendError};
 use ferronet_examples::cli::{self, Arg, Failure, Parser};
 use ferronet_examples::net::{self, NetArgs, pattern_byte};
 
@@ -25,7 +25,9 @@ Options:
   --count N        requests to send (default 4)
   --interval MS    time between requests (default 1000)
   --timeout MS     how long to wait for each reply (default 2000)
-  --size N         payload bytes (default 32)";
+  --size N         payload bytes (default 32); a request larger than the link carries
+                   (MTU - 28 bytes of payload over IPv4, MTU - 48 over IPv6; 4068 over IPv4
+                   when built with the feature ipv4-fragmentation) fails at once";
 
 fn main() -> ExitCode {
     cli::main("ping", USAGE, body)
@@ -80,6 +82,9 @@ fn body(mut p: Parser) -> Result<(), Failure> {
                 }
                 Err(PingError::DestinationHostUnreachable) => {
                     println!("no reply from {target} for icmp_seq={seq}");
+                }
+                Err(PingError::SocketSendError(SendError::PacketTooLarge)) => {
+                    return Err(net::too_large(&format!("ping {target}"), size));
                 }
                 Err(e) => return Err(Failure::failed(format!("ping {target}: {e}"))),
             }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use embassy_time::{Duration, with_timeout};
 use ferronet::IpEndpoint;
-use ferronet::udp::{PacketMetadata, UdpSocket};
+use ferronet::udp::{PacketMetadata, SendError, UdpSocket};
 use ferronet_examples::cli::{self, Arg, Failure, Parser};
 use ferronet_examples::net::{self, NetArgs, pattern_byte};
 
@@ -26,7 +26,9 @@ no echo (or, with --verify, a wrong one).
 
 Options:
   --count N       datagrams to send (default 10)
-  --size N        bytes per datagram, 4 to 65000 (default 64)
+  --size N        bytes per datagram, 4 to 65000 (default 64); a datagram larger than the
+                  link carries (MTU - 28 bytes over IPv4, MTU - 48 over IPv6; 4068 over IPv4
+                  when built with the feature ipv4-fragmentation) fails at once
   --verify        check every byte of each echo, not only its number
   --timeout MS    how long to wait for each echo (default 1000)
   --retries N     how often to resend a datagram that got no echo (default 3)";
@@ -88,10 +90,10 @@ fn body(mut p: Parser) -> Result<(), Failure> {
                     )));
                 }
                 tries += 1;
-                socket
-                    .send_to(&sent, remote)
-                    .await
-                    .map_err(|e| Failure::failed(format!("send to {remote}: {e:?}")))?;
+                socket.send_to(&sent, remote).await.map_err(|e| match e {
+                    SendError::PacketTooLarge => net::too_large(&format!("send to {remote}"), size),
+                    e => Failure::failed(format!("send to {remote}: {e}")),
+                })?;
                 // Wait for this datagram's echo; late echoes of earlier ones are skipped.
                 let got = with_timeout(wait, async {
                     loop {
