@@ -1,0 +1,111 @@
+//! The mps2-an385 board: interrupt numbers and dispatch, semihosting output and exit, panics.
+//!
+//! There is no peripheral access crate for this board, so cortex-m-rt's `DefaultHandler`
+//! (which receives the interrupt number) dispatches the three interrupts the firmware uses.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::interrupt::InterruptNumber;
+use cortex_m_rt::{ExceptionFrame, exception};
+use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
+
+/// The board's interrupt lines that the firmware uses (hw/arm/mps2.c in QEMU; 32 lines).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Irq {
+    /// CMSDK APB TIMER0.
+    Timer0 = 8,
+    /// CMSDK APB TIMER1.
+    Timer1 = 9,
+    /// LAN9118 Ethernet controller.
+    Ethernet = 13,
+    /// Not wired to any device: the interrupt the executor runs in (pended by its waker).
+    Executor = 31,
+}
+
+// SAFETY: each variant is a distinct interrupt line below the NVIC's 32 lines on this board.
+unsafe impl InterruptNumber for Irq {
+    fn number(self) -> u16 {
+        self as u16
+    }
+}
+
+/// Exceptions taken by `DefaultHandler` for an interrupt nobody handles (a bug): counted.
+static STRAY: AtomicU32 = AtomicU32::new(0);
+
+#[exception]
+unsafe fn DefaultHandler(irqn: i16) {
+    match irqn {
+        8 => crate::time::on_timer0_interrupt(),
+        9 => crate::time::on_timer1_interrupt(),
+        13 => crate::net_irq::on_ethernet_interrupt(),
+        31 => {
+            // SAFETY: this is the executor's interrupt handler, and the interrupt is only
+            // unmasked by `InterruptExecutor::start`.
+            unsafe { crate::EXECUTOR.on_interrupt() }
+        }
+        _ => {
+            STRAY.fetch_add(1, Ordering::Relaxed);
+            if irqn >= 0 {
+                cortex_m::peripheral::NVIC::mask(RawIrq(irqn as u16));
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct RawIrq(u16);
+// SAFETY: only built from an interrupt number the NVIC just reported as active.
+unsafe impl InterruptNumber for RawIrq {
+    fn number(self) -> u16 {
+        self.0
+    }
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    crate::info!("HARDFAULT pc={:#010x} lr={:#010x}", frame.pc(), frame.lr());
+    debug::exit(EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    crate::info!("PANIC {}", info);
+    debug::exit(EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// Print one line on the host's standard output (semihosting).
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { cortex_m_semihosting::hprintln!($($arg)*) };
+}
+
+/// End the run: report the peak stack use, then make QEMU exit with status 0 (`ok`) or 1.
+pub fn exit(ok: bool) -> ! {
+    crate::info!(
+        "stack peak: {} bytes (of {} painted)",
+        crate::stack::peak(),
+        crate::stack::PAINTED
+    );
+    let stray = STRAY.load(Ordering::Relaxed);
+    if stray != 0 {
+        crate::info!("stray interrupts: {}", stray);
+    }
+    crate::info!("exit: {}", if ok { "PASS" } else { "FAIL" });
+    debug::exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
+    // Without semihosting the exit call returns: stop here.
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// Reset the whole board (SYSRESETREQ): QEMU resets the CPU and every device.
+pub fn reboot() -> ! {
+    cortex_m::peripheral::SCB::sys_reset()
+}
