@@ -109,3 +109,26 @@ pub fn exit(ok: bool) -> ! {
 pub fn reboot() -> ! {
     cortex_m::peripheral::SCB::sys_reset()
 }
+
+/// Boot counter kept across `reboot` in RAM that the runtime does not initialise.
+#[unsafe(link_section = ".uninit.BOOTS")]
+static mut BOOTS: core::mem::MaybeUninit<[u32; 2]> = core::mem::MaybeUninit::uninit();
+const BOOTS_MAGIC: u32 = 0xB007_C0DE;
+
+/// Which boot this is since QEMU started: 1 after power-on (QEMU's RAM starts zeroed), one more
+/// after each `reboot`. Call once per boot.
+pub fn boot_count() -> u32 {
+    let p = core::ptr::addr_of_mut!(BOOTS) as *mut [u32; 2];
+    // SAFETY: BOOTS is only touched here, once per boot, before any other task runs; any bit
+    // pattern is a valid [u32; 2].
+    unsafe {
+        let [magic, count] = core::ptr::read_volatile(p);
+        let count = if magic == BOOTS_MAGIC {
+            count.wrapping_add(1)
+        } else {
+            1
+        };
+        core::ptr::write_volatile(p, [BOOTS_MAGIC, count]);
+        count
+    }
+}
