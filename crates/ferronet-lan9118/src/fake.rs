@@ -53,6 +53,9 @@ pub struct Inner {
     pub tx_hold: bool,
     /// Set the error bit in the status of the next frame sent.
     pub tx_fail_next: bool,
+    /// RSFL and TDFA are set only when a frame arrives or TX room comes back (as QEMU does),
+    /// not re-evaluated on every access: acknowledging them loses the event.
+    pub edge_irqs: bool,
 
     // Chip state.
     srst_left: Option<u32>,
@@ -116,6 +119,7 @@ impl FakeChip {
             tx_capacity: 4608,
             tx_hold: false,
             tx_fail_next: false,
+            edge_irqs: false,
             srst_left: Some(0),
             ready_left: Some(0),
             hw_cfg: 0,
@@ -174,6 +178,7 @@ impl FakeChip {
             w[..word.len()].copy_from_slice(word);
             s.rx_data.push_back(u32::from_le_bytes(w));
         }
+        s.fifo_levels();
         s.update();
     }
 
@@ -207,6 +212,7 @@ impl FakeChip {
             s.tx_used -= bytes;
             s.tx_status.push_back(status);
         }
+        s.fifo_levels();
         s.update();
     }
 
@@ -255,6 +261,17 @@ impl Inner {
     }
 
     fn update(&mut self) {
+        if !self.edge_irqs {
+            self.fifo_levels();
+        }
+        if self.phy_int_src & self.phy_int_mask != 0 {
+            self.int_sts |= regs::INT_PHY;
+        } else {
+            self.int_sts &= !regs::INT_PHY;
+        }
+    }
+
+    fn fifo_levels(&mut self) {
         let rsl = (self.fifo_int & 0xff) as usize;
         if self.rx_status.len() > rsl {
             self.int_sts |= regs::INT_RSFL;
@@ -262,11 +279,6 @@ impl Inner {
         let tdal = (self.fifo_int >> 24) * 64;
         if self.tx_capacity - self.tx_used > tdal {
             self.int_sts |= regs::INT_TDFA;
-        }
-        if self.phy_int_src & self.phy_int_mask != 0 {
-            self.int_sts |= regs::INT_PHY;
-        } else {
-            self.int_sts &= !regs::INT_PHY;
         }
     }
 

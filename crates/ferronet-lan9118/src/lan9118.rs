@@ -78,21 +78,25 @@ fn mac_wait<R: Registers>(regs: &R, limit: u32) -> Result<(), InitError> {
     }
 }
 
+/// Writes `cmd` to MAC_CSR_CMD and waits for the access to complete.
+fn mac_command<R: Registers>(regs: &R, limit: u32, cmd: u32) -> Result<(), InitError> {
+    regs.write(regs::MAC_CSR_CMD, regs::MAC_CSR_BUSY | cmd);
+    // The datasheet's read-after-write rule: MAC_CSR_CMD may still read "not busy" right
+    // after the write. A read of BYTE_TEST (no side effect) spaces the two.
+    regs.read(regs::BYTE_TEST);
+    mac_wait(regs, limit)
+}
+
 fn mac_read<R: Registers>(regs: &R, limit: u32, index: u32) -> Result<u32, InitError> {
     mac_wait(regs, limit)?;
-    regs.write(
-        regs::MAC_CSR_CMD,
-        regs::MAC_CSR_BUSY | regs::MAC_CSR_READ | index,
-    );
-    mac_wait(regs, limit)?;
+    mac_command(regs, limit, regs::MAC_CSR_READ | index)?;
     Ok(regs.read(regs::MAC_CSR_DATA))
 }
 
 fn mac_write<R: Registers>(regs: &R, limit: u32, index: u32, value: u32) -> Result<(), InitError> {
     mac_wait(regs, limit)?;
     regs.write(regs::MAC_CSR_DATA, value);
-    regs.write(regs::MAC_CSR_CMD, regs::MAC_CSR_BUSY | index);
-    mac_wait(regs, limit)
+    mac_command(regs, limit, index)
 }
 
 fn mii_wait<R: Registers>(regs: &R, limit: u32) -> Result<(), InitError> {
@@ -169,6 +173,8 @@ impl<'a, R: Registers> Lan9118<'a, R> {
             return Err(InitError::NotReady);
         }
         regs.write(regs::HW_CFG, regs::HW_CFG_SRST);
+        // Read-after-write spacing (see `mac_command`); BYTE_TEST is readable during reset.
+        regs.read(regs::BYTE_TEST);
         if !wait(&regs, limit, |r| {
             r.read(regs::HW_CFG) & regs::HW_CFG_SRST == 0
         }) {
@@ -375,7 +381,12 @@ impl<'a, R: Registers> Lan9118<'a, R> {
             return false;
         }
         // Space freed between the check and the arming raised no interrupt: look again.
-        (self.regs.read(regs::TX_FIFO_INF) & 0xffff) >= TX_NEED
+        let ready = (self.regs.read(regs::TX_FIFO_INF) & 0xffff) >= TX_NEED;
+        if ready {
+            // Not needed after all: no interrupt (and no spurious wake-up) for it.
+            update_int_en(&self.regs, regs::INT_TDFA, false);
+        }
+        ready
     }
 
     /// Reads the data words of a frame of `len` bytes (FCS included) out of the RX data

@@ -2,6 +2,8 @@
 
 extern crate std;
 
+use std::boxed::Box;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Wake, Waker};
@@ -513,6 +515,88 @@ fn polled_mode_wakes_itself() {
     assert!(dev.link_state(&mut w.cx()) == LinkState::Down);
 }
 
+/// Something that happens on the simulated wire.
+type WireEvent<'a> = Box<dyn FnOnce(&FakeChip) + 'a>;
+
+/// The simulated chip, with something happening on the wire just before a chosen register
+/// write reaches it.
+struct Hooked<'a> {
+    chip: &'a FakeChip,
+    offset: u32,
+    value: u32,
+    event: RefCell<Option<WireEvent<'a>>>,
+}
+
+impl Registers for Hooked<'_> {
+    fn read(&self, offset: u32) -> u32 {
+        self.chip.read(offset)
+    }
+    fn write(&self, offset: u32, value: u32) {
+        if (offset, value) == (self.offset, self.value)
+            && let Some(event) = self.event.borrow_mut().take()
+        {
+            event(self.chip);
+        }
+        self.chip.write(offset, value)
+    }
+}
+
+#[test]
+fn frame_arriving_while_the_rx_interrupt_is_armed_is_not_lost() {
+    let chip = FakeChip::new();
+    chip.with(|s| s.edge_irqs = true);
+    let state = State::new();
+    let hooked = Hooked {
+        chip: &chip,
+        offset: regs::INT_STS,
+        value: regs::INT_RSFL,
+        event: RefCell::new(None),
+    };
+    let mut dev = Lan9118::new(&hooked, &state, Config::default()).unwrap();
+    let w = TestWaker::new();
+    // The frame comes in after the driver found the FIFO empty, just before it acknowledges
+    // RSFL: the acknowledgement swallows the frame's interrupt.
+    *hooked.event.borrow_mut() = Some(Box::new(|c: &FakeChip| c.receive(&frame(64, 1), 0)));
+    let got = dev
+        .receive(&mut w.cx())
+        .map(|(rx, _)| rx.consume(|b| b.to_vec()));
+    assert!(
+        hooked.event.borrow().is_none(),
+        "the event must have happened"
+    );
+    assert_eq!(got.unwrap(), frame(64, 1));
+}
+
+#[test]
+fn tx_room_coming_back_while_the_tx_interrupt_is_armed_is_not_lost() {
+    let chip = FakeChip::new();
+    chip.with(|s| {
+        s.edge_irqs = true;
+        s.tx_hold = true;
+        s.tx_capacity = 2000;
+    });
+    let state = State::new();
+    let hooked = Hooked {
+        chip: &chip,
+        offset: regs::INT_STS,
+        value: regs::INT_TDFA,
+        event: RefCell::new(Some(Box::new(|c: &FakeChip| c.release_tx()))),
+    };
+    let mut dev = Lan9118::new(&hooked, &state, Config::default()).unwrap();
+    let w = TestWaker::new();
+    let tx = dev.transmit(&mut w.cx()).unwrap();
+    tx.consume(1000, |b| b.fill(0xab));
+    // No room for a largest frame; the room comes back just before the driver acknowledges
+    // TDFA, so no interrupt will tell.
+    assert!(dev.transmit(&mut w.cx()).is_some());
+    assert!(
+        hooked.event.borrow().is_none(),
+        "the event must have happened"
+    );
+    // The source is disarmed again: no spurious interrupt later.
+    assert_eq!(chip.inner.borrow().int_en & regs::INT_TDFA, 0);
+}
+
 // ---- link ----
 
 #[test]
@@ -546,6 +630,21 @@ fn link_changes_come_through_the_phy_interrupt() {
     let writes = chip.inner.borrow().writes.len();
     assert!(dev.link_state(&mut w.cx()) == LinkState::Up);
     assert_eq!(chip.inner.borrow().writes.len(), writes);
+}
+
+#[test]
+fn a_link_flap_between_two_reads_reports_the_link_as_it_is_now() {
+    let chip = FakeChip::new();
+    let state = State::new();
+    let mut dev = up(&chip, &state);
+    let w = TestWaker::new();
+    // Down and up again before the driver looks: BSR's link bit latched low.
+    chip.set_link(false);
+    chip.set_link(true);
+    on_interrupt(&chip, &state);
+    assert_eq!(w.wakes(), 0, "no waker registered yet");
+    assert!(dev.link_state(&mut w.cx()) == LinkState::Up);
+    assert_eq!(state.counters().link_changes, 0);
 }
 
 #[test]
