@@ -95,6 +95,8 @@ pub struct Inner {
     pub sent: Vec<SentFrame>,
     /// Every register write, in order.
     pub writes: Vec<(u32, u32)>,
+    /// Woken when a frame has been sent (whoever plays the cable waits on it).
+    pub wire_waker: Option<std::task::Waker>,
 }
 
 pub struct FakeChip {
@@ -155,6 +157,7 @@ impl FakeChip {
             tx_status: VecDeque::new(),
             sent: Vec::new(),
             writes: Vec::new(),
+            wire_waker: None,
         };
         inner.power_on();
         Self {
@@ -414,6 +417,9 @@ impl Inner {
             let mut status = self.tx_cmd_b & 0xffff_0000;
             if core::mem::take(&mut self.tx_fail_next) {
                 status |= regs::TX_STS_ES;
+            }
+            if let Some(w) = &self.wire_waker {
+                w.wake_by_ref();
             }
             self.sent.push(SentFrame {
                 cmd_a: self.tx_cmd_a,

@@ -378,6 +378,8 @@ impl<'a, R: Registers> Lan9118<'a, R> {
             return true;
         }
         if !self.arm(&self.state.tx_waker, regs::INT_TDFA, cx) {
+            self.state
+                .count(|c| c.tx_fifo_full = c.tx_fifo_full.wrapping_add(1));
             return false;
         }
         // Space freed between the check and the arming raised no interrupt: look again.
@@ -385,6 +387,9 @@ impl<'a, R: Registers> Lan9118<'a, R> {
         if ready {
             // Not needed after all: no interrupt (and no spurious wake-up) for it.
             update_int_en(&self.regs, regs::INT_TDFA, false);
+        } else {
+            self.state
+                .count(|c| c.tx_fifo_full = c.tx_fifo_full.wrapping_add(1));
         }
         ready
     }

@@ -10,6 +10,8 @@ mod state;
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
+mod stack_tests;
+#[cfg(test)]
 mod tests;
 
 pub use config::{Config, IrqPin};

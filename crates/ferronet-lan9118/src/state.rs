@@ -41,6 +41,9 @@ pub struct Counters {
     pub interrupts: u32,
     /// Link state changes seen by the driver.
     pub link_changes: u32,
+    /// Times the driver found no room for a largest frame in the TX data FIFO and made the
+    /// stack wait (backpressure: `transmit` returned `None`, or `receive` held a frame back).
+    pub tx_fifo_full: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -90,6 +93,7 @@ impl State {
                     tx_errors: 0,
                     interrupts: 0,
                     link_changes: 0,
+                    tx_fifo_full: 0,
                 },
                 phy_event: false,
             })),
