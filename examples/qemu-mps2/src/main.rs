@@ -61,7 +61,7 @@ const PRIO_DEVICES: u8 = 0x80;
 const PRIO_EXECUTOR: u8 = 0xE0;
 
 /// The network device type.
-pub type Device = Lan9118<'static>;
+pub type Device = Lan9118<'static, Mmio>;
 
 /// The executor: runs in the `Irq::Executor` interrupt, pended by its wakers.
 pub static EXECUTOR: InterruptExecutor = InterruptExecutor::new();
