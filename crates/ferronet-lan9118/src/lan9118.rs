@@ -373,17 +373,13 @@ impl<'a, R: Registers> Lan9118<'a, R> {
 
     /// Whether a largest frame fits in the TX data FIFO now; if not, arranges for `cx` to be
     /// woken when it does.
-    fn tx_ready(&mut self, cx: &mut Context<'_>) -> bool {
+    fn tx_ready(&self, cx: &mut Context<'_>) -> bool {
         if self.tx_service() >= TX_NEED {
             return true;
         }
-        if !self.arm(&self.state.tx_waker, regs::INT_TDFA, cx) {
-            self.state
-                .count(|c| c.tx_fifo_full = c.tx_fifo_full.wrapping_add(1));
-            return false;
-        }
         // Space freed between the check and the arming raised no interrupt: look again.
-        let ready = (self.regs.read(regs::TX_FIFO_INF) & 0xffff) >= TX_NEED;
+        let ready = self.arm(&self.state.tx_waker, regs::INT_TDFA, cx)
+            && (self.regs.read(regs::TX_FIFO_INF) & 0xffff) >= TX_NEED;
         if ready {
             // Not needed after all: no interrupt (and no spurious wake-up) for it.
             update_int_en(&self.regs, regs::INT_TDFA, false);
@@ -409,27 +405,27 @@ impl<'a, R: Registers> Lan9118<'a, R> {
         self.regs.write(regs::INT_STS, regs::INT_PHY);
         let link = mii_read(&self.regs, limit, regs::PHY_INT_SRC)
             .and_then(|_| read_link(&self.regs, limit));
-        if let Ok((up, full_duplex)) = link {
-            let new = if up { LinkState::Up } else { LinkState::Down };
-            if new != self.link {
-                self.link = new;
-                self.state
-                    .count(|c| c.link_changes = c.link_changes.wrapping_add(1));
-            }
-            if up {
-                let mac_cr = if full_duplex {
-                    self.mac_cr | regs::MAC_CR_FDPX
-                } else {
-                    self.mac_cr & !regs::MAC_CR_FDPX
-                };
-                if mac_cr != self.mac_cr
-                    && mac_write(&self.regs, limit, regs::MAC_CR, mac_cr).is_ok()
-                {
-                    self.mac_cr = mac_cr;
-                }
+        // On an MII failure the link keeps its last known state and the PHY interrupt stays
+        // masked: its source could not be cleared, so re-arming it would only fire again.
+        let Ok((up, full_duplex)) = link else {
+            return;
+        };
+        let new = if up { LinkState::Up } else { LinkState::Down };
+        if new != self.link {
+            self.link = new;
+            self.state
+                .count(|c| c.link_changes = c.link_changes.wrapping_add(1));
+        }
+        if up {
+            let mac_cr = if full_duplex {
+                self.mac_cr | regs::MAC_CR_FDPX
+            } else {
+                self.mac_cr & !regs::MAC_CR_FDPX
+            };
+            if mac_cr != self.mac_cr && mac_write(&self.regs, limit, regs::MAC_CR, mac_cr).is_ok() {
+                self.mac_cr = mac_cr;
             }
         }
-        // On an MII timeout the link keeps its last known state.
         update_int_en(&self.regs, regs::INT_PHY, true);
     }
 }
@@ -466,8 +462,9 @@ impl<R: Registers> drv::Driver for Lan9118<'_, R> {
             }
             let status = self.regs.read(regs::RX_STATUS_FIFO);
             let len = ((status >> regs::RX_STS_LEN_SHIFT) & regs::RX_STS_LEN_MASK) as usize;
-            let too_long = len.div_ceil(4) * 4 > RX_BUF_LEN;
-            if status & RX_STS_ERRORS == 0 && !too_long && len >= FCS_LEN + 14 {
+            // Within the MTU (so that the words fit the buffer), and at least a header.
+            let size_ok = (FCS_LEN + 14..=MTU + FCS_LEN).contains(&len);
+            if status & RX_STS_ERRORS == 0 && size_ok {
                 if status & regs::RX_STS_FILTER_FAIL == 0 {
                     break len;
                 }

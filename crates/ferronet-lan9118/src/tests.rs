@@ -449,6 +449,7 @@ fn error_frames_are_skipped_and_counted() {
     chip.receive(&frame(65, 2), 0);
     chip.receive(&frame(10, 3), 0); // runt: shorter than a header
     chip.receive(&frame(1600, 4), 0); // longer than the buffer
+    chip.receive(&frame(MTU + 1, 7), 0); // longer than the MTU (fits the buffer)
     chip.receive(&frame(99, 5), regs::RX_STS_ES | 1 << 11);
     chip.receive(&frame(61, 6), 0);
     assert_eq!(recv(&mut dev, &w).unwrap(), frame(65, 2));
@@ -459,7 +460,7 @@ fn error_frames_are_skipped_and_counted() {
     assert_eq!(s.rx_underruns, 0);
     drop(s);
     let c = state.counters();
-    assert_eq!((c.rx_frames, c.rx_errors), (2, 4));
+    assert_eq!((c.rx_frames, c.rx_errors), (2, 5));
 }
 
 #[test]
@@ -667,6 +668,30 @@ fn a_link_flap_between_two_reads_reports_the_link_as_it_is_now() {
     chip.set_link(true);
     on_interrupt(&chip, &state);
     assert_eq!(w.wakes(), 0, "no waker registered yet");
+    assert!(dev.link_state(&mut w.cx()) == LinkState::Up);
+    assert_eq!(state.counters().link_changes, 0);
+}
+
+#[test]
+fn a_phy_that_stops_answering_leaves_the_link_as_it_was_and_quiet() {
+    let chip = FakeChip::new();
+    let state = State::new();
+    let config = Config {
+        poll_limit: 100,
+        ..Config::default()
+    };
+    let mut dev = Lan9118::new(&chip, &state, config).unwrap();
+    let w = TestWaker::new();
+    chip.with(|s| s.mii_stuck = true);
+    chip.set_link(false);
+    on_interrupt(&chip, &state);
+    assert_eq!(w.wakes(), 0);
+    assert!(dev.link_state(&mut w.cx()) == LinkState::Up);
+    // The PHY's interrupt source could not be cleared: it stays masked, the line stays quiet.
+    assert_eq!(chip.inner.borrow().int_en & regs::INT_PHY, 0);
+    assert!(!chip.irq_line());
+    on_interrupt(&chip, &state);
+    assert_eq!(w.wakes(), 0);
     assert!(dev.link_state(&mut w.cx()) == LinkState::Up);
     assert_eq!(state.counters().link_changes, 0);
 }
