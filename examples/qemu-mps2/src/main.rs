@@ -139,7 +139,6 @@ async fn init() {
     }
 
     stack.wait_config_up().await;
-    status::print_lease(stack);
     run_commands(stack, boot, &commands).await;
 }
 
@@ -153,10 +152,15 @@ async fn run_commands(stack: Stack<'static>, boot: u32, commands: &[Command]) {
             Command::Get(spec) => ok &= client::report_get(stack, spec).await,
             Command::Ping(addr) => ok &= client::report_ping(stack, addr).await,
             Command::Reboot(n) => {
+                let Some(lease) = stack.config_v4().map(|c| c.address) else {
+                    ok = false;
+                    continue;
+                };
                 if boot < n {
-                    info!("reboot: {} of {} boots done", boot, n);
+                    info!("reboot: boot {} of {} has lease {}", boot, n, lease);
                     board::reboot();
                 }
+                info!("reboot: boot {} of {} has lease {}", boot, n, lease);
                 info!("reboot: all {} boots reached DHCP", n);
             }
             Command::Exit => exit = true,

@@ -107,11 +107,16 @@ pub async fn tcp_echo_task(stack: Stack<'static>) {
         }
         loop {
             match socket.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
                 Ok(n) => {
-                    if socket.write_all(&buf[..n]).await.is_err() {
+                    if let Err(e) = socket.write_all(&buf[..n]).await {
+                        crate::info!("tcp echo: write: {:?}", e);
                         break;
                     }
+                }
+                Err(e) => {
+                    crate::info!("tcp echo: read: {:?}", e);
+                    break;
                 }
             }
         }

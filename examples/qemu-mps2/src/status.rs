@@ -57,12 +57,23 @@ impl core::fmt::Display for Gw {
     }
 }
 
-/// Log every link change with the counters, so a test can see that nothing spins meanwhile.
+/// Log every link change with the counters (so a test can see that nothing spins meanwhile),
+/// and every DHCP lease.
 #[embassy_executor::task]
 pub async fn link_task(stack: Stack<'static>) {
     loop {
         stack.wait_link_up().await;
         log_link(stack, "up");
+        // After every link-up the DHCP client asks again (the stack drops the lease when the
+        // link goes down): print each new lease. A link that goes down first is logged too.
+        match embassy_futures::select::select(stack.wait_config_up(), stack.wait_link_down()).await
+        {
+            embassy_futures::select::Either::First(()) => print_lease(stack),
+            embassy_futures::select::Either::Second(()) => {
+                log_link(stack, "down");
+                continue;
+            }
+        }
         stack.wait_link_down().await;
         log_link(stack, "down");
     }
