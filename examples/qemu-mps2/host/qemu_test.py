@@ -141,16 +141,26 @@ def connect(port, timeout=30):
 
 
 def control(port, command, timeout=30):
-    """One command on the firmware's control port; its answer line."""
-    with connect(port, timeout) as s:
-        s.sendall(command.encode() + b"\n")
+    """One command on the firmware's control port; its answer line.
+
+    The firmware serves one control connection at a time and has no listen backlog: a connect
+    that comes while it is still closing the previous one is reset, and is tried again."""
+    for attempt in range(10):
         data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(1024)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode("utf-8", "replace").strip()
+        try:
+            with connect(port, timeout) as s:
+                s.sendall(command.encode() + b"\n")
+                while not data.endswith(b"\n"):
+                    chunk = s.recv(1024)
+                    if not chunk:
+                        break
+                    data += chunk
+        except ConnectionResetError:
+            pass
+        if data.endswith(b"\n"):
+            return data.decode("utf-8", "replace").strip()
+        time.sleep(0.05 * (attempt + 1))
+    raise Failure("no answer to %r on the control port" % command)
 
 
 def user_net(ports):
@@ -162,7 +172,11 @@ def user_net(ports):
 def boot_user(elf, tmp, args=()):
     ports = {80: free_port(), 7: free_port(), 23: free_port()}
     q = Qemu(elf, user_net(ports), args, tmp=tmp)
-    m, _ = q.wait_for(r"lease: address=(\S+) gateway=(\S+) dns=(\S+)", 30)
+    try:
+        m, _ = q.wait_for(r"lease: address=(\S+) gateway=(\S+) dns=(\S+)", 30)
+    except BaseException:
+        q.kill()
+        raise
     return q, ports, m
 
 
