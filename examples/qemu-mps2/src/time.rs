@@ -23,7 +23,7 @@ use crate::board::Irq;
 /// Clock of the timers (the board's system clock).
 const CLOCK_HZ: u64 = 25_000_000;
 const CYCLES_PER_TICK: u64 = CLOCK_HZ / embassy_time_driver::TICK_HZ;
-const _: () = assert!(CLOCK_HZ % embassy_time_driver::TICK_HZ == 0);
+const _: () = assert!(CLOCK_HZ.is_multiple_of(embassy_time_driver::TICK_HZ));
 
 const TIMER0: usize = 0x4000_0000;
 const TIMER1: usize = 0x4000_1000;
