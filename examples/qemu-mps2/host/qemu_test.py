@@ -108,13 +108,18 @@ class Qemu:
                 check(time.monotonic() < deadline, "QEMU's monitor socket did not open")
                 time.sleep(0.05)
         with s:
-            s.recv(4096)  # banner and prompt
+            # The banner ends with the first prompt; the command's output ends with the next
+            # one, after the line feed that ends the echoed command.
+            banner = b""
+            while b"(qemu) " not in banner:
+                chunk = s.recv(4096)
+                check(chunk, "QEMU's monitor closed before its prompt")
+                banner += chunk
             s.sendall(command.encode() + b"\n")
             out = b""
-            while b"(qemu)" not in out.split(command.encode(), 1)[-1]:
+            while b"\n" not in out or not out.rstrip(b" ").endswith(b"(qemu)"):
                 chunk = s.recv(4096)
-                if not chunk:
-                    break
+                check(chunk, "QEMU's monitor closed during %r" % command)
                 out += chunk
         return out.decode("utf-8", "replace")
 
