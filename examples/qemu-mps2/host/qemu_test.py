@@ -51,14 +51,14 @@ def free_port():
 class Qemu:
     """One QEMU process running the firmware; its semihosting output collected line by line."""
 
-    def __init__(self, elf, netdev, args=(), prefix=(), tmp="/tmp"):
+    def __init__(self, elf, netdev, args=(), prefix=(), tmp="/tmp", extra=()):
         self.monitor_path = os.path.join(tmp, "monitor-%d-%d.sock" % (os.getpid(), id(self)))
         cmd = list(prefix) + [
             "qemu-system-arm", "-M", "mps2-an385", "-cpu", "cortex-m3", "-nographic",
             "-serial", "none", "-monitor", "unix:%s,server=on,wait=off" % self.monitor_path,
             "-semihosting-config",
             "enable=on,target=native" + "".join(",arg=" + a for a in ["fw"] + list(args)),
-            "-netdev", netdev, "-net", "nic,netdev=n0,model=lan9118", "-kernel", elf] + (["-object", "filter-dump,id=f,netdev=n0,file=" + os.environ["PCAP"]] if os.environ.get("PCAP") else []) + [
+            "-netdev", netdev, "-net", "nic,netdev=n0,model=lan9118", "-kernel", elf] + list(extra) + (["-object", "filter-dump,id=f,netdev=n0,file=" + os.environ["PCAP"]] if os.environ.get("PCAP") else []) + [
         ]
         self.lines = []
         self.cond = threading.Condition()
@@ -174,9 +174,9 @@ def user_net(ports):
     return "user,id=n0,restrict=on" + fwd
 
 
-def boot_user(elf, tmp, args=()):
+def boot_user(elf, tmp, args=(), extra=()):
     ports = {80: free_port(), 7: free_port(), 23: free_port()}
-    q = Qemu(elf, user_net(ports), args, tmp=tmp)
+    q = Qemu(elf, user_net(ports), args, tmp=tmp, extra=extra)
     try:
         m, _ = q.wait_for(r"lease: address=(\S+) gateway=(\S+) dns=(\S+)", 30)
     except BaseException:
@@ -371,7 +371,8 @@ def s_reboot(elf, tmp, rng):
                   if re.match(r"reboot: boot \d+ of 20 has lease 10\.0\.2\.15/24$", l)]
         boots = [l for l in q.lines if l.startswith("ferronet-qemu-mps2: boot ")]
         check(len(boots) == 20, "%d boots" % len(boots))
-        check(len(leases) == 20, "%d leases in 20 boots" % len(leases))
+        check(len(leases) == 20, "%d leases in 20 boots: %s" % (
+            len(leases), [l for l in q.lines if l.startswith("reboot:") and l not in leases]))
         check(any("reboot: all 20 boots reached DHCP" in l for l in q.lines), "no final reboot line")
         check(code == 0, "QEMU exit status %s" % code)
         return "20 boots, 20 leases"

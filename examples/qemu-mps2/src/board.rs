@@ -105,6 +105,54 @@ pub fn exit(ok: bool) -> ! {
     }
 }
 
+/// Cycles spent asleep in `WFI` since boot (see [`idle_loop`]).
+static IDLE_CYCLES: critical_section::Mutex<core::cell::Cell<u64>> =
+    critical_section::Mutex::new(core::cell::Cell::new(0));
+
+/// Thread mode: sleep in `WFI` until an interrupt is pending, count the time asleep, then let
+/// the interrupt run. Interrupts are masked around `WFI` (it still wakes on a pending one), so
+/// the time measured is the time asleep only, not the handlers'.
+pub fn idle_loop() -> ! {
+    loop {
+        cortex_m::interrupt::disable();
+        let t0 = crate::time::cycles();
+        cortex_m::asm::wfi();
+        let slept = crate::time::cycles().saturating_sub(t0);
+        critical_section::with(|cs| {
+            let idle = IDLE_CYCLES.borrow(cs);
+            idle.set(idle.get() + slept);
+        });
+        // SAFETY: not inside a critical section (this loop is the only code in thread mode
+        // and holds none here); the pending interrupt runs now.
+        unsafe { cortex_m::interrupt::enable() };
+    }
+}
+
+/// Nanoseconds the CPU was busy (not asleep in `WFI`) since boot, at the timers' resolution
+/// (40 ns). Under QEMU's `-icount shift=0` one nanosecond is one guest instruction.
+pub fn busy_ns() -> u64 {
+    let idle = critical_section::with(|cs| IDLE_CYCLES.borrow(cs).get());
+    crate::time::cycles().saturating_sub(idle) * crate::time::NS_PER_CYCLE
+}
+
+/// A busy loop of `n` iterations of two instructions (`subs`, `bne`): calibrates
+/// [`busy_ns`] against a known instruction count.
+pub fn spin(n: u32) {
+    if n == 0 {
+        return;
+    }
+    // SAFETY: a register-only countdown loop; no memory access, no stack use.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "subs {0}, {0}, #1",
+            "bne 2b",
+            inout(reg) n => _,
+            options(nomem, nostack),
+        );
+    }
+}
+
 /// Reset the whole board (SYSRESETREQ): QEMU resets the CPU and every device.
 pub fn reboot() -> ! {
     cortex_m::peripheral::SCB::sys_reset()

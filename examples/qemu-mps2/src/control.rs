@@ -2,10 +2,11 @@
 //!
 //! | command | answer |
 //! |---|---|
-//! | `stats` | `ok polls=P rx=R tx=T txfull=F link=up\|down http=N driver=...` |
+//! | `stats` | `ok polls=P rx=R tx=T txfull=F link=up\|down http=N busy_ns=B driver=...` |
 //! | `dns NAME` | `ok ADDRESS` |
 //! | `get HOST:PORT/PATH` | `ok status=S body_len=N` |
 //! | `ping ADDRESS` | `ok avg_rtt_us=N` |
+//! | `spin N` | `ok busy_ns=B`: the busy time of a loop of 2N instructions (calibration) |
 //! | `exit CODE` | `ok`, then QEMU exits with status 0 (CODE 0) or 1 |
 //! | `reboot` | `ok`, then the board resets |
 
@@ -88,13 +89,14 @@ async fn run(stack: Stack<'_>, text: &str, out: &mut heapless::String<256>) -> A
             let [polls, rx, tx, full] = status::stack_counters(stack);
             write!(
                 out,
-                "ok polls={} rx={} tx={} txfull={} link={} http={} driver={:?}",
+                "ok polls={} rx={} tx={} txfull={} link={} http={} busy_ns={} driver={:?}",
                 polls,
                 rx,
                 tx,
                 full,
                 if stack.is_link_up() { "up" } else { "down" },
                 status::HTTP_REQUESTS.load(Ordering::Relaxed),
+                board::busy_ns(),
                 net_irq::STATE.counters()
             )
         }
@@ -109,6 +111,14 @@ async fn run(stack: Stack<'_>, text: &str, out: &mut heapless::String<256>) -> A
         "ping" => match client::ping(stack, arg).await {
             Ok(rtt) => write!(out, "ok avg_rtt_us={}", rtt.as_micros()),
             Err(e) => write!(out, "err {}", e),
+        },
+        "spin" => match arg.parse::<u32>() {
+            Ok(n) => {
+                let t0 = board::busy_ns();
+                board::spin(n);
+                write!(out, "ok busy_ns={}", board::busy_ns() - t0)
+            }
+            Err(_) => write!(out, "err spin needs a count"),
         },
         "exit" => {
             info!("control: exit {}", arg);

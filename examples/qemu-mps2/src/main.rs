@@ -80,10 +80,8 @@ fn main() -> ! {
     if spawner.spawn(init()).is_err() {
         board::exit(false);
     }
-    loop {
-        // Everything runs in interrupts; sleep until the next one.
-        cortex_m::asm::wfi();
-    }
+    // Everything runs in interrupts; sleep until the next one.
+    board::idle_loop()
 }
 
 #[embassy_executor::task]

@@ -81,6 +81,14 @@ pub fn init(nvic: &mut NVIC, priority: u8) {
     }
 }
 
+/// Cycles of the 25 MHz clock since `init`.
+pub fn cycles() -> u64 {
+    critical_section::with(|cs| DRIVER.cycles(cs))
+}
+
+/// Nanoseconds per cycle of the timers' clock.
+pub const NS_PER_CYCLE: u64 = 1_000_000_000 / CLOCK_HZ;
+
 impl CmsdkTimerDriver {
     /// Cycles since `init`, 64 bits.
     fn cycles(&self, cs: CriticalSection<'_>) -> u64 {
