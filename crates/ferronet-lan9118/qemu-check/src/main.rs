@@ -227,6 +227,30 @@ fn interrupt_driven(regs: Mmio, cx: &mut Context<'_>, checks: &mut Checks) {
     wait_for_wake(10);
     let idle = ETH_IRQS.load(Ordering::SeqCst) - before;
     checks.check("no interrupt while idle (100 ms)", idle == 0);
+
+    // Link down and up: run.py pulls QEMU's virtual cable (monitor `set_link`) when asked.
+    for (want, request, name) in [
+        (
+            LinkState::Down,
+            "LINK: down",
+            "link down seen through the PHY interrupt",
+        ),
+        (
+            LinkState::Up,
+            "LINK: up",
+            "link up seen through the PHY interrupt",
+        ),
+    ] {
+        let _ = dev.link_state(cx);
+        WOKEN.store(false, Ordering::SeqCst);
+        hprintln!("{}", request);
+        // Up to 5 s for the host to act.
+        let woken = wait_for_wake(500);
+        checks.check(name, woken && dev.link_state(cx) == want);
+    }
+    checks.check("link changes counted", STATE.counters().link_changes == 2);
+    let replies = arp_rounds(&mut dev, cx, &LENS[..1], || wait_for_wake(50));
+    checks.check("traffic after the link came back", replies == 1);
 }
 
 #[entry]
