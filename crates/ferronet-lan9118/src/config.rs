@@ -1,6 +1,7 @@
 //! Driver configuration.
 
 /// How the chip's IRQ output pin is driven (IRQ_CFG IRQ_POL and IRQ_TYPE).
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IrqPin {
     /// Active high (`true`) or active low.
@@ -22,6 +23,7 @@ impl IrqPin {
 /// How [`Lan9118::new`](crate::Lan9118::new) sets the chip up.
 ///
 /// A plain struct: build it with `Config { mac: Some(..), ..Config::default() }`.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The MAC address to program. `None`: keep the one the chip loaded from its EEPROM after

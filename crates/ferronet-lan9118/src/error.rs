@@ -3,6 +3,7 @@
 use core::fmt;
 
 /// Why [`Lan9118::new`](crate::Lan9118::new) failed. Each variant is one cause.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InitError {

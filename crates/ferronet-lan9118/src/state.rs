@@ -16,6 +16,7 @@ pub(crate) const EVENTS: u32 =
     regs::INT_RXDF | regs::INT_RXDFH | regs::INT_RXE | regs::INT_TXE | regs::INT_TDFO;
 
 /// Statistics of one chip since [`State::new`]. Each counter wraps at `u32::MAX`.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Counters {
