@@ -731,3 +731,13 @@ fn mmio_accesses_stay_inside_the_block() {
     assert_eq!(copy.base(), base);
     assert_eq!(block[0x5c / 4], 0xdead_beef);
 }
+
+#[test]
+fn the_driver_can_move_to_another_task_and_the_state_can_be_a_static() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<Lan9118<'static, Mmio>>();
+    send::<Mmio>();
+    sync::<State>();
+    static _STATE: State = State::new();
+}
