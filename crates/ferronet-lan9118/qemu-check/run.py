@@ -9,20 +9,28 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 LIMIT_S = 60
 
 
+def until_prompt(s: socket.socket) -> None:
+    """Reads the monitor's output up to its next prompt (the socket's timeout bounds it)."""
+    seen = b""
+    while b"(qemu)" not in seen:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise ConnectionError("QEMU monitor closed")
+        seen = seen[-16:] + chunk
+
+
 def monitor(path: str, command: str) -> None:
-    """Sends one command to the QEMU monitor at the unix socket `path`."""
+    """Runs one command in the QEMU monitor at the unix socket `path`."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(5)
         s.connect(path)
-        s.recv(4096)  # banner and prompt
+        until_prompt(s)
         s.sendall(command.encode() + b"\n")
-        time.sleep(0.2)
-        s.recv(4096)
+        until_prompt(s)
 
 
 def main() -> int:
