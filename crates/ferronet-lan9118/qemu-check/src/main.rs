@@ -192,9 +192,11 @@ fn interrupt_driven(regs: Mmio, cx: &mut Context<'_>, checks: &mut Checks) {
     };
     checks.check("init (interrupt-driven)", true);
     hprintln!(
-        "     mac {:02x?}, ID_REV {:#010x}",
+        "     mac {:02x?}, ID_REV {:#010x}; RAM: driver {} B, State {} B",
         dev.mac_address(),
-        dev.id_rev()
+        dev.id_rev(),
+        core::mem::size_of::<Lan9118<'static, Mmio>>(),
+        core::mem::size_of::<State>()
     );
     checks.check("link up", dev.link_state(cx) == LinkState::Up);
     // QEMU drives the line high while the chip resets (see the crate docs): drop that.
