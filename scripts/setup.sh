@@ -29,6 +29,8 @@ command -v socat >/dev/null 2>&1 || apt_packages+=(socat)
 command -v ping >/dev/null 2>&1 || apt_packages+=(iputils-ping)
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3)
+# The emulator of the firmware demo and tests (examples/qemu-mps2).
+command -v qemu-system-arm >/dev/null 2>&1 || apt_packages+=(qemu-system-arm)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then sudo=(); elif sudo -n true 2>/dev/null; then sudo=(sudo -n); else sudo=(false); fi
     if [ "${sudo[0]:-}" != false ] && command -v apt-get >/dev/null 2>&1; then
