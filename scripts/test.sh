@@ -37,5 +37,12 @@ cargo test --workspace
 # A driver whose medium is not enabled: needs a build without medium-ieee802154.
 cargo test -q -p ferronet --no-default-features --features tcp,proto-ipv4,medium-ethernet --test medium
 
+# IPv4 fragmentation and reassembly (a cargo feature of the tests crate).
+cargo test -q -p ferronet-integration --test mtu --features ipv4-fragmentation
+
 step "interop tests against Linux (network namespaces)"
 ./scripts/interop.sh
+
+step "firmware in QEMU: the LAN9118 driver on target, then the qemu-mps2 firmware scenarios"
+./crates/ferronet-lan9118/qemu-check/run.sh
+./scripts/qemu-test.sh
