@@ -20,6 +20,8 @@ mod driver_adapter;
 #[cfg(feature = "icmp")]
 pub mod icmp;
 mod ingress;
+#[cfg(feature = "mdns-responder")]
+pub mod mdns_responder;
 mod mtu;
 #[cfg(feature = "medium-ethernet")]
 mod neighbor_guard;

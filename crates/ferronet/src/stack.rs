@@ -44,6 +44,8 @@ pub struct StackResources<const SOCK: usize> {
     queries: MaybeUninit<[Option<smoltcp::socket::dns::DnsQuery>; crate::dns::MAX_QUERIES]>,
     #[cfg(feature = "dhcpv4-hostname")]
     hostname: MaybeUninit<HostnameStore>,
+    #[cfg(feature = "mdns-responder")]
+    mdns: MaybeUninit<crate::mdns_responder::Storage>,
 }
 
 /// Where the DHCP hostname option and its bytes live while the DHCP socket refers to them.
@@ -64,6 +66,8 @@ impl<const SOCK: usize> StackResources<SOCK> {
             queries: MaybeUninit::uninit(),
             #[cfg(feature = "dhcpv4-hostname")]
             hostname: MaybeUninit::uninit(),
+            #[cfg(feature = "mdns-responder")]
+            mdns: MaybeUninit::uninit(),
         }
     }
 }
@@ -284,6 +288,9 @@ pub(crate) struct Inner {
     /// IPv6 is configured by SLAAC.
     #[cfg(feature = "slaac")]
     pub(crate) slaac: bool,
+    /// The mDNS responder (see `mdns_responder`).
+    #[cfg(feature = "mdns-responder")]
+    pub(crate) mdns: crate::mdns_responder::Responder,
 }
 
 /// Network stack handle.
@@ -408,6 +415,10 @@ pub(crate) fn init<'d, const SOCK: usize>(
         option: MaybeUninit::uninit(),
     });
 
+    #[cfg(feature = "mdns-responder")]
+    let mdns: *mut crate::mdns_responder::Storage =
+        resources.mdns.write(crate::mdns_responder::Storage::new());
+
     #[allow(unused_mut)]
     let mut sockets = SocketSet::new(storage);
     #[cfg(feature = "dns")]
@@ -457,6 +468,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         hostname,
         #[cfg(feature = "slaac")]
         slaac: false,
+        #[cfg(feature = "mdns-responder")]
+        mdns: crate::mdns_responder::Responder::new(mdns, seed),
     };
     Ok(resources.shared.write(Shared {
         inner: RefCell::new(inner),
