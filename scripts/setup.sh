@@ -29,6 +29,11 @@ command -v socat >/dev/null 2>&1 || apt_packages+=(socat)
 command -v ping >/dev/null 2>&1 || apt_packages+=(iputils-ping)
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3)
+# The mDNS responder's interop test (crates/ferronet-tuntap/tests/netns.rs): avahi with a
+# D-Bus system bus of its own.
+command -v avahi-daemon >/dev/null 2>&1 || apt_packages+=(avahi-daemon)
+command -v avahi-resolve >/dev/null 2>&1 || apt_packages+=(avahi-utils)
+command -v dbus-daemon >/dev/null 2>&1 || apt_packages+=(dbus-daemon)
 # The emulator of the firmware demo and tests (examples/qemu-mps2).
 command -v qemu-system-arm >/dev/null 2>&1 || apt_packages+=(qemu-system-arm)
 if [ ${#apt_packages[@]} -gt 0 ]; then
