@@ -80,6 +80,14 @@
 //!   sent.
 //! - No service subtypes, no SRV priority or weight other than 0.
 //!
+//! # Cost
+//!
+//! RAM: the `StackResources` grow by the UDP buffers (1536 bytes each way, four datagrams
+//! each way) and the names and records (host name, [`MAX_SERVICES`] services with
+//! [`MAX_TXT_LEN`] bytes of TXT each): 4624 bytes of `.bss` in the reference firmware for
+//! thumbv7em (`crates/ferronet-bench/firmware`, feature `mdns-responder`), one more socket slot
+//! included. Flash: 11.2 KB of `.text` there (54120 against 42900 bytes, IPv4).
+//!
 //! # Beside the mDNS query client
 //!
 //! The responder owns UDP port 5353 (a socket bound to it, taking one slot of the
