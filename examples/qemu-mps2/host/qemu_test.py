@@ -441,6 +441,10 @@ def s_tap(elf, tmp, rng):
     why = tap_available()
     if why:
         return ROOT_SKIP + " (" + why + ")"
+    # Namespaces left by an earlier run that was killed outright (its process is gone).
+    for name in sh("ip", "netns", "list").split():
+        if re.fullmatch(r"fnqemu-\d+", name) and not os.path.exists("/proc/" + name[7:]):
+            subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL)
     ns = "fnqemu-%d" % os.getpid()
     procs = []
     q = None
