@@ -254,7 +254,8 @@ fn send_v4(s: &Setup, src_port: u16, dst: Ipv4Address, payload: &[u8]) {
     ));
 }
 
-/// Send `payload` and return the mDNS datagrams the stack sent within the next 500 ms.
+/// Send `payload` and return the mDNS datagrams the stack sent within the next second (so
+/// that the next exchange is past the one-second multicast rate limit).
 fn exchange_v4(
     ex: &Executor<'_>,
     s: &Setup,
@@ -264,7 +265,7 @@ fn exchange_v4(
 ) -> Vec<Sent> {
     let t = ex.now();
     send_v4(s, src_port, dst, payload);
-    ex.run_for(Duration::from_millis(500));
+    ex.run_for(Duration::from_secs(1));
     mdns_sent(&s.peer, t)
 }
 
@@ -1012,4 +1013,34 @@ fn invalid_names_and_full_tables_are_errors() {
         s.mdns.add_service(&svc("_http._tcp")),
         Err(Error::TooManyServices)
     );
+}
+
+#[test]
+fn a_record_is_multicast_at_most_once_a_second() {
+    let ex = Executor::new();
+    let s = setup(&ex);
+    start_and_claim(&ex, &s);
+    let q = query(0, &[("dev1.local", A, 1)], &[]);
+    let t = ex.now();
+    send_v4(&s, 5353, GROUP_V4, &q);
+    ex.run_for(Duration::from_millis(100));
+    send_v4(&s, 5353, GROUP_V4, &q);
+    // A QU query in between is answered by unicast all the same.
+    send_v4(
+        &s,
+        5353,
+        GROUP_V4,
+        &query(0, &[("dev1.local", A, 1 | QU)], &[]),
+    );
+    ex.run_for(Duration::from_millis(900));
+    send_v4(&s, 5353, GROUP_V4, &q);
+    ex.run_for(Duration::from_millis(100));
+    let sent = mdns_sent(&s.peer, t);
+    let to: Vec<(IpAddress, Duration)> = sent.iter().map(|m| (m.udp.dst, m.time - t)).collect();
+    assert_eq!(to.len(), 3, "{to:?}");
+    assert_eq!(to[0].0, IpAddress::Ipv4(GROUP_V4));
+    assert!(to[0].1 < Duration::from_millis(10), "{to:?}");
+    assert_eq!(to[1].0, IpAddress::Ipv4(ip4(1)));
+    assert_eq!(to[2].0, IpAddress::Ipv4(GROUP_V4));
+    assert!(to[2].1 >= Duration::from_secs(1), "{to:?}");
 }

@@ -57,6 +57,8 @@
 //!   has no cache-flush bits and TTLs of at most 10 s. This is how smoltcp's mDNS query
 //!   client (feature `mdns`, [`Stack::dns_query`](crate::Stack::dns_query)) asks, from an
 //!   ephemeral port, so another ferronet stack resolves this one.
+//! - **Rate limit (6).** A record is not multicast to a group again within a second of the
+//!   last time (announcements included); unicast answers are not limited.
 //! - **TTLs (10).** 120 s for A, AAAA and SRV, 75 minutes for PTR and TXT; responses are
 //!   sent with IP TTL / hop limit 255 (11).
 //! - **Known-answer suppression (7.1).** An A or AAAA answer is left out when the query's
@@ -68,9 +70,9 @@
 //! # What it does not do
 //!
 //! - No response delay: shared records (PTR) are answered at once, not after a random
-//!   20-120 ms (6), and answers are not aggregated. No rate limit of one multicast of a
-//!   record per second (6); no truncated known-answer lists across several packets (7.2); no
-//!   duplicate-answer suppression (7.4); no NSEC negative answers (6.1).
+//!   20-120 ms (6), and answers are not aggregated. No truncated known-answer lists across
+//!   several packets (7.2); no duplicate-answer suppression (7.4); no NSEC negative answers
+//!   (6.1). The one-second rate limit below has no exception for probe defence (6: 250 ms).
 //! - Conflicts on service instance names are only detected while probing; the probe
 //!   tiebreak (8.2) compares the lowest record only, and only for the host name. No automatic
 //!   renaming ("name-2"): that is the application's choice.
@@ -301,6 +303,76 @@ impl Sel {
             types: self.types & !o.types,
         }
     }
+
+    /// One bit per record set: A, AAAA, then PTR, SRV, TXT and type PTR per service.
+    fn slots(&self) -> u32 {
+        let per = |b: u8, k: usize| u32::from(b) << (2 + k * MAX_SERVICES);
+        u32::from(self.a)
+            | u32::from(self.aaaa) << 1
+            | per(self.ptr, 0)
+            | per(self.srv, 1)
+            | per(self.txt, 2)
+            | per(self.types, 3)
+    }
+
+    fn from_slots(s: u32) -> Sel {
+        let per = |k: usize| (s >> (2 + k * MAX_SERVICES)) as u8 & ((1 << MAX_SERVICES) - 1);
+        Sel {
+            a: s & 1 != 0,
+            aaaa: s & 2 != 0,
+            ptr: per(0),
+            srv: per(1),
+            txt: per(2),
+            types: per(3),
+        }
+    }
+}
+
+/// Record sets in [`Sel::slots`].
+const SLOTS: usize = 2 + 4 * MAX_SERVICES;
+
+/// When each record set was last multicast, per address family (RFC 6762 6: at most once a
+/// second), as the low 32 bits of [`Instant::as_millis`], 0 for never.
+#[derive(Default)]
+struct LastMulticast([[u32; SLOTS]; 2]);
+
+impl LastMulticast {
+    fn stamp(now: Instant) -> u32 {
+        (now.as_millis() as u32).max(1)
+    }
+
+    /// The record sets multicast to the group of `family` (0: IPv4, 1: IPv6) less than a
+    /// second ago.
+    fn recent(&self, family: usize, now: Instant) -> Sel {
+        let now = Self::stamp(now);
+        let mut bits = 0;
+        for (i, &at) in self.0[family % 2].iter().enumerate() {
+            if at != 0 && now.wrapping_sub(at) < 1000 {
+                bits |= 1 << i;
+            }
+        }
+        Sel::from_slots(bits)
+    }
+
+    fn mark(&mut self, family: usize, sel: Sel, now: Instant) {
+        let bits = sel.slots();
+        for (i, at) in self.0[family % 2].iter_mut().enumerate() {
+            if bits & (1 << i) != 0 {
+                *at = Self::stamp(now);
+            }
+        }
+    }
+}
+
+/// The index of `addr`'s family in [`LastMulticast`], if it is a multicast group.
+fn group_family(addr: &IpAddress) -> Option<usize> {
+    match addr {
+        #[cfg(feature = "proto-ipv4")]
+        IpAddress::Ipv4(a) if a.is_multicast() => Some(0),
+        #[cfg(feature = "proto-ipv6")]
+        IpAddress::Ipv6(a) if a.is_multicast() => Some(1),
+        _ => None,
+    }
 }
 
 /// How records are written.
@@ -421,6 +493,7 @@ pub(crate) struct Responder {
     link_up: bool,
     fingerprint: u32,
     rng: u32,
+    last_multicast: LastMulticast,
     /// The multicast groups were joined.
     joined: bool,
 }
@@ -447,6 +520,7 @@ impl Responder {
             fingerprint: 0,
             rng: (seed as u32 ^ (seed >> 32) as u32) | 1,
             joined: false,
+            last_multicast: LastMulticast::default(),
         }
     }
 
@@ -807,7 +881,7 @@ impl Responder {
         if !self.claimed() || questions.is_empty() {
             return None;
         }
-        self.answer(&p, &questions, answers, an, meta, addrs)
+        self.answer(&p, &questions, (answers, an), meta, addrs, now)
     }
 
     /// A response: any record of a name we probe or hold with other data is a conflict.
@@ -897,10 +971,10 @@ impl Responder {
         &self,
         p: &DnsPacket<&[u8]>,
         questions: &[(Name, u16, u16, &[u8])],
-        known: &[u8],
-        known_count: u16,
+        (known, known_count): (&[u8], u16),
         meta: &udp::UdpMetadata,
         addrs: &Addrs,
+        now: Instant,
     ) -> Option<Reply> {
         let legacy_query = meta.endpoint.port != PORT;
         let mut answers = Sel::default();
@@ -939,7 +1013,23 @@ impl Responder {
                 }
             }
         }
-        let answers = answers.minus(self.known_answers(p, known, known_count, answers, addrs));
+        let mut answers = answers.minus(self.known_answers(p, known, known_count, answers, addrs));
+        let to_unicast = meta.local_address.is_some_and(|a| !a.is_multicast());
+        let dst = if legacy_query || all_qu || to_unicast {
+            meta.endpoint
+        } else {
+            let group = match meta.endpoint.addr {
+                #[cfg(feature = "proto-ipv4")]
+                IpAddress::Ipv4(_) => IpEndpoint::new(GROUP_V4.into(), PORT),
+                #[cfg(feature = "proto-ipv6")]
+                IpAddress::Ipv6(_) => IpEndpoint::new(GROUP_V6.into(), PORT),
+            };
+            // RFC 6762 6: no record multicast again within a second.
+            if let Some(f) = group_family(&group.addr) {
+                answers = answers.minus(self.last_multicast.recent(f, now));
+            }
+            group
+        };
         if answers.is_empty() {
             return None;
         }
@@ -953,18 +1043,10 @@ impl Responder {
             additional.a = !addrs.v4.is_empty();
             additional.aaaa = !addrs.v6.is_empty();
         }
-        let additional = additional.minus(answers);
-        let to_unicast = meta.local_address.is_some_and(|a| !a.is_multicast());
-        let dst = if legacy_query || all_qu || to_unicast {
-            meta.endpoint
-        } else {
-            match meta.endpoint.addr {
-                #[cfg(feature = "proto-ipv4")]
-                IpAddress::Ipv4(_) => IpEndpoint::new(GROUP_V4.into(), PORT),
-                #[cfg(feature = "proto-ipv6")]
-                IpAddress::Ipv6(_) => IpEndpoint::new(GROUP_V6.into(), PORT),
-            }
-        };
+        let mut additional = additional.minus(answers);
+        if let Some(f) = group_family(&dst.addr) {
+            additional = additional.minus(self.last_multicast.recent(f, now));
+        }
         Some(Reply {
             dst,
             body: Body {
@@ -1193,9 +1275,14 @@ pub(crate) fn poll(inner: &mut Inner, now: Instant) -> Step {
             } else {
                 Mode::Normal
             };
-            Responder::send(socket, reply.dst, |w| {
+            let sent = Responder::send(socket, reply.dst, |w| {
                 mdns.write_response(w, &reply.body, &addrs, mode)
             });
+            if let (true, Some(f)) = (sent, group_family(&reply.dst.addr)) {
+                let all =
+                    Sel::from_slots(reply.body.answers.slots() | reply.body.additional.slots());
+                mdns.last_multicast.mark(f, all, now);
+            }
         }
     }
     if socket.can_recv() {
@@ -1223,6 +1310,9 @@ pub(crate) fn poll(inner: &mut Inner, now: Instant) -> Step {
                     Responder::send(socket, dst, |w| {
                         mdns.write_response(w, &reply, &addrs, Mode::Normal)
                     });
+                    if let Some(f) = group_family(&dst.addr) {
+                        mdns.last_multicast.mark(f, reply.answers, now);
+                    }
                 }
                 mdns.sent += 1;
                 if mdns.sent >= ANNOUNCEMENTS {
@@ -1409,6 +1499,26 @@ mod tests {
         assert_eq!(&txt(&[]).unwrap()[..], b"\x00");
         let long = [core::str::from_utf8(&[b'x'; 100]).unwrap(); 2];
         assert_eq!(txt(&long), Err(Error::TxtTooLong));
+    }
+
+    #[test]
+    fn record_slots_round_trip() {
+        let sel = Sel {
+            a: true,
+            aaaa: false,
+            ptr: 0b1001,
+            srv: 0b0110,
+            txt: 0b1000,
+            types: 0b0001,
+        };
+        assert_eq!(Sel::from_slots(sel.slots()), sel);
+        assert_eq!(Sel::from_slots(u32::MAX).slots(), (1 << SLOTS) - 1);
+        let mut last = LastMulticast::default();
+        let t = Instant::from_millis(5000);
+        last.mark(0, sel, t);
+        assert_eq!(last.recent(0, t + Duration::from_millis(999)), sel);
+        assert!(last.recent(0, t + Duration::from_millis(1000)).is_empty());
+        assert!(last.recent(1, t).is_empty());
     }
 
     #[test]
