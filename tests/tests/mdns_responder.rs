@@ -254,8 +254,9 @@ fn send_v4(s: &Setup, src_port: u16, dst: Ipv4Address, payload: &[u8]) {
     ));
 }
 
-/// Send `payload` and return the mDNS datagrams the stack sent within the next second (so
-/// that the next exchange is past the one-second multicast rate limit).
+/// Send `payload` and return the mDNS datagrams the stack sent within the next 1.2 s (so
+/// that the next exchange is past the one-second multicast rate limit, even for answers held
+/// back 20-120 ms).
 fn exchange_v4(
     ex: &Executor<'_>,
     s: &Setup,
@@ -265,7 +266,7 @@ fn exchange_v4(
 ) -> Vec<Sent> {
     let t = ex.now();
     send_v4(s, src_port, dst, payload);
-    ex.run_for(Duration::from_secs(1));
+    ex.run_for(Duration::from_millis(1200));
     mdns_sent(&s.peer, t)
 }
 
@@ -1043,4 +1044,66 @@ fn a_record_is_multicast_at_most_once_a_second() {
     assert_eq!(to[1].0, IpAddress::Ipv4(ip4(1)));
     assert_eq!(to[2].0, IpAddress::Ipv4(GROUP_V4));
     assert!(to[2].1 >= Duration::from_secs(1), "{to:?}");
+}
+
+#[test]
+fn shared_records_are_held_back_and_gathered() {
+    let ex = Executor::new();
+    let s = setup(&ex);
+    for (instance, service_type) in [("Web", "_http._tcp"), ("Echo", "_echo._udp")] {
+        s.mdns
+            .add_service(&Service {
+                instance,
+                service_type,
+                port: 7,
+                txt: &[],
+            })
+            .unwrap();
+    }
+    start_and_claim(&ex, &s);
+    // Two browse queries 5 ms apart: one answer with both PTR records, 20-120 ms after the
+    // first query.
+    let t = ex.now();
+    send_v4(
+        &s,
+        5353,
+        GROUP_V4,
+        &query(0, &[("_http._tcp.local", PTR, 1)], &[]),
+    );
+    ex.run_for(Duration::from_millis(5));
+    send_v4(
+        &s,
+        5353,
+        GROUP_V4,
+        &query(0, &[("_echo._udp.local", PTR, 1)], &[]),
+    );
+    ex.run_for(Duration::from_millis(500));
+    let r = mdns_sent(&s.peer, t);
+    assert_eq!(r.len(), 1, "{r:#?}");
+    let delay = r[0].time - t;
+    assert!(
+        delay >= Duration::from_millis(20) && delay <= Duration::from_millis(125),
+        "{delay:?}"
+    );
+    let targets: Vec<&str> = r[0]
+        .msg
+        .answers
+        .iter()
+        .map(|r| r.target.as_deref().unwrap())
+        .collect();
+    assert_eq!(targets, ["Web._http._tcp.local", "Echo._echo._udp.local"]);
+    // A unique record (SRV) is answered at once (once a second has passed since it went out
+    // as an additional record of the answer above).
+    ex.run_for(Duration::from_millis(700));
+    let t = ex.now();
+    send_v4(
+        &s,
+        5353,
+        GROUP_V4,
+        &query(0, &[("Web._http._tcp.local", SRV, 1)], &[]),
+    );
+    ex.run_for(Duration::from_secs(1));
+    let r = mdns_sent(&s.peer, t);
+    assert_eq!(r.len(), 1, "{r:#?}");
+    assert!(r[0].time - t < Duration::from_millis(10));
 }

@@ -57,6 +57,9 @@
 //!   has no cache-flush bits and TTLs of at most 10 s. This is how smoltcp's mDNS query
 //!   client (feature `mdns`, [`Stack::dns_query`](crate::Stack::dns_query)) asks, from an
 //!   ephemeral port, so another ferronet stack resolves this one.
+//! - **Response delay (6).** A multicast answer that holds shared records (PTR) goes out
+//!   after a random 20-120 ms, together with whatever other queries asked for meanwhile;
+//!   answers of unique records only (A, AAAA, SRV, TXT) go out at once.
 //! - **Rate limit (6).** A record is not multicast to a group again within a second of the
 //!   last time (announcements included); unicast answers are not limited.
 //! - **TTLs (10).** 120 s for A, AAAA and SRV, 75 minutes for PTR and TXT; responses are
@@ -69,10 +72,9 @@
 //!
 //! # What it does not do
 //!
-//! - No response delay: shared records (PTR) are answered at once, not after a random
-//!   20-120 ms (6), and answers are not aggregated. No truncated known-answer lists across
-//!   several packets (7.2); no duplicate-answer suppression (7.4); no NSEC negative answers
-//!   (6.1). The one-second rate limit below has no exception for probe defence (6: 250 ms).
+//! - No truncated known-answer lists across several packets (7.2, and no 400-500 ms delay
+//!   for a query with the TC bit); no duplicate-answer suppression (7.4); no NSEC negative
+//!   answers (6.1). The one-second rate limit has no exception for probe defence (6: 250 ms).
 //! - Conflicts on service instance names are only detected while probing; the probe
 //!   tiebreak (8.2) compares the lowest record only, and only for the host name. No automatic
 //!   renaming ("name-2"): that is the application's choice.
@@ -328,6 +330,23 @@ impl Sel {
     }
 }
 
+impl core::ops::BitOr for Sel {
+    type Output = Sel;
+
+    fn bitor(self, o: Sel) -> Sel {
+        Sel::from_slots(self.slots() | o.slots())
+    }
+}
+
+/// A multicast answer held back (RFC 6762 6: 20-120 ms when it holds shared records),
+/// gathering what further queries ask for in the meantime.
+#[derive(Clone, Copy)]
+struct Pending {
+    due: Instant,
+    answers: Sel,
+    additional: Sel,
+}
+
 /// Record sets in [`Sel::slots`].
 const SLOTS: usize = 2 + 4 * MAX_SERVICES;
 
@@ -477,6 +496,8 @@ impl Body {
 struct Reply {
     dst: IpEndpoint,
     body: Body,
+    /// A multicast answer with shared records: hold it back 20-120 ms.
+    delay: bool,
 }
 
 /// The responder's state, inside the stack's shared state.
@@ -494,6 +515,8 @@ pub(crate) struct Responder {
     fingerprint: u32,
     rng: u32,
     last_multicast: LastMulticast,
+    /// Multicast answers held back, per address family.
+    pending: [Option<Pending>; 2],
     /// The multicast groups were joined.
     joined: bool,
 }
@@ -521,6 +544,7 @@ impl Responder {
             rng: (seed as u32 ^ (seed >> 32) as u32) | 1,
             joined: false,
             last_multicast: LastMulticast::default(),
+            pending: [None; 2],
         }
     }
 
@@ -1047,6 +1071,8 @@ impl Responder {
         if let Some(f) = group_family(&dst.addr) {
             additional = additional.minus(self.last_multicast.recent(f, now));
         }
+        // Shared records (PTR) may come from several responders: delay (RFC 6762 6).
+        let delay = group_family(&dst.addr).is_some() && (answers.ptr | answers.types) != 0;
         Some(Reply {
             dst,
             body: Body {
@@ -1054,6 +1080,7 @@ impl Responder {
                 answers,
                 additional,
             },
+            delay,
         })
     }
 
@@ -1270,6 +1297,22 @@ pub(crate) fn poll(inner: &mut Inner, now: Instant) -> Step {
             Err(_) => break,
         };
         if let Some(reply) = reply {
+            if let (true, Some(f)) = (reply.delay, group_family(&reply.dst.addr)) {
+                let pending = match mdns.pending[f] {
+                    Some(p) => p,
+                    None => Pending {
+                        due: now + Duration::from_millis(20 + u64::from(mdns.random(101))),
+                        answers: Sel::default(),
+                        additional: Sel::default(),
+                    },
+                };
+                mdns.pending[f] = Some(Pending {
+                    answers: pending.answers | reply.body.answers,
+                    additional: pending.additional | reply.body.additional,
+                    ..pending
+                });
+                continue;
+            }
             let mode = if reply.body.legacy.is_some() {
                 Mode::Legacy
             } else {
@@ -1279,8 +1322,7 @@ pub(crate) fn poll(inner: &mut Inner, now: Instant) -> Step {
                 mdns.write_response(w, &reply.body, &addrs, mode)
             });
             if let (true, Some(f)) = (sent, group_family(&reply.dst.addr)) {
-                let all =
-                    Sel::from_slots(reply.body.answers.slots() | reply.body.additional.slots());
+                let all = reply.body.answers | reply.body.additional;
                 mdns.last_multicast.mark(f, all, now);
             }
         }
@@ -1323,6 +1365,36 @@ pub(crate) fn poll(inner: &mut Inner, now: Instant) -> Step {
                 }
             }
             _ => mdns.next = None,
+        }
+    }
+
+    // Held-back multicast answers that are due (none unless the names are claimed).
+    if !mdns.claimed() {
+        mdns.pending = [None; 2];
+    }
+    for dst in addrs.groups() {
+        let Some(f) = group_family(&dst.addr) else {
+            continue;
+        };
+        let Some(p) = mdns.pending[f] else { continue };
+        if p.due <= now {
+            mdns.pending[f] = None;
+            let recent = mdns.last_multicast.recent(f, now);
+            let answers = p.answers.minus(recent);
+            let body = Body {
+                legacy: None,
+                answers,
+                additional: p.additional.minus(answers).minus(recent),
+            };
+            if !answers.is_empty()
+                && Responder::send(socket, dst, |w| {
+                    mdns.write_response(w, &body, &addrs, Mode::Normal)
+                })
+            {
+                mdns.last_multicast.mark(f, answers | body.additional, now);
+            }
+        } else {
+            step.next = Some(step.next.map_or(p.due, |n| n.min(p.due)));
         }
     }
 
