@@ -62,6 +62,14 @@ impl Msg {
         self.flags & 0x8000 != 0
     }
 
+    /// The PTR (or SRV) targets of the answers.
+    fn targets(&self) -> Vec<&str> {
+        self.answers
+            .iter()
+            .map(|r| r.target.as_deref().unwrap())
+            .collect()
+    }
+
     fn all_records(&self) -> impl Iterator<Item = &Rr> {
         self.answers
             .iter()
@@ -633,12 +641,7 @@ fn services_are_browsable_and_enumerated() {
         &query(0, &[("_http._tcp.local", PTR, 1)], &[known]),
     );
     assert_eq!(r.len(), 1, "{r:#?}");
-    let targets: Vec<&str> = r[0]
-        .msg
-        .answers
-        .iter()
-        .map(|r| r.target.as_deref().unwrap())
-        .collect();
+    let targets = r[0].msg.targets();
     assert_eq!(targets, ["Second._http._tcp.local"]);
 
     // Resolve: SRV and TXT of one instance, the address as additional record.
@@ -663,12 +666,7 @@ fn services_are_browsable_and_enumerated() {
         &query(0, &[("_services._dns-sd._udp.local", PTR, 1)], &[]),
     );
     assert_eq!(r.len(), 1, "{r:#?}");
-    let types: Vec<&str> = r[0]
-        .msg
-        .answers
-        .iter()
-        .map(|r| r.target.as_deref().unwrap())
-        .collect();
+    let types = r[0].msg.targets();
     assert_eq!(types, ["_http._tcp.local", "_echo._udp.local"]);
 
     // Removing a service says goodbye for its records (TTL 0) and stops answering for it.
@@ -1085,12 +1083,7 @@ fn shared_records_are_held_back_and_gathered() {
         delay >= Duration::from_millis(20) && delay <= Duration::from_millis(125),
         "{delay:?}"
     );
-    let targets: Vec<&str> = r[0]
-        .msg
-        .answers
-        .iter()
-        .map(|r| r.target.as_deref().unwrap())
-        .collect();
+    let targets = r[0].msg.targets();
     assert_eq!(targets, ["Web._http._tcp.local", "Echo._echo._udp.local"]);
     // A unique record (SRV) is answered at once (once a second has passed since it went out
     // as an additional record of the answer above).
