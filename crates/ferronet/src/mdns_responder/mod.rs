@@ -1556,8 +1556,8 @@ mod tests {
 
     #[test]
     fn parses_service_types_and_txt() {
-        assert_eq!(service_type("_http._tcp").unwrap().1, true);
-        assert_eq!(service_type("_ipp._udp.local").unwrap().1, false);
+        assert!(service_type("_http._tcp").unwrap().1);
+        assert!(!service_type("_ipp._udp.local").unwrap().1);
         for bad in [
             "http._tcp",
             "_http",
