@@ -890,7 +890,13 @@ impl Responder {
         if flags.contains(smoltcp::wire::DnsFlags::RESPONSE) {
             // RFC 6762 6: responses from another port are not mDNS responses.
             if meta.endpoint.port == PORT {
-                self.check_response(&p, records, an + ns + ar, addrs, now);
+                self.check_response(
+                    &p,
+                    records,
+                    an.saturating_add(ns).saturating_add(ar),
+                    addrs,
+                    now,
+                );
             }
             return None;
         }
@@ -1572,6 +1578,87 @@ mod tests {
         assert_eq!(&txt(&[]).unwrap()[..], b"\x00");
         let long = [core::str::from_utf8(&[b'x'; 100]).unwrap(); 2];
         assert_eq!(txt(&long), Err(Error::TxtTooLong));
+    }
+
+    /// Random and mutated messages, in every phase: no panic, and every answer is written
+    /// into exactly the room the counting pass asked for.
+    #[test]
+    fn arbitrary_messages_never_panic() {
+        let mut r = Responder::new(core::ptr::null_mut(), 0x5eed);
+        r.host = Label::from_slice(b"dev1").unwrap();
+        r.services[0] = Some(ServiceEntry {
+            instance: Label::from_slice(b"Web").unwrap(),
+            service: heapless::Vec::from_slice(b"_http").unwrap(),
+            tcp: true,
+            port: 80,
+            txt: txt(&["a=1"]).unwrap(),
+        });
+        let addrs = Addrs::of(&[IpCidr::new(IpAddress::v4(192, 0, 2, 2), 24)]);
+        // A query with a known answer and a probe, to mutate.
+        let mut seeds: [&[u8]; 2] = [
+            b"\x00\x00\x00\x00\x00\x02\x00\x01\x00\x00\x00\x00\x04dev1\x05local\x00\x00\xff\x80\x01\x05_http\x04_tcp\xc0\x11\x00\x0c\x00\x01\xc0\x1b\x00\x0c\x00\x01\x00\x00\x11\x94\x00\x02\xc0\x0c",
+            b"\x00\x00\x84\x00\x00\x00\x00\x01\x00\x00\x00\x00\x04dev1\x05local\x00\x00\x01\x80\x01\x00\x00\x00\x78\x00\x04\xc0\x00\x02\x09",
+        ];
+        let mut rng = 0x1234_5678u32;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 17;
+            rng ^= rng << 5;
+            rng
+        };
+        let mut buf = [0u8; 600];
+        let mut answered = 0;
+        for i in 0..20_000u32 {
+            r.phase = [State::Probing, State::Announcing, State::Running][i as usize % 3];
+            let len = if i % 4 == 0 {
+                let n = next() as usize % buf.len();
+                buf[..n].iter_mut().for_each(|b| *b = next() as u8);
+                n
+            } else {
+                let seed = seeds[i as usize % 2];
+                let n = seed.len();
+                buf[..n].copy_from_slice(seed);
+                for _ in 0..1 + next() % 4 {
+                    buf[next() as usize % n] = next() as u8;
+                }
+                n
+            };
+            let port = if i % 5 == 0 { 40000 } else { PORT };
+            let meta = udp::UdpMetadata {
+                endpoint: IpEndpoint::new(IpAddress::v4(192, 0, 2, 1), port),
+                local_address: Some(GROUP_V4.into()),
+                meta: Default::default(),
+            };
+            let now = Instant::from_millis(u64::from(i) * 7);
+            if let Some(reply) = r.on_message(&buf[..len], &meta, &addrs, now) {
+                answered += 1;
+                let mode = if reply.body.legacy.is_some() {
+                    Mode::Legacy
+                } else {
+                    Mode::Normal
+                };
+                let mut count = Writer::counter();
+                r.write_response(&mut count, &reply.body, &addrs, mode);
+                let mut out = [0u8; 1536];
+                let mut w = Writer::new(&mut out[..count.len]);
+                r.write_response(&mut w, &reply.body, &addrs, mode);
+                assert!(!w.overflow && w.len == count.len);
+                let n = w.len;
+                assert!(DnsPacket::new_checked(&out[..n]).is_ok());
+            }
+        }
+        // The mutations leave many queries intact enough to be answered.
+        assert!(answered > 1000, "{answered}");
+        seeds[0] = b"";
+        assert!(
+            r.on_message(
+                seeds[0],
+                &udp::UdpMetadata::from(IpEndpoint::new(IpAddress::v4(192, 0, 2, 1), PORT)),
+                &addrs,
+                Instant::from_millis(0)
+            )
+            .is_none()
+        );
     }
 
     #[test]
