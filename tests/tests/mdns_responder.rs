@@ -1100,3 +1100,45 @@ fn shared_records_are_held_back_and_gathered() {
     assert_eq!(r.len(), 1, "{r:#?}");
     assert!(r[0].time - t < Duration::from_millis(10));
 }
+
+#[test]
+fn a_conflict_after_claiming_probes_again_and_reports_it() {
+    let ex = Executor::new();
+    let s = setup(&ex);
+    let id = s
+        .mdns
+        .add_service(&Service {
+            instance: "Printer",
+            service_type: "_ipp._tcp",
+            port: 631,
+            txt: &[],
+        })
+        .unwrap();
+    start_and_claim(&ex, &s);
+    // Another host announces the same instance with another port.
+    let mut srv = vec![0, 0, 0, 0, 0x02, 0x78];
+    srv.extend_from_slice(&dns_wire_name("otherhost.local"));
+    let theirs: RrOut<'_> = ("Printer._ipp._tcp.local", SRV, 1 | FLUSH, 120, srv);
+    let announce = build_msg(0, 0x8400, &[], std::slice::from_ref(&theirs), &[]);
+    send_v4(&s, 5353, GROUP_V4, &announce);
+    let state = ex
+        .try_run_until(s.mdns.wait_change(State::Running), LIMIT)
+        .unwrap();
+    assert_eq!(state, State::Probing);
+    // It defends its name: its answer to our probe holds its records.
+    ex.run_for(Duration::from_millis(300));
+    send_v4(&s, 5353, GROUP_V4, &announce);
+    assert_eq!(
+        ex.try_run_until(s.mdns.wait_claimed(), LIMIT).unwrap(),
+        Err(Conflict::Service(id))
+    );
+    // Started again (the other host is gone), a response with our own SRV data (a cache
+    // answering for us) is no conflict.
+    start_and_claim(&ex, &s);
+    let mut srv = vec![0, 0, 0, 0, 0x02, 0x77];
+    srv.extend_from_slice(&dns_wire_name("dev1.local"));
+    let ours: RrOut<'_> = ("Printer._ipp._tcp.local", SRV, 1 | FLUSH, 120, srv);
+    send_v4(&s, 5353, GROUP_V4, &build_msg(0, 0x8400, &[], &[ours], &[]));
+    ex.run_for(Duration::from_secs(1));
+    assert_eq!(s.mdns.state(), State::Running);
+}

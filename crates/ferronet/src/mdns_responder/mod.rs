@@ -43,9 +43,9 @@
 //!   responder stops and [`State::Conflict`] tells which name it was; the application picks
 //!   another and calls `start` again. A probe from another host for the host name at the same
 //!   time is settled by comparing the records (simplified: the lowest record of each side,
-//!   class, type then data); the loser probes again after 1 s. After the name is claimed, a
-//!   response with another address for it starts probing again, which then reports the
-//!   conflict.
+//!   class, type then data); the loser probes again after 1 s. After the names are claimed,
+//!   a response with another address for the host name, or another SRV or TXT record for a
+//!   service instance, starts probing again, which then reports the conflict.
 //! - **Answers (6).** Questions for the host name (A, AAAA, ANY), a service type (PTR), a
 //!   service instance (SRV, TXT, ANY) and `_services._dns-sd._udp.local` (PTR, RFC 6763 9)
 //!   are answered with the matching records, and additional records as RFC 6763 12 asks
@@ -75,9 +75,10 @@
 //! - No truncated known-answer lists across several packets (7.2, and no 400-500 ms delay
 //!   for a query with the TC bit); no duplicate-answer suppression (7.4); no NSEC negative
 //!   answers (6.1). The one-second rate limit has no exception for probe defence (6: 250 ms).
-//! - Conflicts on service instance names are only detected while probing; the probe
-//!   tiebreak (8.2) compares the lowest record only, and only for the host name. No automatic
-//!   renaming ("name-2"): that is the application's choice.
+//! - The probe tiebreak (8.2) compares the lowest record only, and only for the host name.
+//!   No automatic renaming ("name-2"): that is the application's choice.
+//! - QU questions are always answered by unicast (5.4 asks for a multicast answer when the
+//!   record was not multicast within a quarter of its TTL).
 //! - Queries are not checked for an on-link source address (11).
 //! - Received messages larger than 1536 bytes are dropped (the receive buffer); a response
 //!   larger than the 1536-byte transmit buffer (many services with long TXT records) is not
@@ -948,8 +949,11 @@ impl Responder {
                     return;
                 }
                 State::Announcing | State::Running
-                    if matches!(name, Name::Host)
-                        && matches!(r.type_, wire::TYPE_A | wire::TYPE_AAAA) =>
+                    if matches!(
+                        (name, r.type_),
+                        (Name::Host, wire::TYPE_A | wire::TYPE_AAAA)
+                            | (Name::Instance(_), wire::TYPE_SRV | wire::TYPE_TXT)
+                    ) =>
                 {
                     info!("mDNS: another host answers for our name; probing again");
                     self.restart_probing(now, Duration::from_ticks(0));
