@@ -5,7 +5,7 @@
 
 use embassy_time::{Duration, Instant};
 use ferronet::dns::DnsQueryType;
-use ferronet::mdns_responder::{Conflict, MdnsResponder, Service, State};
+use ferronet::mdns_responder::{Conflict, MdnsResponder, Service, ServiceId, State};
 use ferronet::{Config, EthernetAddress, IpAddress, Ipv4Address, Ipv6Address, Stack};
 use ferronet_integration::peers::{
     Peer, UdpDatagram, dns_wire_name, multicast_mac_v4, multicast_mac_v6, parse_udp, udp_v4_frame,
@@ -776,24 +776,35 @@ fn a_conflict_while_probing_is_reported_and_nothing_claimed() {
     );
 }
 
-#[test]
-fn a_service_name_conflict_names_the_service() {
-    let ex = Executor::new();
-    let s = setup(&ex);
-    let id = s
-        .mdns
+/// Register "Printer._ipp._tcp.local" on port 631.
+fn add_printer(s: &Setup) -> ServiceId {
+    s.mdns
         .add_service(&Service {
             instance: "Printer",
             service_type: "_ipp._tcp",
             port: 631,
             txt: &[],
         })
-        .unwrap();
+        .unwrap()
+}
+
+/// SRV record data: priority and weight 0, `port`, `target`.
+fn srv_data(port: u16, target: &str) -> Vec<u8> {
+    let mut d = vec![0, 0, 0, 0];
+    d.extend_from_slice(&port.to_be_bytes());
+    d.extend_from_slice(&dns_wire_name(target));
+    d
+}
+
+#[test]
+fn a_service_name_conflict_names_the_service() {
+    let ex = Executor::new();
+    let s = setup(&ex);
+    let id = add_printer(&s);
     s.mdns.start("dev1").unwrap();
     ex.run_for(Duration::from_millis(260));
     assert_eq!(s.mdns.state(), State::Probing);
-    let mut srv = vec![0, 0, 0, 0, 0x02, 0x77];
-    srv.extend_from_slice(&dns_wire_name("otherhost.local"));
+    let srv = srv_data(631, "otherhost.local");
     let answer = build_msg(
         0,
         0x8400,
@@ -1105,19 +1116,10 @@ fn shared_records_are_held_back_and_gathered() {
 fn a_conflict_after_claiming_probes_again_and_reports_it() {
     let ex = Executor::new();
     let s = setup(&ex);
-    let id = s
-        .mdns
-        .add_service(&Service {
-            instance: "Printer",
-            service_type: "_ipp._tcp",
-            port: 631,
-            txt: &[],
-        })
-        .unwrap();
+    let id = add_printer(&s);
     start_and_claim(&ex, &s);
     // Another host announces the same instance with another port.
-    let mut srv = vec![0, 0, 0, 0, 0x02, 0x78];
-    srv.extend_from_slice(&dns_wire_name("otherhost.local"));
+    let srv = srv_data(632, "otherhost.local");
     let theirs: RrOut<'_> = ("Printer._ipp._tcp.local", SRV, 1 | FLUSH, 120, srv);
     let announce = build_msg(0, 0x8400, &[], std::slice::from_ref(&theirs), &[]);
     send_v4(&s, 5353, GROUP_V4, &announce);
@@ -1135,8 +1137,7 @@ fn a_conflict_after_claiming_probes_again_and_reports_it() {
     // Started again (the other host is gone), a response with our own SRV data (a cache
     // answering for us) is no conflict.
     start_and_claim(&ex, &s);
-    let mut srv = vec![0, 0, 0, 0, 0x02, 0x77];
-    srv.extend_from_slice(&dns_wire_name("dev1.local"));
+    let srv = srv_data(631, "dev1.local");
     let ours: RrOut<'_> = ("Printer._ipp._tcp.local", SRV, 1 | FLUSH, 120, srv);
     send_v4(&s, 5353, GROUP_V4, &build_msg(0, 0x8400, &[], &[ours], &[]));
     ex.run_for(Duration::from_secs(1));
