@@ -12,7 +12,10 @@
 //!
 //! 1. Add `src/bin/my_prog.rs` and a `[[bin]]` entry (`name = "my-prog"`) to `Cargo.toml`.
 //! 2. Declare the arguments with clap's derive, flattening the shared [`net::NetArgs`] (`--tap`,
-//!    `--tun`, `--ip`, `--dhcp`, `--pcap`, ...) and ending the help with [`app::EXIT_HELP`].
+//!    `--tun`, `--ip`, `--dhcp`, `--pcap`, ...), spelling the usage line out with
+//!    `override_usage` (clap cannot show "one of --tap and --tun") and ending the help with
+//!    [`app::EXIT_HELP`]. The doc comment is the help text: its first line says what the
+//!    program does, the next paragraph what it prints and how it exits.
 //!    Check values with clap where you can (`value_parser!(u16).range(1..)`,
 //!    `conflicts_with`, `requires`); what clap cannot check becomes a [`app::Failure::usage`].
 //! 3. In `main`, parse with [`app::start`], bring the stack up with [`net::start`] (it spawns
@@ -33,7 +36,11 @@
 //!
 //! /// my-prog: print the stack's IPv4 configuration.
 //! #[derive(Parser, Debug)]
-//! #[command(name = "my-prog", after_help = EXIT_HELP)]
+//! #[command(
+//!     name = "my-prog",
+//!     override_usage = "my-prog (--tap NAME | --tun NAME) (--ip CIDR | --dhcp) [OPTIONS]",
+//!     after_help = EXIT_HELP
+//! )]
 //! struct Args {
 //!     #[command(flatten)]
 //!     net: NetArgs,

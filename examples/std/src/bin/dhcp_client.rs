@@ -16,7 +16,11 @@ use ferronet_examples::net::{self, NetArgs};
 /// A.B.C.D/LEN`, then `gateway: ...` and `dns: ...` lines when the lease has them. Exits with
 /// status 4 if no lease comes within the timeout.
 #[derive(Parser, Debug)]
-#[command(name = "dhcp-client", after_help = EXIT_HELP)]
+#[command(
+    name = "dhcp-client",
+    override_usage = "dhcp-client --tap NAME [OPTIONS]",
+    after_help = EXIT_HELP
+)]
 struct Args {
     /// How long to wait for a lease (replaces --wait)
     #[arg(long, value_name = "SECS", default_value_t = 30)]

@@ -16,7 +16,11 @@ use ferronet_examples::net::{self, NetArgs};
 /// Give a DNS server with --ip CIDR --dns ADDR, or get one with --dhcp. Exits with status 1 if
 /// the name has no address of the requested type.
 #[derive(Parser, Debug)]
-#[command(name = "dns-lookup", after_help = EXIT_HELP)]
+#[command(
+    name = "dns-lookup",
+    override_usage = "dns-lookup (--tap NAME | --tun NAME) (--ip CIDR --dns ADDR | --dhcp) [OPTIONS] <NAME>",
+    after_help = EXIT_HELP
+)]
 struct Args {
     /// The name to look up
     #[arg(value_name = "NAME")]

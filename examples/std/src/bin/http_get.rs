@@ -19,7 +19,11 @@ use ferronet_examples::net::{self, NetArgs};
 /// Prints the status line on stderr and the body on stdout. Exits with status 0 for a 2xx
 /// status, 1 otherwise.
 #[derive(Parser, Debug)]
-#[command(name = "http-get", after_help = EXIT_HELP)]
+#[command(
+    name = "http-get",
+    override_usage = "http-get (--tap NAME | --tun NAME) (--ip CIDR | --dhcp) [OPTIONS] <URL>",
+    after_help = EXIT_HELP
+)]
 struct Args {
     /// What to fetch: http://HOST[:PORT]/PATH (HOST an IP address, [...] for IPv6, or a name)
     #[arg(value_name = "URL", value_parser = parse_url)]

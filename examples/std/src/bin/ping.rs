@@ -18,7 +18,11 @@ use ferronet_examples::net::{self, NetArgs, pattern_byte};
 /// HOST is an IPv4 or IPv6 address, or a name looked up by DNS. Like iputils ping, exits with
 /// status 0 if at least one reply came, 1 if none did.
 #[derive(Parser, Debug)]
-#[command(name = "ping", after_help = EXIT_HELP)]
+#[command(
+    name = "ping",
+    override_usage = "ping (--tap NAME | --tun NAME) (--ip CIDR | --dhcp | --slaac) [OPTIONS] <HOST>",
+    after_help = EXIT_HELP
+)]
 struct Args {
     /// The host to ping
     #[arg(value_name = "HOST")]

@@ -29,7 +29,11 @@ use ferronet_examples::net::{self, NetArgs, pattern_byte};
 /// (MB = 10^6 bytes, the rate is of the bytes sent). If the interface's link goes down, stops
 /// with status 3 and says how many bytes were sent and how many of them the peer acknowledged.
 #[derive(Parser, Debug)]
-#[command(name = "tcp-client", after_help = EXIT_HELP)]
+#[command(
+    name = "tcp-client",
+    override_usage = "tcp-client (--tap NAME | --tun NAME) (--ip CIDR | --dhcp | --slaac) [OPTIONS] <HOST:PORT>",
+    after_help = EXIT_HELP
+)]
 struct Args {
     /// The server: an IP address ([...] for IPv6) or a name, and a port
     #[arg(value_name = "HOST:PORT", value_parser = net::parse_host_port)]

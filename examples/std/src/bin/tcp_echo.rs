@@ -25,7 +25,11 @@ const MAX_SOCKETS: usize = 8;
 /// Prints `listening on PORT` once it accepts connections, and one line per connection:
 /// `closed PEER: N bytes echoed in S s (R MB/s)` (MB = 10^6 bytes).
 #[derive(Parser, Debug)]
-#[command(name = "tcp-echo", after_help = EXIT_HELP)]
+#[command(
+    name = "tcp-echo",
+    override_usage = "tcp-echo (--tap NAME | --tun NAME) (--ip CIDR | --dhcp | --slaac) [OPTIONS]",
+    after_help = EXIT_HELP
+)]
 struct Args {
     /// The port to listen on
     #[arg(long, value_name = "PORT", default_value_t = 7,

@@ -21,7 +21,11 @@ use ferronet_examples::net::{self, NetArgs, pattern_byte};
 /// S bytes echoed [and verified] (R resent)` at the end; exits with status 1 if a datagram got
 /// no echo (or, with --verify, a wrong one).
 #[derive(Parser, Debug)]
-#[command(name = "udp-client", after_help = EXIT_HELP)]
+#[command(
+    name = "udp-client",
+    override_usage = "udp-client (--tap NAME | --tun NAME) (--ip CIDR | --dhcp | --slaac) [OPTIONS] <HOST:PORT>",
+    after_help = EXIT_HELP
+)]
 struct Args {
     /// The echo server: an IP address ([...] for IPv6) or a name, and a port
     #[arg(value_name = "HOST:PORT", value_parser = net::parse_host_port)]

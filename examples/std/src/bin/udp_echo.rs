@@ -17,7 +17,11 @@ use ferronet_examples::net::{self, NetArgs};
 ///
 /// Prints `listening on PORT` once it receives, and a summary at the end.
 #[derive(Parser, Debug)]
-#[command(name = "udp-echo", after_help = EXIT_HELP)]
+#[command(
+    name = "udp-echo",
+    override_usage = "udp-echo (--tap NAME | --tun NAME) (--ip CIDR | --dhcp | --slaac) [OPTIONS]",
+    after_help = EXIT_HELP
+)]
 struct Args {
     /// The port to listen on
     #[arg(long, value_name = "PORT", default_value_t = 7,
