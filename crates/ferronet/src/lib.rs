@@ -25,6 +25,8 @@ mod mtu;
 mod neighbor_guard;
 #[cfg(feature = "raw")]
 pub mod raw;
+#[cfg(feature = "tcp")]
+mod rst_guard;
 mod runner;
 mod stack;
 mod stats;

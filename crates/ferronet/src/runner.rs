@@ -344,6 +344,8 @@ impl<'d, D: Driver> Runner<'d, D> {
             slaac,
             #[cfg(feature = "medium-ethernet")]
             neighbor_guard,
+            #[cfg(feature = "tcp")]
+            rst_guard,
             ..
         } = inner;
         let filter = SourceFilter::new(framing, iface.ip_addrs());
@@ -360,6 +362,8 @@ impl<'d, D: Driver> Runner<'d, D> {
             filter: &filter,
             #[cfg(feature = "medium-ethernet")]
             guard: (framing == Framing::Ethernet).then_some(&*neighbor_guard),
+            #[cfg(feature = "tcp")]
+            rst: rst_guard,
             #[cfg(feature = "proto-ipv4-fragmentation")]
             frag: crate::driver_adapter::FragGate {
                 ip_offset,

@@ -265,6 +265,9 @@ pub(crate) struct Inner {
     /// Neighbors that never answer (see `neighbor_guard`).
     #[cfg(feature = "medium-ethernet")]
     pub(crate) neighbor_guard: crate::neighbor_guard::NeighborGuard,
+    /// What the connections last acknowledged, to check resets against (see `rst_guard`).
+    #[cfg(feature = "tcp")]
+    pub(crate) rst_guard: crate::rst_guard::RstGuard,
     #[cfg(feature = "proto-ipv4")]
     pub(crate) static_v4: Option<StaticConfigV4>,
     #[cfg(feature = "proto-ipv6")]
@@ -449,6 +452,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         keep_alive_held: 0,
         #[cfg(feature = "medium-ethernet")]
         neighbor_guard: crate::neighbor_guard::NeighborGuard::new(),
+        #[cfg(feature = "tcp")]
+        rst_guard: crate::rst_guard::RstGuard::new(),
         runner_waker: WakerRegistration::new(),
         #[cfg(feature = "multicast")]
         multicast_used: false,
