@@ -344,6 +344,10 @@ impl<'d, D: Driver> Runner<'d, D> {
             slaac,
             #[cfg(feature = "medium-ethernet")]
             neighbor_guard,
+            #[cfg(feature = "dhcpv4-server")]
+            dhcp_server,
+            #[cfg(feature = "dhcpv4-server")]
+            static_v4,
             ..
         } = inner;
         let filter = SourceFilter::new(framing, iface.ip_addrs());
@@ -389,13 +393,22 @@ impl<'d, D: Driver> Runner<'d, D> {
             iface.poll_maintenance(ts);
         }
 
+        // The DHCP server answers what came in, before the egress pass sends it.
+        #[allow(unused_mut)]
+        let mut service_more = false;
+        #[cfg(feature = "dhcpv4-server")]
+        if dhcp_server.is_on() {
+            let cidr = static_v4.as_ref().map(|c| c.address);
+            service_more |= crate::dhcp_server::serve(dhcp_server, iface, sockets, cidr, ts);
+        }
+
         let socket_activity = core::mem::take(socket_activity);
         if self
             .defer
             .decide(res.progress, socket_activity, || defer_safe(sockets))
         {
             res.deferred = true;
-            res.more = !rx_done;
+            res.more = !rx_done || service_more;
             return res;
         }
 
@@ -455,7 +468,7 @@ impl<'d, D: Driver> Runner<'d, D> {
         {
             self.frag = dev.frag;
         }
-        res.more = !rx_done || !egress_done;
+        res.more = !rx_done || !egress_done || service_more;
 
         #[cfg(feature = "tcp")]
         if *watched > 0 {
