@@ -684,3 +684,133 @@ fn bad_configurations_are_typed_errors() {
         Err(DhcpServerError::SocketTableFull(_))
     ));
 }
+
+#[test]
+fn a_flood_of_discovers_does_not_lock_clients_out() {
+    let ex = Executor::new();
+    let (stack, peer) = setup(&ex, config(8, LEASE));
+    let bound = acquire(&ex, &peer, 1);
+    // 200 DISCOVERs from made-up clients fill the pool with offers...
+    for n in 0..200u32 {
+        let mut m = Msg::new(DhcpMessageType::Discover, 0, 0x7000 + n);
+        m.chaddr = EthernetAddress([0x02, 0xee, 0, 0, (n >> 8) as u8, n as u8]);
+        send(&peer, m);
+        ex.run_for(Duration::from_millis(5));
+    }
+    ex.run_for(SILENCE);
+    let leases = stack.dhcp_leases();
+    assert_eq!(leases.len(), 8);
+    let offers = leases
+        .iter()
+        .filter(|l| l.state == LeaseState::Offered)
+        .count();
+    assert_eq!(offers, 7);
+    // ... the lease is untouched, and a real client still gets an address at once.
+    assert_eq!(
+        lease_of(stack, 1).map(|l| (l.address, l.state)),
+        Some((bound, LeaseState::Bound))
+    );
+    let addr = acquire(&ex, &peer, 2);
+    assert_ne!(addr, bound);
+    assert_eq!(lease_of(stack, 2).unwrap().state, LeaseState::Bound);
+}
+
+#[test]
+fn malformed_and_foreign_messages_are_ignored() {
+    let ex = Executor::new();
+    let (stack, peer) = setup(&ex, config(8, LEASE));
+    let junk: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![1; 10],
+        vec![0xff; 300],
+        // A valid DISCOVER cut short before the options.
+        {
+            let mut d = vec![0u8; 300];
+            DhcpRepr {
+                message_type: DhcpMessageType::Discover,
+                transaction_id: 1,
+                secs: 0,
+                client_hardware_address: mac(1),
+                client_ip: Ipv4Address::UNSPECIFIED,
+                your_ip: Ipv4Address::UNSPECIFIED,
+                server_ip: Ipv4Address::UNSPECIFIED,
+                router: None,
+                subnet_mask: None,
+                relay_agent_ip: Ipv4Address::UNSPECIFIED,
+                broadcast: true,
+                requested_ip: None,
+                client_identifier: None,
+                server_identifier: None,
+                parameter_request_list: None,
+                dns_servers: None,
+                max_size: None,
+                lease_duration: None,
+                renew_duration: None,
+                rebind_duration: None,
+                additional_options: &[],
+            }
+            .emit(&mut DhcpPacket::new_unchecked(&mut d[..]))
+            .unwrap();
+            d.truncate(236);
+            d
+        },
+    ];
+    for p in &junk {
+        peer.send(udp_v4_frame(
+            mac(1),
+            EthernetAddress::BROADCAST,
+            (Ipv4Address::UNSPECIFIED, DHCP_CLIENT_PORT),
+            (Ipv4Address::BROADCAST, DHCP_SERVER_PORT),
+            p,
+        ));
+    }
+    // A server's OFFER (BOOTREPLY) sent to port 67, and a relayed DISCOVER (giaddr set).
+    let offer = DhcpRepr {
+        message_type: DhcpMessageType::Offer,
+        transaction_id: 2,
+        secs: 0,
+        client_hardware_address: mac(1),
+        client_ip: Ipv4Address::UNSPECIFIED,
+        your_ip: ip4(50),
+        server_ip: Ipv4Address::UNSPECIFIED,
+        router: None,
+        subnet_mask: None,
+        relay_agent_ip: Ipv4Address::UNSPECIFIED,
+        broadcast: true,
+        requested_ip: None,
+        client_identifier: None,
+        server_identifier: Some(ip4(254)),
+        parameter_request_list: None,
+        dns_servers: None,
+        max_size: None,
+        lease_duration: Some(60),
+        renew_duration: None,
+        rebind_duration: None,
+        additional_options: &[],
+    };
+    let mut relayed = offer.clone();
+    relayed.message_type = DhcpMessageType::Discover;
+    relayed.transaction_id = 3;
+    relayed.relay_agent_ip = ip4(254);
+    for r in [offer, relayed] {
+        let mut d = vec![0u8; r.buffer_len()];
+        r.emit(&mut DhcpPacket::new_unchecked(&mut d[..])).unwrap();
+        peer.send(udp_v4_frame(
+            mac(1),
+            EthernetAddress::BROADCAST,
+            (Ipv4Address::UNSPECIFIED, DHCP_CLIENT_PORT),
+            (Ipv4Address::BROADCAST, DHCP_SERVER_PORT),
+            &d,
+        ));
+    }
+    ex.run_for(SILENCE);
+    let answers = peer
+        .received()
+        .iter()
+        .filter_map(|r| parse_dhcp(r.time, &r.frame))
+        .count();
+    assert_eq!(answers, 0);
+    assert!(stack.dhcp_leases().is_empty());
+    // Still serving.
+    assert_eq!(acquire(&ex, &peer, 1), ip4(100));
+}

@@ -31,9 +31,12 @@
 //! - DHCPDISCOVER is answered with a DHCPOFFER (4.3.1): the client's current or previous
 //!   address if it has one, else the address it asks for (option 50) if that is free and in
 //!   the pool, else the first address of the pool that no one holds (while the table has
-//!   room), else the address of the lease that ended longest ago, whose record it replaces. The offered address is held for the client for
-//!   [`OFFER_HOLD`]. With no address left (pool or lease table full) the server stays silent,
-//!   as the RFC says (a DISCOVER is never NAKed).
+//!   room), else the address of the lease that ended longest ago, whose record it replaces,
+//!   else the address of the oldest pending offer (an offer commits the server to nothing;
+//!   this keeps a flood of DISCOVERs from locking clients out). The offered address is held
+//!   for the client for [`OFFER_HOLD`] unless it is taken so. With no address left (every
+//!   address of the pool, or every entry of the table, leased or declined) the server stays
+//!   silent, as the RFC says (a DISCOVER is never NAKed).
 //! - DHCPREQUEST (4.3.2) in each of the client's states: SELECTING (server identifier set: ACK
 //!   when it names us and matches our offer, NAK when it names us and does not; when it names
 //!   another server our offer is withdrawn and nothing is sent), INIT-REBOOT (ACK when we
@@ -43,8 +46,9 @@
 //!   another client; a free address of the pool is granted, so clients keep their address
 //!   when the server restarted and lost its table; silent for addresses outside the pool,
 //!   which belong to some other server).
-//! - DHCPDECLINE (4.3.3): the address is marked unusable for one lease duration
-//!   ([`LeaseState::Declined`]); the client gets another one on its next DISCOVER.
+//! - DHCPDECLINE (4.3.3) from the client the address was offered or leased to: the address
+//!   is marked unusable for one lease duration ([`LeaseState::Declined`]); the client gets
+//!   another one on its next DISCOVER.
 //! - DHCPRELEASE (4.3.4): the address is free at once; the record is kept, so the client gets
 //!   the same address again while no one else took it.
 //! - DHCPINFORM (4.3.5): a DHCPACK with the configuration and no lease time, sent to `ciaddr`.
@@ -432,9 +436,11 @@ impl Table {
         })
     }
 
-    /// The entry whose address is free and that ended longest ago (or a forgotten decline),
-    /// other than `except`.
-    fn oldest_free(&self, now: Instant, except: Option<usize>) -> Option<usize> {
+    /// The entry other than `except` that a new client may take: the one whose address is
+    /// free and that ended longest ago (or a forgotten decline), else the oldest offer (an
+    /// offer commits the server to nothing, RFC 2131 4.3.1; taking it keeps a flood of
+    /// DISCOVERs from locking everyone out). Leases and declines are never taken.
+    fn oldest_reusable(&self, now: Instant, except: Option<usize>) -> Option<usize> {
         self.entries
             .iter()
             .enumerate()
@@ -442,11 +448,12 @@ impl Table {
             .filter_map(|(i, e)| {
                 let l = e.as_ref()?;
                 match l.state_at(now) {
-                    Some(LeaseState::Free) | None => Some((i, l.expires_at)),
+                    Some(LeaseState::Free) | None => Some((i, (0, l.expires_at))),
+                    Some(LeaseState::Offered) => Some((i, (1, l.expires_at))),
                     _ => None,
                 }
             })
-            .min_by_key(|(_, at)| *at)
+            .min_by_key(|(_, key)| *key)
             .map(|(i, _)| i)
     }
 
@@ -460,11 +467,11 @@ impl Table {
         pool: &Pool,
     ) -> Option<(usize, Ipv4Address)> {
         let own = self.of_client(mac);
-        // The slot for a new entry: the client's own, a vacant one, or the oldest free one.
+        // The slot for a new entry: the client's own, a vacant one, or a reusable one.
         let slot = |address_slot: Option<usize>| {
             own.or(address_slot)
                 .or_else(|| self.entries.iter().position(Option::is_none))
-                .or_else(|| self.oldest_free(now, None))
+                .or_else(|| self.oldest_reusable(now, None))
         };
         if let Some(r) = requested.filter(|r| pool.contains(*r) && !self.held(*r, now, own)) {
             let s = slot(self.of_address(r))?;
@@ -485,8 +492,8 @@ impl Table {
             return Some((s, a));
         }
         // Every address of the pool is in the table, or the table is full: take the one free
-        // longest.
-        let i = self.oldest_free(now, own)?;
+        // longest (or the oldest offer).
+        let i = self.oldest_reusable(now, own)?;
         let address = self.entries[i].as_ref()?.address;
         Some((own.unwrap_or(i), address))
     }
@@ -669,7 +676,10 @@ impl Table {
                 if !ours(req.server_identifier) {
                     return None;
                 }
-                if let Some(i) = self.of_address(r) {
+                // Only the client the address was given to can decline it.
+                if let Some(i) = self.of_client(mac)
+                    && self.entries[i].is_some_and(|l| l.address == r)
+                {
                     self.entries[i] = Some(DhcpLease {
                         hardware_address: mac,
                         address: r,
@@ -938,4 +948,202 @@ fn answer(
     );
     let len = emit(&server.config, &pool, &req, &reply, buf)?;
     Some((len, reply.dest))
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    fn pool() -> Pool {
+        let cidr = Ipv4Cidr::new(Ipv4Address::new(192, 0, 2, 1), 24);
+        Pool::new(
+            &DhcpServerConfig::new(
+                Ipv4Address::new(192, 0, 2, 1),
+                Ipv4Address::new(192, 0, 2, 12),
+            ),
+            cidr,
+        )
+    }
+
+    fn request(t: DhcpMessageType, n: u8) -> DhcpRepr<'static> {
+        DhcpRepr {
+            message_type: t,
+            transaction_id: u32::from(n),
+            secs: 0,
+            client_hardware_address: EthernetAddress([2, 0, 0, 0, 0, n]),
+            client_ip: Ipv4Address::UNSPECIFIED,
+            your_ip: Ipv4Address::UNSPECIFIED,
+            server_ip: Ipv4Address::UNSPECIFIED,
+            router: None,
+            subnet_mask: None,
+            relay_agent_ip: Ipv4Address::UNSPECIFIED,
+            broadcast: false,
+            requested_ip: None,
+            client_identifier: None,
+            server_identifier: None,
+            parameter_request_list: None,
+            dns_servers: None,
+            max_size: None,
+            lease_duration: None,
+            renew_duration: None,
+            rebind_duration: None,
+            additional_options: &[],
+        }
+    }
+
+    /// Random message sequences from 40 clients against an 11-address pool (the server's own
+    /// address is in it) and a 16-entry table: each address is in at most one entry, every
+    /// entry's address is in the pool, a client has at most one entry besides declines, and
+    /// a client's ACK always names the address it holds in the table (so no two clients are
+    /// acknowledged the same address at once).
+    #[test]
+    fn random_traffic_keeps_the_table_consistent() {
+        let pool = pool();
+        let lease = Duration::from_secs(100);
+        let mut table = Table::new();
+        let mut now = Instant::from_secs(1);
+        let mut x: u32 = 0x1234_5678;
+        let mut rand = move |n: u32| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x % n
+        };
+        let types = [
+            DhcpMessageType::Discover,
+            DhcpMessageType::Request,
+            DhcpMessageType::Release,
+            DhcpMessageType::Decline,
+            DhcpMessageType::Inform,
+        ];
+        let mut acks = 0;
+        for _ in 0..20_000 {
+            now += Duration::from_millis(u64::from(rand(3000)));
+            let n = rand(40) as u8;
+            let mut req = request(types[rand(5) as usize], n);
+            let a = Ipv4Address::new(192, 0, 2, rand(16) as u8);
+            match rand(4) {
+                0 => req.requested_ip = Some(a),
+                1 => req.client_ip = a,
+                2 => {
+                    req.requested_ip = Some(a);
+                    req.server_identifier = Some(if rand(2) == 0 {
+                        pool.server
+                    } else {
+                        Ipv4Address::new(192, 0, 2, 254)
+                    });
+                }
+                _ => {}
+            }
+            let reply = table.handle(now, &pool, lease, &req);
+            let entries: std::vec::Vec<DhcpLease> =
+                table.entries.iter().flatten().copied().collect();
+            for (i, e) in entries.iter().enumerate() {
+                assert!(pool.contains(e.address), "{e:?} outside the pool");
+                assert!(
+                    e.state == LeaseState::Declined
+                        || entries[i + 1..].iter().all(|o| {
+                            o.hardware_address != e.hardware_address
+                                || o.state == LeaseState::Declined
+                        }),
+                    "two entries for {:?}",
+                    e.hardware_address
+                );
+                assert!(
+                    entries[i + 1..].iter().all(|o| o.address != e.address),
+                    "{:?} twice",
+                    e.address
+                );
+            }
+            if let Some(r) = reply
+                && r.message_type == DhcpMessageType::Ack
+                && r.lease
+            {
+                acks += 1;
+                let l = entries
+                    .iter()
+                    .find(|l| {
+                        l.hardware_address == req.client_hardware_address
+                            && l.state != LeaseState::Declined
+                    })
+                    .expect("an ACKed client has an entry");
+                assert_eq!(l.address, r.your_ip);
+                assert_eq!(l.state, LeaseState::Bound);
+                assert_eq!(l.expires_at, now + lease);
+            }
+            if let Some(r) = reply
+                && r.message_type == DhcpMessageType::Offer
+            {
+                assert!(pool.contains(r.your_ip));
+            }
+        }
+        assert!(
+            acks > 100,
+            "only {acks} ACKs: the sequence is not exercising much"
+        );
+    }
+
+    #[test]
+    fn t1_and_t2_and_the_minimum_length() {
+        let pool = pool();
+        let mut config = DhcpServerConfig::new(pool.start, pool.end);
+        config.lease_duration = Duration::from_secs(1001);
+        let req = request(DhcpMessageType::Discover, 1);
+        let reply = Reply {
+            message_type: DhcpMessageType::Offer,
+            your_ip: Ipv4Address::new(192, 0, 2, 2),
+            lease: true,
+            options: true,
+            dest: Dest::Broadcast,
+        };
+        let mut buf = [0u8; MAX_REPLY];
+        let len = emit(&config, &pool, &req, &reply, &mut buf).unwrap();
+        assert_eq!(len, MIN_REPLY);
+        let packet = DhcpPacket::new_checked(&buf[..len]).unwrap();
+        let find = |k: u8| {
+            packet
+                .options()
+                .find(|o| o.kind == k)
+                .map(|o| o.data.to_vec())
+        };
+        assert_eq!(find(51), Some(1001u32.to_be_bytes().to_vec()));
+        assert_eq!(find(58), Some(500u32.to_be_bytes().to_vec()));
+        assert_eq!(find(59), Some(875u32.to_be_bytes().to_vec()));
+        assert_eq!(find(54), Some(std::vec![192, 0, 2, 1]));
+    }
+
+    #[test]
+    fn the_longest_reply_fits_576_bytes() {
+        static BIG: [DhcpOption<'static>; 2] = [
+            DhcpOption {
+                kind: 224,
+                data: &[7; 240],
+            },
+            DhcpOption {
+                kind: 225,
+                data: &[7; 5],
+            },
+        ];
+        let pool = pool();
+        let mut config = DhcpServerConfig::new(pool.start, pool.end);
+        config.gateway = Some(pool.server);
+        config.dns_servers = Vec::from_slice(&[pool.server; 3]).unwrap();
+        config.extra_options = &BIG;
+        let mut extra = reply_len(&config, 0);
+        assert_eq!(validate(&config, pool.cidr), Ok(()));
+        let req = request(DhcpMessageType::Discover, 1);
+        let reply = Reply {
+            message_type: DhcpMessageType::Offer,
+            your_ip: Ipv4Address::new(192, 0, 2, 2),
+            lease: true,
+            options: true,
+            dest: Dest::Broadcast,
+        };
+        let mut buf = [0u8; MAX_REPLY];
+        let len = emit(&config, &pool, &req, &reply, &mut buf).unwrap();
+        extra += 2 + 240 + 2 + 5;
+        assert_eq!(len, extra);
+        assert!(len <= MAX_REPLY);
+    }
 }

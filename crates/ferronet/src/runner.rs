@@ -323,6 +323,8 @@ impl<'d, D: Driver> Runner<'d, D> {
         inner: &mut Inner,
         ts: smoltcp::time::Instant,
     ) -> IoResult {
+        #[cfg(feature = "dhcpv4-server")]
+        let dhcp_server_cidr = inner.dhcp_server_cidr();
         let framing = match medium_of(&inner.hardware_address()) {
             #[cfg(feature = "medium-ethernet")]
             smoltcp::phy::Medium::Ethernet => Framing::Ethernet,
@@ -346,8 +348,6 @@ impl<'d, D: Driver> Runner<'d, D> {
             neighbor_guard,
             #[cfg(feature = "dhcpv4-server")]
             dhcp_server,
-            #[cfg(feature = "dhcpv4-server")]
-            static_v4,
             ..
         } = inner;
         let filter = SourceFilter::new(framing, iface.ip_addrs());
@@ -398,8 +398,8 @@ impl<'d, D: Driver> Runner<'d, D> {
         let mut service_more = false;
         #[cfg(feature = "dhcpv4-server")]
         if dhcp_server.is_on() {
-            let cidr = static_v4.as_ref().map(|c| c.address);
-            service_more |= crate::dhcp_server::serve(dhcp_server, iface, sockets, cidr, ts);
+            service_more |=
+                crate::dhcp_server::serve(dhcp_server, iface, sockets, dhcp_server_cidr, ts);
         }
 
         let socket_activity = core::mem::take(socket_activity);

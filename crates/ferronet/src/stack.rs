@@ -518,13 +518,15 @@ impl Inner {
         SocketHandle::default()
     }
 
-    /// Whether IPv4 is configured by the DHCP client.
+    /// The static IPv4 address the DHCP server serves from: none while IPv4 is unconfigured
+    /// or configured by the DHCP client.
     #[cfg(feature = "dhcpv4-server")]
-    pub(crate) fn dhcp_client_on(&self) -> bool {
+    pub(crate) fn dhcp_server_cidr(&self) -> Option<smoltcp::wire::Ipv4Cidr> {
         #[cfg(feature = "dhcpv4")]
-        return self.dhcp_on;
-        #[cfg(not(feature = "dhcpv4"))]
-        false
+        if self.dhcp_on {
+            return None;
+        }
+        self.static_v4.as_ref().map(|c| c.address)
     }
 
     /// The DHCP client socket, while IPv4 is configured by DHCP.
@@ -1095,10 +1097,9 @@ impl<'d> Stack<'d> {
         config: crate::dhcp_server::DhcpServerConfig,
     ) -> Result<(), crate::dhcp_server::DhcpServerError> {
         self.with_mut(|i| {
-            let cidr = match (&i.static_v4, i.dhcp_client_on()) {
-                (Some(c), false) => c.address,
-                _ => return Err(crate::dhcp_server::DhcpServerError::NoStaticAddress),
-            };
+            let cidr = i
+                .dhcp_server_cidr()
+                .ok_or(crate::dhcp_server::DhcpServerError::NoStaticAddress)?;
             crate::dhcp_server::start(i, config, cidr)
         })
     }
