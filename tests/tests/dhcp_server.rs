@@ -90,10 +90,9 @@ impl Msg {
     }
 }
 
-/// Send `m` from its client: from 0.0.0.0 (or `ciaddr`) to the broadcast address, or to the
-/// server when `ciaddr` is set (RENEWING, RELEASE, INFORM).
-fn send(peer: &Peer, m: Msg) {
-    let repr = DhcpRepr {
+/// The DHCP message of `m`.
+fn client_repr(m: Msg) -> DhcpRepr<'static> {
+    DhcpRepr {
         message_type: m.t,
         transaction_id: m.xid,
         secs: 0,
@@ -115,7 +114,13 @@ fn send(peer: &Peer, m: Msg) {
         renew_duration: None,
         rebind_duration: None,
         additional_options: &[],
-    };
+    }
+}
+
+/// Send `m` from its client: from 0.0.0.0 (or `ciaddr`) to the broadcast address, or to the
+/// server when `ciaddr` is set (RENEWING, RELEASE, INFORM).
+fn send(peer: &Peer, m: Msg) {
+    let repr = client_repr(m);
     let mut payload = vec![0u8; repr.buffer_len().max(300)];
     repr.emit(&mut DhcpPacket::new_unchecked(&mut payload[..]))
         .unwrap();
@@ -726,31 +731,9 @@ fn malformed_and_foreign_messages_are_ignored() {
         // A valid DISCOVER cut short before the options.
         {
             let mut d = vec![0u8; 300];
-            DhcpRepr {
-                message_type: DhcpMessageType::Discover,
-                transaction_id: 1,
-                secs: 0,
-                client_hardware_address: mac(1),
-                client_ip: Ipv4Address::UNSPECIFIED,
-                your_ip: Ipv4Address::UNSPECIFIED,
-                server_ip: Ipv4Address::UNSPECIFIED,
-                router: None,
-                subnet_mask: None,
-                relay_agent_ip: Ipv4Address::UNSPECIFIED,
-                broadcast: true,
-                requested_ip: None,
-                client_identifier: None,
-                server_identifier: None,
-                parameter_request_list: None,
-                dns_servers: None,
-                max_size: None,
-                lease_duration: None,
-                renew_duration: None,
-                rebind_duration: None,
-                additional_options: &[],
-            }
-            .emit(&mut DhcpPacket::new_unchecked(&mut d[..]))
-            .unwrap();
+            client_repr(Msg::new(DhcpMessageType::Discover, 1, 1))
+                .emit(&mut DhcpPacket::new_unchecked(&mut d[..]))
+                .unwrap();
             d.truncate(236);
             d
         },
@@ -765,29 +748,10 @@ fn malformed_and_foreign_messages_are_ignored() {
         ));
     }
     // A server's OFFER (BOOTREPLY) sent to port 67, and a relayed DISCOVER (giaddr set).
-    let offer = DhcpRepr {
-        message_type: DhcpMessageType::Offer,
-        transaction_id: 2,
-        secs: 0,
-        client_hardware_address: mac(1),
-        client_ip: Ipv4Address::UNSPECIFIED,
-        your_ip: ip4(50),
-        server_ip: Ipv4Address::UNSPECIFIED,
-        router: None,
-        subnet_mask: None,
-        relay_agent_ip: Ipv4Address::UNSPECIFIED,
-        broadcast: true,
-        requested_ip: None,
-        client_identifier: None,
-        server_identifier: Some(ip4(254)),
-        parameter_request_list: None,
-        dns_servers: None,
-        max_size: None,
-        lease_duration: Some(60),
-        renew_duration: None,
-        rebind_duration: None,
-        additional_options: &[],
-    };
+    let mut offer = client_repr(Msg::new(DhcpMessageType::Offer, 1, 2));
+    offer.your_ip = ip4(50);
+    offer.server_identifier = Some(ip4(254));
+    offer.lease_duration = Some(60);
     let mut relayed = offer.clone();
     relayed.message_type = DhcpMessageType::Discover;
     relayed.transaction_id = 3;

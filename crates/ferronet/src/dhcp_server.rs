@@ -992,6 +992,16 @@ mod tests {
         }
     }
 
+    fn offer() -> Reply {
+        Reply {
+            message_type: DhcpMessageType::Offer,
+            your_ip: Ipv4Address::new(192, 0, 2, 2),
+            lease: true,
+            options: true,
+            dest: Dest::Broadcast,
+        }
+    }
+
     /// Random message sequences from 40 clients against an 11-address pool (the server's own
     /// address is in it) and a 16-entry table: each address is in at most one entry, every
     /// entry's address is in the pool, a client has at most one entry besides declines, and
@@ -1090,13 +1100,7 @@ mod tests {
         let mut config = DhcpServerConfig::new(pool.start, pool.end);
         config.lease_duration = Duration::from_secs(1001);
         let req = request(DhcpMessageType::Discover, 1);
-        let reply = Reply {
-            message_type: DhcpMessageType::Offer,
-            your_ip: Ipv4Address::new(192, 0, 2, 2),
-            lease: true,
-            options: true,
-            dest: Dest::Broadcast,
-        };
+        let reply = offer();
         let mut buf = [0u8; MAX_REPLY];
         let len = emit(&config, &pool, &req, &reply, &mut buf).unwrap();
         assert_eq!(len, MIN_REPLY);
@@ -1133,13 +1137,7 @@ mod tests {
         let mut extra = reply_len(&config, 0);
         assert_eq!(validate(&config, pool.cidr), Ok(()));
         let req = request(DhcpMessageType::Discover, 1);
-        let reply = Reply {
-            message_type: DhcpMessageType::Offer,
-            your_ip: Ipv4Address::new(192, 0, 2, 2),
-            lease: true,
-            options: true,
-            dest: Dest::Broadcast,
-        };
+        let reply = offer();
         let mut buf = [0u8; MAX_REPLY];
         let len = emit(&config, &pool, &req, &reply, &mut buf).unwrap();
         extra += 2 + 240 + 2 + 5;
