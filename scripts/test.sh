@@ -44,5 +44,6 @@ step "interop tests against Linux (network namespaces)"
 ./scripts/interop.sh
 
 step "firmware in QEMU: the LAN9118 driver on target, then the qemu-mps2 firmware scenarios"
+(cd examples/qemu-mps2 && cargo fmt -- --check && cargo clippy -q --release -- -D warnings)
 ./crates/ferronet-lan9118/qemu-check/run.sh
 ./scripts/qemu-test.sh

@@ -887,3 +887,173 @@ fn dhcp_server_serves_linux_clients_on_a_bridge() {
     stop.store(true, Ordering::Relaxed);
     server.join().expect("server thread");
 }
+
+/// A driver wrapper that keeps a copy of every frame the stack sends.
+struct Recorder<D> {
+    inner: D,
+    sent: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+struct RecordingTx<T> {
+    inner: T,
+    sent: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl<T: TxToken> TxToken for RecordingTx<T> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let sent = self.sent;
+        self.inner.consume(len, |buf| {
+            let r = f(buf);
+            sent.lock().expect("recorder lock").push(buf.to_vec());
+            r
+        })
+    }
+}
+
+impl<D: Driver> Driver for Recorder<D> {
+    type RxToken<'a>
+        = D::RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = RecordingTx<D::TxToken<'a>>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, cx: &mut Context) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let sent = self.sent.clone();
+        self.inner
+            .receive(cx)
+            .map(|(rx, tx)| (rx, RecordingTx { inner: tx, sent }))
+    }
+
+    fn transmit(&mut self, cx: &mut Context) -> Option<Self::TxToken<'_>> {
+        let sent = self.sent.clone();
+        self.inner
+            .transmit(cx)
+            .map(|tx| RecordingTx { inner: tx, sent })
+    }
+
+    fn link_state(&mut self, cx: &mut Context) -> LinkState {
+        self.inner.link_state(cx)
+    }
+
+    fn capabilities(&self) -> embassy_net_driver::Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn hardware_address(&self) -> HardwareAddress {
+        self.inner.hardware_address()
+    }
+}
+
+/// (sequence number, payload length, flags) of every TCP segment from `port` in `frames`
+/// (Ethernet, IPv4).
+fn tcp_segments_from(frames: &[Vec<u8>], port: u16) -> Vec<(u32, usize, u8)> {
+    frames
+        .iter()
+        .filter(|f| f.len() >= 54 && f[12..14] == [0x08, 0x00] && f[23] == 6)
+        .filter_map(|f| {
+            let ihl = usize::from(f[14] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+            let tcp = f.get(14 + ihl..14 + total)?;
+            (u16::from_be_bytes([tcp[0], tcp[1]]) == port).then(|| {
+                let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+                let data_off = usize::from(tcp[12] >> 4) * 4;
+                (seq, tcp.len() - data_off, tcp[13])
+            })
+        })
+        .collect()
+}
+
+/// A server that switches keep-alive on right after `accept` (picoserve does) sends Linux no
+/// keep-alive probe before the interval has passed. smoltcp alone probes at once, and Linux
+/// then delays its ACK of the response by about 40 ms (issue 13).
+#[test]
+fn keep_alive_after_accept_sends_linux_no_early_probe() {
+    if !run_in_netns("keep_alive_after_accept_sends_linux_no_early_probe") {
+        return;
+    }
+    let tap = TapDevice::open("tap0").expect("open tap0");
+    ip("addr add 192.0.2.1/24 dev tap0");
+    ip("link set tap0 up");
+    let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let driver = Recorder {
+        inner: tap,
+        sent: sent.clone(),
+    };
+    const RESPONSE_LEN: usize = 64 * 1024;
+    let server = std::thread::spawn(move || {
+        let (stack, mut runner) =
+            ferronet::new(driver, v4_config(2), leak(StackResources::<2>::new()), 9);
+        let app = async move {
+            let (mut rx, mut tx) = ([0u8; 4096], [0u8; 8192]);
+            let mut s = TcpSocket::new(stack, &mut rx, &mut tx);
+            s.accept(80).await.expect("accept");
+            s.set_keep_alive(Some(embassy_time::Duration::from_secs(30)));
+            let mut req = [0u8; 4];
+            embedded_io_async::Read::read_exact(&mut s, &mut req)
+                .await
+                .expect("request");
+            assert_eq!(&req, b"GET\n");
+            let body = [b'x'; RESPONSE_LEN];
+            embedded_io_async::Write::write_all(&mut s, &body)
+                .await
+                .expect("response");
+            s.flush().await.expect("flush");
+            s.close();
+            let _ = s.flush().await;
+        };
+        block_on_with(
+            runner.run(),
+            embassy_time::with_timeout(embassy_time::Duration::from_secs(30), app),
+        )
+        .expect("the server did not finish within 30 s");
+    });
+    let remote: SocketAddr = (Ipv4Addr::new(192, 0, 2, 2), 80).into();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        match TcpStream::connect_timeout(&remote, Duration::from_secs(2)) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("connect {remote}: {e}, retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("connect {remote}: {e}"),
+        }
+    };
+    // A client that takes a moment before its request: smoltcp alone would probe meanwhile.
+    std::thread::sleep(Duration::from_millis(200));
+    stream.write_all(b"GET\n").expect("send the request");
+    let mut body = Vec::new();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    stream.read_to_end(&mut body).expect("read the response");
+    assert_eq!(body.len(), RESPONSE_LEN);
+    assert!(body.iter().all(|&b| b == b'x'));
+    server.join().expect("server");
+
+    // No segment from the server re-sent the byte before its send sequence (a keep-alive
+    // probe); every data segment is new data.
+    let segments = tcp_segments_from(&sent.lock().expect("recorder lock"), 80);
+    assert!(segments.len() > 10, "{segments:?}");
+    let mut next: Option<u32> = None;
+    for &(seq, len, flags) in &segments {
+        if let Some(n) = next {
+            assert!(
+                !(seq == n.wrapping_sub(1) && len <= 1),
+                "keep-alive probe (seq {seq}, {len} bytes, flags {flags:#x}) in {segments:?}"
+            );
+        }
+        let syn_fin = u32::from(flags & 0x03 != 0);
+        let end = seq.wrapping_add(len as u32 + syn_fin);
+        next = Some(next.map_or(end, |n| {
+            if end.wrapping_sub(n) as i32 > 0 {
+                end
+            } else {
+                n
+            }
+        }));
+    }
+}

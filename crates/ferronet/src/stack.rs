@@ -109,6 +109,10 @@ impl core::error::Error for SocketTableFull {}
 #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
 pub(crate) struct SlotMeta {
     flags: u8,
+    /// The interface lost the connection's local address (set by the configuration change
+    /// that removed it; smoltcp then drops the connection without a word).
+    #[cfg(feature = "tcp")]
+    pub(crate) address_lost: bool,
     /// A keep-alive interval held back from smoltcp until it is due.
     #[cfg(feature = "tcp")]
     pub(crate) keep_alive: crate::tcp::keep_alive::KeepAliveHold,
@@ -176,6 +180,8 @@ impl SlotMeta {
     const EMPTY: Self = Self {
         flags: 0,
         #[cfg(feature = "tcp")]
+        address_lost: false,
+        #[cfg(feature = "tcp")]
         keep_alive: crate::tcp::keep_alive::KeepAliveHold::NONE,
     };
 
@@ -184,6 +190,7 @@ impl SlotMeta {
     #[cfg(feature = "tcp")]
     pub(crate) fn begin_connection(&mut self) {
         self.flags = (self.flags & !(CLOSED | ABORTED | TIMED_OUT | DATA_LOST)) | USED;
+        self.address_lost = false;
     }
 }
 
@@ -820,6 +827,8 @@ impl Inner {
         // Only touch the addresses when they change: smoltcp flushes its neighbor cache on
         // every update.
         if self.iface.ip_addrs() != addrs.as_slice() {
+            #[cfg(feature = "tcp")]
+            crate::tcp::mark_lost_addresses(&self.sockets, self.slots, &addrs);
             self.iface.update_ip_addrs(|a| *a = addrs);
         }
 

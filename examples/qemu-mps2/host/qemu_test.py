@@ -48,6 +48,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+def die_with_parent():
+    """In the child before exec: be killed when this script dies, however it dies (Linux
+    prctl PR_SET_PDEATHSIG; kept across the exec of `ip netns exec` and of QEMU)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        pass  # not Linux: the finally blocks still kill QEMU on every ordinary exit
+
+
 class Qemu:
     """One QEMU process running the firmware; its semihosting output collected line by line."""
 
@@ -63,7 +73,7 @@ class Qemu:
         self.lines = []
         self.cond = threading.Condition()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -431,6 +441,10 @@ def s_tap(elf, tmp, rng):
     why = tap_available()
     if why:
         return ROOT_SKIP + " (" + why + ")"
+    # Namespaces left by an earlier run that was killed outright (its process is gone).
+    for name in sh("ip", "netns", "list").split():
+        if re.fullmatch(r"fnqemu-\d+", name) and not os.path.exists("/proc/" + name[7:]):
+            subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL)
     ns = "fnqemu-%d" % os.getpid()
     procs = []
     q = None
