@@ -621,7 +621,12 @@ impl Table {
                         }
                         return None;
                     }
-                    return match (own, own_lease, req.requested_ip) {
+                    // Option 50 is a MUST here; a client that sends `ciaddr` instead is
+                    // taken at its word.
+                    let requested = req
+                        .requested_ip
+                        .or(Some(ciaddr).filter(|a| !a.is_unspecified()));
+                    return match (own, own_lease, requested) {
                         (Some(i), Some(l), Some(r))
                             if l.address == r
                                 && pool.contains(r)
