@@ -53,6 +53,8 @@ pub use smoltcp::wire::{Ieee802154Address, Ieee802154Frame};
 pub use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 #[cfg(feature = "proto-ipv6")]
 pub use smoltcp::wire::{Ipv6Address, Ipv6Cidr};
+#[cfg(feature = "dhcpv4")]
+pub use stack::DHCP_RECONFIRM_TIMEOUT;
 pub use stack::{NewStackError, SocketTableFull, Stack, StackResources};
 #[cfg(feature = "counters")]
 pub use stats::Counters;

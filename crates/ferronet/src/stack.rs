@@ -290,6 +290,11 @@ pub(crate) struct Inner {
     dhcp_handle: SocketHandle,
     #[cfg(feature = "dhcpv4")]
     dhcp_on: bool,
+    /// After a link-up with a lease held: the lease is kept while the DHCP client asks again,
+    /// until this time (embassy-time milliseconds, wrapping; 0: not waiting). See
+    /// [`Inner::dhcp_link_changed`].
+    #[cfg(feature = "dhcpv4")]
+    dhcp_reconfirm_until: u32,
     #[cfg(feature = "dhcpv4-hostname")]
     hostname: *mut HostnameStore,
     /// IPv6 is configured by SLAAC.
@@ -299,6 +304,13 @@ pub(crate) struct Inner {
     #[cfg(feature = "dhcpv4-server")]
     pub(crate) dhcp_server: crate::dhcp_server::Server,
 }
+
+/// How long a DHCP lease held when the link comes back is kept while the DHCP client asks the
+/// server again (six DISCOVERs at smoltcp's default retry interval of 10 s; RFC 2131 3.7 lets
+/// a client keep using an unexpired lease meanwhile). Checked when the DHCP client wakes the stack,
+/// so it may take up to its retry interval longer.
+#[cfg(feature = "dhcpv4")]
+pub const DHCP_RECONFIRM_TIMEOUT: embassy_time::Duration = embassy_time::Duration::from_secs(60);
 
 /// Network stack handle.
 ///
@@ -471,6 +483,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         dhcp_handle: SocketHandle::default(),
         #[cfg(feature = "dhcpv4")]
         dhcp_on: false,
+        #[cfg(feature = "dhcpv4")]
+        dhcp_reconfirm_until: 0,
         #[cfg(feature = "dhcpv4-hostname")]
         hostname,
         #[cfg(feature = "slaac")]
@@ -706,6 +720,7 @@ impl Inner {
             None => {
                 if let Some(h) = self.dhcp_socket() {
                     self.dhcp_on = false;
+                    self.dhcp_reconfirm_until = 0;
                     self.remove_socket(h);
                 }
             }
@@ -723,6 +738,7 @@ impl Inner {
                 let h = self.add_socket(dhcpv4::Socket::new())?;
                 self.dhcp_handle = h;
                 self.dhcp_on = true;
+                self.dhcp_reconfirm_until = 0;
                 h
             }
         };
@@ -863,21 +879,29 @@ impl Inner {
         Ipv6Cidr::from_link_prefix(&ll_prefix, self.hardware_address()).map(IpCidr::Ipv6)
     }
 
-    /// The link went up or down: restart the DHCP client, and drop the lease when the link is
-    /// gone. Returns whether the configuration changed.
+    /// The link went up or down. A lease survives a link-down (a pulled cable, a Wi-Fi
+    /// reconnect), so that open connections survive a short outage, as with lwIP. On link-up
+    /// the DHCP client starts afresh (one DISCOVER) to learn whether the lease still holds:
+    /// the lease is kept meanwhile, replaced by what the server answers (usually the same
+    /// address: nothing changes) or dropped after [`DHCP_RECONFIRM_TIMEOUT`] without an
+    /// answer. A lease that expires while the link is down is dropped when it expires.
+    /// Returns whether the configuration changed.
     #[cfg(feature = "dhcpv4")]
     pub(crate) fn dhcp_link_changed(&mut self) -> bool {
         let Some(h) = self.dhcp_socket() else {
             return false;
         };
+        if !self.link_up {
+            return false;
+        }
+        if self.static_v4.is_some() {
+            let until = embassy_time::Instant::now() + DHCP_RECONFIRM_TIMEOUT;
+            self.dhcp_reconfirm_until = (until.as_millis() as u32).max(1);
+            info!("DHCP: link up, confirming the lease");
+        }
         self.sockets
             .get_mut::<smoltcp::socket::dhcpv4::Socket>(h)
             .reset();
-        if !self.link_up && self.static_v4.is_some() {
-            info!("DHCP: link down, lease dropped");
-            self.static_v4 = None;
-            return true;
-        }
         false
     }
 
@@ -893,8 +917,22 @@ impl Inner {
             .get_mut::<smoltcp::socket::dhcpv4::Socket>(h)
             .poll()
         {
-            None => false,
+            None => {
+                let waited = self.dhcp_reconfirm_until != 0
+                    && (embassy_time::Instant::now().as_millis() as u32)
+                        .wrapping_sub(self.dhcp_reconfirm_until) as i32
+                        >= 0;
+                if waited {
+                    info!("DHCP: no answer after the link came back, lease dropped");
+                    self.dhcp_reconfirm_until = 0;
+                    self.static_v4 = None;
+                }
+                waited
+            }
+            // The restart after a link-up withdraws the lease being confirmed: keep it.
+            Some(Event::Deconfigured) if self.dhcp_reconfirm_until != 0 => false,
             Some(Event::Configured(c)) => {
+                self.dhcp_reconfirm_until = 0;
                 info!("DHCP: configured {}", c.address);
                 let mut dns_servers = heapless::Vec::new();
                 for s in c.dns_servers.iter().take(3) {
