@@ -74,6 +74,8 @@ struct Msg {
     broadcast: bool,
     requested: Option<Ipv4Address>,
     server_id: Option<Ipv4Address>,
+    /// Broadcast even with `ciaddr` set (REBINDING).
+    rebind: bool,
 }
 
 impl Msg {
@@ -86,6 +88,7 @@ impl Msg {
             broadcast: true,
             requested: None,
             server_id: None,
+            rebind: false,
         }
     }
 }
@@ -124,7 +127,7 @@ fn send(peer: &Peer, m: Msg) {
     let mut payload = vec![0u8; repr.buffer_len().max(300)];
     repr.emit(&mut DhcpPacket::new_unchecked(&mut payload[..]))
         .unwrap();
-    let (dst_mac, dst) = if m.ciaddr.is_unspecified() {
+    let (dst_mac, dst) = if m.ciaddr.is_unspecified() || m.rebind {
         (EthernetAddress::BROADCAST, Ipv4Address::BROADCAST)
     } else {
         (SERVER_MAC, SERVER)
@@ -301,6 +304,17 @@ fn eight_clients_distinct_addresses_renew_release_and_a_full_pool() {
     assert_eq!(after.state, LeaseState::Bound);
     assert_eq!(after.expires_at, ack.time + LEASE);
     assert!(after.expires_at > before);
+
+    // Rebinding (T2 passed, REQUEST broadcast with ciaddr): ACK to ciaddr, lease extended.
+    ex.run_for(Duration::from_secs(1000));
+    let mut rebind = Msg::new(DhcpMessageType::Request, 0, 0x2001);
+    rebind.ciaddr = addrs[0];
+    rebind.broadcast = false;
+    rebind.rebind = true;
+    let ack = exchange(&ex, &peer, rebind);
+    assert_eq!(ack.message_type, DhcpMessageType::Ack);
+    assert_eq!((ack.dst_ip, yiaddr(&peer, &ack)), (addrs[0], addrs[0]));
+    assert_eq!(lease_of(stack, 0).unwrap().expires_at, ack.time + LEASE);
 
     // Release frees the address at once: the ninth client gets exactly that one.
     let mut release = Msg::new(DhcpMessageType::Release, 3, 0x3000);
