@@ -14,6 +14,8 @@ compile_error!("ferronet: the features defmt and log are mutually exclusive");
 mod fmt;
 
 pub mod config;
+#[cfg(feature = "dhcpv4-server")]
+pub mod dhcp_server;
 #[cfg(feature = "dns")]
 pub mod dns;
 mod driver_adapter;

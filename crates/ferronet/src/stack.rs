@@ -44,6 +44,8 @@ pub struct StackResources<const SOCK: usize> {
     queries: MaybeUninit<[Option<smoltcp::socket::dns::DnsQuery>; crate::dns::MAX_QUERIES]>,
     #[cfg(feature = "dhcpv4-hostname")]
     hostname: MaybeUninit<HostnameStore>,
+    #[cfg(feature = "dhcpv4-server")]
+    dhcp_server: MaybeUninit<crate::dhcp_server::Buffers>,
 }
 
 /// Where the DHCP hostname option and its bytes live while the DHCP socket refers to them.
@@ -64,6 +66,8 @@ impl<const SOCK: usize> StackResources<SOCK> {
             queries: MaybeUninit::uninit(),
             #[cfg(feature = "dhcpv4-hostname")]
             hostname: MaybeUninit::uninit(),
+            #[cfg(feature = "dhcpv4-server")]
+            dhcp_server: MaybeUninit::uninit(),
         }
     }
 }
@@ -299,6 +303,9 @@ pub(crate) struct Inner {
     /// IPv6 is configured by SLAAC.
     #[cfg(feature = "slaac")]
     pub(crate) slaac: bool,
+    /// The DHCPv4 server.
+    #[cfg(feature = "dhcpv4-server")]
+    pub(crate) dhcp_server: crate::dhcp_server::Server,
 }
 
 /// How long a DHCP lease held when the link comes back is kept while the DHCP client asks the
@@ -424,6 +431,10 @@ pub(crate) fn init<'d, const SOCK: usize>(
     #[cfg(feature = "dns")]
     let queries: &'static mut [Option<smoltcp::socket::dns::DnsQuery>] =
         unsafe { core::mem::transmute(queries) };
+    #[cfg(feature = "dhcpv4-server")]
+    let dhcp_server_buffers: *mut crate::dhcp_server::Buffers = resources
+        .dhcp_server
+        .write(crate::dhcp_server::Buffers::new());
     #[cfg(feature = "dhcpv4-hostname")]
     let hostname: *mut HostnameStore = resources.hostname.write(HostnameStore {
         data: [0; crate::config::MAX_HOSTNAME_LEN],
@@ -483,6 +494,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         hostname,
         #[cfg(feature = "slaac")]
         slaac: false,
+        #[cfg(feature = "dhcpv4-server")]
+        dhcp_server: crate::dhcp_server::Server::new(dhcp_server_buffers),
     };
     Ok(resources.shared.write(Shared {
         inner: RefCell::new(inner),
@@ -529,6 +542,17 @@ impl Inner {
     #[inline]
     pub(crate) fn dns_socket() -> SocketHandle {
         SocketHandle::default()
+    }
+
+    /// The static IPv4 address the DHCP server serves from: none while IPv4 is unconfigured
+    /// or configured by the DHCP client.
+    #[cfg(feature = "dhcpv4-server")]
+    pub(crate) fn dhcp_server_cidr(&self) -> Option<smoltcp::wire::Ipv4Cidr> {
+        #[cfg(feature = "dhcpv4")]
+        if self.dhcp_on {
+            return None;
+        }
+        self.static_v4.as_ref().map(|c| c.address)
     }
 
     /// The DHCP client socket, while IPv4 is configured by DHCP.
@@ -1107,6 +1131,63 @@ impl<'d> Stack<'d> {
     #[cfg(feature = "multicast")]
     pub fn has_multicast_group(&self, addr: impl Into<IpAddress>) -> bool {
         self.with(|i| i.iface.has_multicast_group(addr))
+    }
+
+    /// Start the DHCPv4 server (cargo feature `dhcpv4-server`; see
+    /// [`dhcp_server`](crate::dhcp_server)), or give the running one a new configuration.
+    ///
+    /// The stack must have a static IPv4 address: it is the server's address, and its subnet
+    /// is the one served. The server runs inside the [`Runner`](crate::Runner) and takes one
+    /// slot of the [`StackResources`] (a UDP socket on port 67). A new configuration keeps
+    /// the leases whose address is still in the pool.
+    ///
+    /// If the static address is later changed to one whose subnet does not hold the pool, the
+    /// server answers nothing until it is started again with a pool that fits.
+    #[cfg(feature = "dhcpv4-server")]
+    pub fn start_dhcp_server(
+        &self,
+        config: crate::dhcp_server::DhcpServerConfig,
+    ) -> Result<(), crate::dhcp_server::DhcpServerError> {
+        self.with_mut(|i| {
+            let cidr = i
+                .dhcp_server_cidr()
+                .ok_or(crate::dhcp_server::DhcpServerError::NoStaticAddress)?;
+            crate::dhcp_server::start(i, config, cidr)
+        })
+    }
+
+    /// Stop the DHCPv4 server and free its socket slot. The lease table is kept for the next
+    /// [`start_dhcp_server`](Self::start_dhcp_server).
+    #[cfg(feature = "dhcpv4-server")]
+    pub fn stop_dhcp_server(&self) {
+        self.with_mut(crate::dhcp_server::stop)
+    }
+
+    /// Whether the DHCPv4 server runs.
+    #[cfg(feature = "dhcpv4-server")]
+    pub fn is_dhcp_server_running(&self) -> bool {
+        self.with(|i| i.dhcp_server.is_on())
+    }
+
+    /// A copy of the DHCPv4 server's lease table, with each entry's state as of now (offers
+    /// and leases past their end show as [`LeaseState::Free`](crate::dhcp_server::LeaseState),
+    /// declines past theirs are left out).
+    #[cfg(feature = "dhcpv4-server")]
+    pub fn dhcp_leases(
+        &self,
+    ) -> heapless::Vec<crate::dhcp_server::DhcpLease, { crate::dhcp_server::MAX_LEASES }> {
+        self.with(|i| i.dhcp_server.leases(embassy_time::Instant::now()))
+    }
+
+    /// Remove the lease table entry for `address` (whatever its state) and return it: the
+    /// address is free for anyone at once. A client that still uses it will be NAKed when it
+    /// renews only if another client got the address meanwhile.
+    #[cfg(feature = "dhcpv4-server")]
+    pub fn remove_dhcp_lease(
+        &self,
+        address: smoltcp::wire::Ipv4Address,
+    ) -> Option<crate::dhcp_server::DhcpLease> {
+        self.with_mut(|i| i.dhcp_server.remove_lease(address))
     }
 
     /// The stack's counters (polls, frames in and out, ...); cargo feature `counters`.
