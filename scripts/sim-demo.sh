@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-exec cargo run --release -q -p ferronet-examples --bin sim-demo -- "$@"
+# ferronet-sim's example: it runs on the simulator's virtual clock (see its header).
+exec cargo run --release -q -p ferronet-sim --example sim-demo -- "$@"

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
 # Every ferronet feature but the loggers (defmt and log exclude each other).
-ALL_FEATURES="tcp,udp,raw,icmp,auto-icmp-echo-reply,dns,mdns,mdns-responder,dhcpv4,dhcpv4-hostname,proto-ipv4,proto-ipv6,slaac,medium-ethernet,medium-ip,medium-ieee802154,multicast,igmp,counters"
+ALL_FEATURES="tcp,udp,raw,icmp,auto-icmp-echo-reply,dns,mdns,mdns-responder,dhcpv4,dhcpv4-hostname,proto-ipv4,proto-ipv6,slaac,medium-ethernet,medium-ip,medium-ieee802154,multicast,igmp,counters,dhcpv4-server"
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -39,6 +39,12 @@ cargo test -q -p ferronet --no-default-features --features tcp,proto-ipv4,medium
 
 # IPv4 fragmentation and reassembly (a cargo feature of the tests crate).
 cargo test -q -p ferronet-integration --test mtu --features ipv4-fragmentation
+
+step "host examples (examples/std, a workspace of its own): fmt, clippy, tests"
+cargo fmt --manifest-path examples/std/Cargo.toml -- --check
+cargo clippy -q --manifest-path examples/std/Cargo.toml --all-targets -- -D warnings
+cargo clippy -q --manifest-path examples/std/Cargo.toml --all-targets --features ipv4-fragmentation -- -D warnings
+cargo test -q --manifest-path examples/std/Cargo.toml
 
 step "interop tests against Linux (network namespaces)"
 ./scripts/interop.sh

@@ -24,7 +24,8 @@ done
 
 PREFIX="fnet-$$"
 T=$(mktemp -d /tmp/fnet-throughput.XXXXXX)
-BIN="$PWD/target/release"
+# The examples are a workspace of their own (examples/std/Cargo.toml says why).
+BIN="$PWD/examples/std/target/release"
 NETPEER="$PWD/scripts/netpeer.py"
 
 ns_del() {
@@ -74,7 +75,7 @@ median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else print a
 rates() { grep -o '([0-9.]* MB/s)' "$1" | tr -d '(' | awk '{printf "%.1f\n", $1}'; }
 
 echo "throughput: building the examples" >&2
-cargo build --release -q -p ferronet-examples || exit 1
+cargo build --release -q --manifest-path examples/std/Cargo.toml || exit 1
 
 NS="$PREFIX-tap"
 ip netns add "$NS" && ip -n "$NS" link set lo up &&

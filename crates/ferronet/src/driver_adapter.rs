@@ -29,6 +29,9 @@ pub(crate) struct DriverAdapter<'d, 'c, T: Driver> {
     /// Watches neighbor solicitations and answers (Ethernet medium only).
     #[cfg(feature = "medium-ethernet")]
     pub guard: Option<&'d NeighborGuard>,
+    /// Checks TCP resets against what was acknowledged.
+    #[cfg(feature = "tcp")]
+    pub rst: &'d crate::rst_guard::RstGuard,
     /// IPv4 fragments still to be sent, and the transmit token of the current egress pass.
     #[cfg(feature = "proto-ipv4-fragmentation")]
     pub frag: FragGate,
@@ -134,12 +137,16 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
                 filter: self.filter,
                 #[cfg(feature = "medium-ethernet")]
                 guard: self.guard,
+                #[cfg(feature = "tcp")]
+                rst: self.rst,
             },
             TxTokenAdapter {
                 token: tx,
                 counters: &mut *self.counters,
                 #[cfg(feature = "medium-ethernet")]
                 guard: self.guard,
+                #[cfg(feature = "tcp")]
+                rst: (self.filter.framing(), self.rst),
                 #[cfg(feature = "proto-ipv4-fragmentation")]
                 frag: (&mut self.frag, false),
             },
@@ -157,6 +164,8 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
                 counters: &mut *self.counters,
                 #[cfg(feature = "medium-ethernet")]
                 guard: self.guard,
+                #[cfg(feature = "tcp")]
+                rst: (self.filter.framing(), self.rst),
                 #[cfg(feature = "proto-ipv4-fragmentation")]
                 frag: (&mut self.frag, true),
             }),
@@ -218,6 +227,8 @@ pub(crate) struct RxTokenAdapter<'a, T: RxToken> {
     filter: &'a SourceFilter,
     #[cfg(feature = "medium-ethernet")]
     guard: Option<&'a NeighborGuard>,
+    #[cfg(feature = "tcp")]
+    rst: &'a crate::rst_guard::RstGuard,
 }
 
 impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
@@ -230,6 +241,13 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
             if self.filter.rejects(buf) {
                 debug!("dropped a packet from an impossible source address");
                 // smoltcp discards an empty frame as malformed.
+                return f(&[]);
+            }
+            #[cfg(feature = "tcp")]
+            if let Some(ip) = self.filter.framing().ip_packet(buf)
+                && self.rst.rejects(ip)
+            {
+                debug!("dropped an RST whose sequence number is not the one expected");
                 return f(&[]);
             }
             #[cfg(feature = "medium-ethernet")]
@@ -246,6 +264,8 @@ pub(crate) struct TxTokenAdapter<'a, T: TxToken> {
     counters: &'a mut CounterStore,
     #[cfg(feature = "medium-ethernet")]
     guard: Option<&'a NeighborGuard>,
+    #[cfg(feature = "tcp")]
+    rst: (crate::ingress::Framing, &'a crate::rst_guard::RstGuard),
     /// The fragment gate, and whether the token came from `transmit` (through the gate).
     #[cfg(feature = "proto-ipv4-fragmentation")]
     frag: (&'a mut FragGate, bool),
@@ -259,6 +279,8 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
         self.counters.tx_frame();
         #[cfg(feature = "medium-ethernet")]
         let guard = self.guard;
+        #[cfg(feature = "tcp")]
+        let (framing, rst) = self.rst;
         #[cfg(feature = "proto-ipv4-fragmentation")]
         let (frag, gated) = self.frag;
         self.token.consume(len, |buf| {
@@ -267,6 +289,10 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
             #[cfg(feature = "medium-ethernet")]
             if let Some(g) = guard {
                 g.on_transmit(buf);
+            }
+            #[cfg(feature = "tcp")]
+            if let Some(ip) = framing.ip_packet(buf) {
+                rst.on_transmit(ip);
             }
             #[cfg(feature = "proto-ipv4-fragmentation")]
             frag.sent(buf, gated);

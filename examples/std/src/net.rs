@@ -1,104 +1,85 @@
-//! The interface and addressing options shared by the examples, and [`run`], which opens the
-//! device, starts a ferronet stack on it and runs the program's body once the link and the
-//! IP configuration are up.
+//! The interface and addressing options shared by the programs ([`NetArgs`]), and [`start`],
+//! which opens the device, starts a ferronet stack on it in a runner task and waits until the
+//! link and the IP configuration are up; plus small helpers the programs share.
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Context;
 
+use embassy_executor::Spawner;
+use embassy_futures::select::select;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::signal::Signal;
 use embassy_time::{Duration, Timer, with_timeout};
 use ferronet::dns::DnsQueryType;
-use ferronet::driver::Driver;
+use ferronet::driver::{Capabilities, Driver, HardwareAddress, LinkState};
 use ferronet::{
-    Config, ConfigV6, DhcpConfig, IpAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr, Stack,
-    StackResources, StaticConfigV4, StaticConfigV6,
+    Config, ConfigV6, DhcpConfig, IpAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr, Runner,
+    Stack, StackResources, StaticConfigV4, StaticConfigV6,
 };
 use ferronet_sim::capture::CaptureDriver;
-use ferronet_tuntap::{Kind, TapDevice, TunDevice};
+use ferronet_tuntap::{TapDevice, TunDevice, TunTapRxToken, TunTapTxToken};
+use static_cell::StaticCell;
 
-use crate::cli::{Failure, Parser};
-use crate::exec::block_on_with;
+use crate::app::Failure;
 
-/// Sockets the stack has room for (the examples use at most 8 TCP sockets, plus DNS and DHCP).
+/// Sockets the stack has room for (the programs use at most 8 TCP sockets, plus DNS and DHCP).
 pub const SOCKETS: usize = 16;
 
-/// `--help` text of the shared options.
-pub const NET_HELP: &str = "\
-Interface and addressing:
-  --tap NAME      run on the TAP interface NAME (Ethernet frames)
-  --tun NAME      run on the TUN interface NAME (bare IP packets)
-  --create        create the interface if it does not exist (needs CAP_NET_ADMIN; it is
-                  deleted again when the program exits, and starts down)
-  --ip CIDR       static address, IPv4 or IPv6: 192.0.2.2/24, 2001:db8::2/64 (once per family)
-  --gw ADDR       default gateway, IPv4 or IPv6 (once per family)
-  --dns ADDR      DNS server, IPv4 or IPv6 (up to 3 per family)
-  --dhcp          get the IPv4 address, gateway and DNS servers by DHCP (TAP only)
-  --slaac         get the IPv6 address and gateway from router advertisements (SLAAC,
-                  TAP only); prints `ipv6 link-local: ADDR/64` and, once a router has
-                  answered, `ipv6: ADDR/LEN` on stderr
-  --mac MAC       the stack's MAC address on a TAP (default: the interface's with the last
-                  bit flipped, locally administered)
-  --mtu N         set the interface's MTU first
-  --pcap FILE     record every frame received and sent to FILE (pcap, for Wireshark)
-  --wait SECS     how long to wait for the link and the IP configuration (default 10)
-  --seed N        random seed (default: from the clock)";
-
-/// The shared options; fill with [`NetArgs::accept`].
-#[derive(Debug)]
+/// The interface and addressing options, for `#[command(flatten)]`.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Interface and addressing")]
 pub struct NetArgs {
-    /// `--tap NAME` or `--tun NAME`.
-    pub device: Option<(Kind, String)>,
-    /// `--create`.
+    /// Run on the TAP interface NAME (Ethernet frames)
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "tun",
+        required_unless_present = "tun"
+    )]
+    pub tap: Option<String>,
+    /// Run on the TUN interface NAME (bare IP packets)
+    #[arg(long, value_name = "NAME")]
+    pub tun: Option<String>,
+    /// Create the interface if it does not exist (needs CAP_NET_ADMIN; it is deleted again
+    /// when the program exits, and starts down)
+    #[arg(long)]
     pub create: bool,
-    /// `--ip` (IPv4).
-    pub ipv4: Option<Ipv4Cidr>,
-    /// `--ip` (IPv6).
-    pub ipv6: Option<Ipv6Cidr>,
-    /// `--gw` (IPv4).
-    pub gateway4: Option<Ipv4Address>,
-    /// `--gw` (IPv6).
-    pub gateway6: Option<Ipv6Address>,
-    /// `--dns` (IPv4).
-    pub dns4: heapless::Vec<Ipv4Address, 3>,
-    /// `--dns` (IPv6).
-    pub dns6: heapless::Vec<Ipv6Address, 3>,
-    /// `--dhcp`.
+    /// Static address, IPv4 or IPv6: 192.0.2.2/24, 2001:db8::2/64 (once per family)
+    #[arg(long = "ip", value_name = "CIDR", value_parser = parse_cidr)]
+    pub ip: Vec<(IpAddr, u8)>,
+    /// Default gateway, IPv4 or IPv6 (once per family)
+    #[arg(long = "gw", value_name = "ADDR")]
+    pub gw: Vec<IpAddr>,
+    /// DNS server, IPv4 or IPv6 (up to 3 per family)
+    #[arg(long = "dns", value_name = "ADDR")]
+    pub dns: Vec<IpAddr>,
+    /// Get the IPv4 address, gateway and DNS servers by DHCP (TAP only)
+    #[arg(long, conflicts_with = "tun")]
     pub dhcp: bool,
-    /// `--slaac`.
+    /// Get the IPv6 address and gateway from router advertisements (SLAAC, TAP only); prints
+    /// `ipv6 link-local: ADDR/64` and, once a router has answered, `ipv6: ADDR/LEN` on stderr
+    #[arg(long, conflicts_with = "tun")]
     pub slaac: bool,
-    /// `--mac`.
+    /// The stack's MAC address on a TAP (default: the interface's with the last bit flipped,
+    /// locally administered)
+    #[arg(long, value_name = "MAC", value_parser = parse_mac, conflicts_with = "tun")]
     pub mac: Option<[u8; 6]>,
-    /// `--mtu`.
+    /// Set the interface's MTU first
+    #[arg(long, value_name = "N")]
     pub mtu: Option<usize>,
-    /// `--pcap`.
+    /// Record every frame received and sent to FILE (pcap, for Wireshark)
+    #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
-    /// `--wait`.
-    pub wait: Duration,
-    /// `--seed`.
+    /// How long to wait for the link and the IP configuration
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub wait: u64,
+    /// Random seed (default: from the clock)
+    #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-}
-
-impl Default for NetArgs {
-    fn default() -> Self {
-        Self {
-            device: None,
-            create: false,
-            ipv4: None,
-            ipv6: None,
-            gateway4: None,
-            gateway6: None,
-            dns4: heapless::Vec::new(),
-            dns6: heapless::Vec::new(),
-            dhcp: false,
-            slaac: false,
-            mac: None,
-            mtu: None,
-            pcap: None,
-            wait: Duration::from_secs(10),
-            seed: None,
-        }
-    }
 }
 
 /// Parses `ADDR/LEN`.
@@ -114,105 +95,187 @@ pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
     }
 }
 
-impl NetArgs {
-    /// Takes `flag` (and its value) if it is a shared option; returns whether it was.
-    pub fn accept(&mut self, flag: &str, p: &mut Parser) -> Result<bool, Failure> {
-        match flag {
-            "tap" | "tun" => {
-                if self.device.is_some() {
-                    return Err(Failure::usage("give only one of --tap and --tun"));
-                }
-                let kind = if flag == "tap" { Kind::Tap } else { Kind::Tun };
-                self.device = Some((kind, p.value(flag)?));
-            }
-            "create" => self.create = true,
-            "ip" => {
-                let value = p.value(flag)?;
-                match parse_cidr(&value).map_err(|e| Failure::usage(format!("--ip: {e}")))? {
-                    (IpAddr::V4(a), len) if self.ipv4.is_none() => {
-                        self.ipv4 = Some(Ipv4Cidr::new(a, len));
-                    }
-                    (IpAddr::V6(a), len) if self.ipv6.is_none() => {
-                        self.ipv6 = Some(Ipv6Cidr::new(a, len));
-                    }
-                    _ => return Err(Failure::usage("at most one --ip per IP version")),
-                }
-            }
-            "gw" => match p.parse::<IpAddr>(flag)? {
-                IpAddr::V4(a) => self.gateway4 = Some(a),
-                IpAddr::V6(a) => self.gateway6 = Some(a),
-            },
-            "dns" => {
-                let full = match p.parse::<IpAddr>(flag)? {
-                    IpAddr::V4(a) => self.dns4.push(a).is_err(),
-                    IpAddr::V6(a) => self.dns6.push(a).is_err(),
-                };
-                if full {
-                    return Err(Failure::usage("at most 3 --dns servers per IP version"));
-                }
-            }
-            "dhcp" => self.dhcp = true,
-            "slaac" => self.slaac = true,
-            "mac" => {
-                let value = p.value(flag)?;
-                let mac = ferronet_tuntap::parse_mac(&value)
-                    .ok_or_else(|| Failure::usage(format!("--mac {value:?}: not a MAC address")))?;
-                self.mac = Some(mac);
-            }
-            "mtu" => self.mtu = Some(p.parse(flag)?),
-            "pcap" => self.pcap = Some(PathBuf::from(p.value(flag)?)),
-            "wait" => self.wait = Duration::from_secs(p.parse(flag)?),
-            "seed" => self.seed = Some(p.parse(flag)?),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
+/// Parses a MAC address (`02:00:00:00:00:02`).
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    ferronet_tuntap::parse_mac(s).ok_or_else(|| format!("{s:?} is not a MAC address"))
+}
 
+/// Parses `HOST:PORT` (IPv6 literals in brackets: `[2001:db8::1]:7`).
+pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.contains(':') || (h.starts_with('[') && h.ends_with(']')))
+        .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port number"))?;
+    Ok((host.to_owned(), port))
+}
+
+impl NetArgs {
     /// The stack configuration the options describe.
     pub fn config(&self) -> Result<Config, Failure> {
+        let (mut ipv4, mut ipv6) = (None, None);
+        for &(addr, len) in &self.ip {
+            match addr {
+                IpAddr::V4(a) if ipv4.is_none() => ipv4 = Some(Ipv4Cidr::new(a, len)),
+                IpAddr::V6(a) if ipv6.is_none() => ipv6 = Some(Ipv6Cidr::new(a, len)),
+                _ => return Err(Failure::usage("at most one --ip per IP version")),
+            }
+        }
+        let (mut gateway4, mut gateway6) = (None, None);
+        for &gw in &self.gw {
+            match gw {
+                IpAddr::V4(a) if gateway4.is_none() => gateway4 = Some(a),
+                IpAddr::V6(a) if gateway6.is_none() => gateway6 = Some(a),
+                _ => return Err(Failure::usage("at most one --gw per IP version")),
+            }
+        }
+        let mut dns4 = heapless::Vec::<Ipv4Address, 3>::new();
+        let mut dns6 = heapless::Vec::<Ipv6Address, 3>::new();
+        for &server in &self.dns {
+            let full = match server {
+                IpAddr::V4(a) => dns4.push(a).is_err(),
+                IpAddr::V6(a) => dns6.push(a).is_err(),
+            };
+            if full {
+                return Err(Failure::usage("at most 3 --dns servers per IP version"));
+            }
+        }
+        // clap checks these too, but a program may set `dhcp` or `slaac` itself (dhcp-client).
+        if self.tun.is_some() && (self.dhcp || self.slaac) {
+            return Err(Failure::usage(
+                "--dhcp and --slaac need an Ethernet (--tap) interface",
+            ));
+        }
         let mut config = if self.dhcp {
-            if self.ipv4.is_some() {
+            if ipv4.is_some() {
                 return Err(Failure::usage("--dhcp and an IPv4 --ip exclude each other"));
             }
-            if matches!(self.device, Some((Kind::Tun, _))) {
-                return Err(Failure::usage("--dhcp needs an Ethernet (--tap) interface"));
-            }
             Config::dhcpv4(DhcpConfig::default())
-        } else if let Some(address) = self.ipv4 {
+        } else if let Some(address) = ipv4 {
             Config::ipv4_static(StaticConfigV4 {
                 address,
-                gateway: self.gateway4,
-                dns_servers: self.dns4.clone(),
+                gateway: gateway4,
+                dns_servers: dns4,
             })
         } else {
             Config::default()
         };
-        if let Some(address) = self.ipv6 {
+        if let Some(address) = ipv6 {
             config.ipv6 = ConfigV6::Static(StaticConfigV6 {
                 address,
-                gateway: self.gateway6,
-                dns_servers: self.dns6.clone(),
+                gateway: gateway6,
+                dns_servers: dns6,
             });
         }
         if self.slaac {
-            if self.ipv6.is_some() {
+            if ipv6.is_some() {
                 return Err(Failure::usage(
                     "--slaac and an IPv6 --ip exclude each other",
                 ));
             }
-            if matches!(self.device, Some((Kind::Tun, _))) {
-                return Err(Failure::usage(
-                    "--slaac needs an Ethernet (--tap) interface",
-                ));
-            }
             config.ipv6 = ConfigV6::Slaac;
         }
-        if !self.dhcp && !self.slaac && self.ipv4.is_none() && self.ipv6.is_none() {
+        if !self.dhcp && !self.slaac && ipv4.is_none() && ipv6.is_none() {
             return Err(Failure::usage(
                 "no address: give --ip ADDRESS/LEN (IPv4 and/or IPv6), --dhcp or --slaac",
             ));
         }
         Ok(config)
+    }
+}
+
+/// A TAP or a TUN device, chosen on the command line: one driver type for the runner task
+/// (a task cannot be generic). Both hand out the same token types.
+#[derive(Debug)]
+pub enum HostDevice {
+    /// `--tap NAME`.
+    Tap(TapDevice),
+    /// `--tun NAME`.
+    Tun(TunDevice),
+}
+
+impl Driver for HostDevice {
+    type RxToken<'a>
+        = TunTapRxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TunTapTxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, cx: &mut Context) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        match self {
+            Self::Tap(d) => d.receive(cx),
+            Self::Tun(d) => d.receive(cx),
+        }
+    }
+
+    fn transmit(&mut self, cx: &mut Context) -> Option<Self::TxToken<'_>> {
+        match self {
+            Self::Tap(d) => d.transmit(cx),
+            Self::Tun(d) => d.transmit(cx),
+        }
+    }
+
+    fn link_state(&mut self, cx: &mut Context) -> LinkState {
+        match self {
+            Self::Tap(d) => d.link_state(cx),
+            Self::Tun(d) => d.link_state(cx),
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        match self {
+            Self::Tap(d) => d.capabilities(),
+            Self::Tun(d) => d.capabilities(),
+        }
+    }
+
+    fn hardware_address(&self) -> HardwareAddress {
+        match self {
+            Self::Tap(d) => d.hardware_address(),
+            Self::Tun(d) => d.hardware_address(),
+        }
+    }
+}
+
+/// A device recording to `--pcap`.
+pub type CapturedDevice = CaptureDriver<HostDevice, BufWriter<File>>;
+
+/// Asks the runner task to stop.
+static STOP: Signal<CriticalSectionRawMutex, ()> = Signal::new();
+/// The runner task has stopped and dropped the device.
+static STOPPED: Signal<CriticalSectionRawMutex, ()> = Signal::new();
+/// A runner task was spawned and not yet stopped.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+#[embassy_executor::task]
+async fn net_task(runner: Runner<'static, HostDevice>) {
+    run_until_stopped(runner).await;
+}
+
+#[embassy_executor::task]
+async fn net_task_captured(runner: Runner<'static, CapturedDevice>) {
+    run_until_stopped(runner).await;
+}
+
+async fn run_until_stopped<D: Driver>(mut runner: Runner<'static, D>) {
+    select(runner.run(), STOP.wait()).await;
+    // Dropping the runner drops the device: the pcap file gets its last frames and an
+    // interface made with --create goes away.
+    drop(runner);
+    STOPPED.signal(());
+}
+
+/// Stops the runner task [`start`] spawned (no-op if there is none) and waits until it has
+/// dropped the device. [`app::exit`](crate::app::exit) calls it.
+pub async fn stop() {
+    if RUNNING.swap(false, Ordering::AcqRel) {
+        STOP.signal(());
+        STOPPED.wait().await;
     }
 }
 
@@ -225,134 +288,130 @@ fn device_error(e: ferronet_tuntap::Error) -> Failure {
     }
 }
 
-/// Opens the interface of `net`, starts a stack on it (recording to `--pcap` if given),
-/// waits up to `--wait` for the link and the IP configuration, then runs `app` with the
-/// stack. Diagnostics go to stderr.
-pub fn run<T>(
-    net: &NetArgs,
-    app: impl AsyncFnOnce(Stack<'static>) -> Result<T, Failure>,
-) -> Result<T, Failure> {
-    let (kind, name) = net
-        .device
-        .clone()
-        .ok_or_else(|| Failure::usage("give the interface: --tap NAME or --tun NAME"))?;
+/// Opens the interface `net` names (with `--mtu` and `--mac` applied).
+pub fn open(net: &NetArgs) -> Result<HostDevice, Failure> {
+    if let Some(name) = &net.tap {
+        let open = if net.create {
+            TapDevice::open
+        } else {
+            TapDevice::open_existing
+        };
+        let mut dev = open(name).map_err(device_error)?;
+        if let Some(mtu) = net.mtu {
+            dev.set_mtu(mtu).map_err(device_error)?;
+        }
+        if let Some(mac) = net.mac {
+            dev.set_mac_address(mac).map_err(device_error)?;
+        }
+        log::info!(
+            "{name}: TAP, MTU {}, stack MAC {}",
+            dev.mtu(),
+            ferronet_tuntap::format_mac(dev.mac_address())
+        );
+        Ok(HostDevice::Tap(dev))
+    } else if let Some(name) = &net.tun {
+        let open = if net.create {
+            TunDevice::open
+        } else {
+            TunDevice::open_existing
+        };
+        let mut dev = open(name).map_err(device_error)?;
+        if let Some(mtu) = net.mtu {
+            dev.set_mtu(mtu).map_err(device_error)?;
+        }
+        log::info!("{name}: TUN, MTU {}", dev.mtu());
+        Ok(HostDevice::Tun(dev))
+    } else {
+        Err(Failure::usage(
+            "give the interface: --tap NAME or --tun NAME",
+        ))
+    }
+}
+
+/// Opens the interface of `net`, starts a stack on it (recording to `--pcap` if given) with
+/// its runner in a task of `spawner`, and waits up to `--wait` for the link and the IP
+/// configuration (with `--slaac`, for a router's prefix too). Call once per program; end the
+/// program with [`app::exit`](crate::app::exit), which stops the runner.
+pub async fn start(spawner: Spawner, net: &NetArgs) -> Result<Stack<'static>, Failure> {
+    static RESOURCES: StaticCell<StackResources<SOCKETS>> = StaticCell::new();
+
     let config = net.config()?;
+    let dev = open(net)?;
+    let name = dev_name(&dev).to_owned();
     let seed = net.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
     });
-    match kind {
-        Kind::Tap => {
-            let open = if net.create {
-                TapDevice::open
-            } else {
-                TapDevice::open_existing
-            };
-            let mut dev = open(&name).map_err(device_error)?;
-            if let Some(mtu) = net.mtu {
-                dev.set_mtu(mtu).map_err(device_error)?;
-            }
-            if let Some(mac) = net.mac {
-                dev.set_mac_address(mac).map_err(device_error)?;
-            }
-            eprintln!(
-                "{name}: TAP, MTU {}, stack MAC {}",
-                dev.mtu(),
-                ferronet_tuntap::format_mac(dev.mac_address())
-            );
-            with_capture(dev, &name, net, config, seed, app)
+    let resources = RESOURCES
+        .try_init(StackResources::new())
+        .ok_or_else(|| Failure::failed("net::start called twice"))?;
+    let slaac = matches!(config.ipv6, ConfigV6::Slaac);
+    let spawned = match &net.pcap {
+        None => {
+            let (stack, runner) = ferronet::new(dev, config, resources, seed);
+            spawner.spawn(net_task(runner)).map(|()| stack)
         }
-        Kind::Tun => {
-            if net.mac.is_some() {
-                return Err(Failure::usage("--mac needs a TAP interface"));
-            }
-            let open = if net.create {
-                TunDevice::open
-            } else {
-                TunDevice::open_existing
-            };
-            let mut dev = open(&name).map_err(device_error)?;
-            if let Some(mtu) = net.mtu {
-                dev.set_mtu(mtu).map_err(device_error)?;
-            }
-            eprintln!("{name}: TUN, MTU {}", dev.mtu());
-            with_capture(dev, &name, net, config, seed, app)
+        Some(path) => {
+            let file = File::create(path)
+                .map_err(|e| Failure::failed(format!("cannot create {}: {e}", path.display())))?;
+            let dev = CaptureDriver::new(dev, BufWriter::new(file))
+                .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
+            log::info!("recording frames to {}", path.display());
+            let (stack, runner) = ferronet::new(dev, config, resources, seed);
+            spawner.spawn(net_task_captured(runner)).map(|()| stack)
+        }
+    };
+    let stack = spawned.map_err(|e| Failure::failed(format!("cannot start the stack: {e}")))?;
+    RUNNING.store(true, Ordering::Release);
+
+    let wait = Duration::from_secs(net.wait);
+    if with_timeout(wait, stack.wait_link_up()).await.is_err() {
+        return Err(Failure::device(format!(
+            "the link of {name} is down after {} s: bring the interface up \
+             (`ip link set {name} up`)",
+            wait.as_secs()
+        )));
+    }
+    if slaac {
+        let ll = Ipv6Cidr::new(Ipv6Cidr::LINK_LOCAL_PREFIX.address(), 64);
+        if let Some(ll) = Ipv6Cidr::from_link_prefix(&ll, stack.hardware_address()) {
+            eprintln!("ipv6 link-local: {ll}");
         }
     }
-}
-
-fn with_capture<D: Driver, T>(
-    dev: D,
-    name: &str,
-    net: &NetArgs,
-    config: Config,
-    seed: u64,
-    app: impl AsyncFnOnce(Stack<'static>) -> Result<T, Failure>,
-) -> Result<T, Failure> {
-    let Some(path) = &net.pcap else {
-        return drive(dev, name, net.wait, config, seed, app);
-    };
-    let file = File::create(path)
-        .map_err(|e| Failure::failed(format!("cannot create {}: {e}", path.display())))?;
-    let dev = CaptureDriver::new(dev, BufWriter::new(file))
-        .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
-    eprintln!("recording frames to {}", path.display());
-    drive(dev, name, net.wait, config, seed, app)
-}
-
-fn drive<D: Driver, T>(
-    dev: D,
-    name: &str,
-    wait: Duration,
-    config: Config,
-    seed: u64,
-    app: impl AsyncFnOnce(Stack<'static>) -> Result<T, Failure>,
-) -> Result<T, Failure> {
-    let slaac = matches!(config.ipv6, ConfigV6::Slaac);
-    let resources = Box::leak(Box::new(StackResources::<SOCKETS>::new()));
-    let (stack, mut runner) = ferronet::new(dev, config, resources, seed);
-    block_on_with(runner.run(), async move {
-        if with_timeout(wait, stack.wait_link_up()).await.is_err() {
-            return Err(Failure::device(format!(
-                "the link of {name} is down after {} s: bring the interface up \
-                 (`ip link set {name} up`)",
-                wait.as_secs()
-            )));
-        }
-        if slaac {
-            let ll = Ipv6Cidr::new(Ipv6Cidr::LINK_LOCAL_PREFIX.address(), 64);
-            if let Some(ll) = Ipv6Cidr::from_link_prefix(&ll, stack.hardware_address()) {
-                eprintln!("ipv6 link-local: {ll}");
-            }
-        }
-        if with_timeout(wait, stack.wait_config_up()).await.is_err() {
-            return Err(Failure::timeout(format!(
-                "no IP configuration after {} s (no DHCP server or IPv6 router answered?)",
-                wait.as_secs()
-            )));
-        }
-        if slaac {
-            // The IPv4 configuration may have come first: wait for the router as well.
-            let v6 = with_timeout(wait, async {
-                loop {
-                    if let Some(c) = stack.config_v6() {
-                        return c;
-                    }
-                    Timer::after_millis(50).await;
+    if with_timeout(wait, stack.wait_config_up()).await.is_err() {
+        return Err(Failure::timeout(format!(
+            "no IP configuration after {} s (no DHCP server or IPv6 router answered?)",
+            wait.as_secs()
+        )));
+    }
+    if slaac {
+        // The IPv4 configuration may have come first: wait for the router as well.
+        let v6 = with_timeout(wait, async {
+            loop {
+                if let Some(c) = stack.config_v6() {
+                    return c;
                 }
-            });
-            let c = v6.await.map_err(|_| {
-                Failure::timeout(format!(
-                    "no IPv6 router advertisement after {} s",
-                    wait.as_secs()
-                ))
-            })?;
-            eprintln!("ipv6: {}", c.address);
-        }
-        app(stack).await
-    })
+                Timer::after_millis(50).await;
+            }
+        });
+        let c = v6.await.map_err(|_| {
+            Failure::timeout(format!(
+                "no IPv6 router advertisement after {} s",
+                wait.as_secs()
+            ))
+        })?;
+        eprintln!("ipv6: {}", c.address);
+    }
+    Ok(stack)
+}
+
+fn dev_name(dev: &HostDevice) -> &str {
+    match dev {
+        HostDevice::Tap(d) => d.name(),
+        HostDevice::Tun(d) => d.name(),
+    }
 }
 
 /// Runs `fut` for at most `limit`; running out is a [`Failure::timeout`].
@@ -378,18 +437,6 @@ pub async fn resolve(stack: Stack<'_>, host: &str) -> Result<IpAddress, Failure>
     Err(Failure::failed(format!("cannot resolve {host:?}")))
 }
 
-/// Splits `HOST:PORT` (IPv6 literals in brackets: `[2001:db8::1]:7`).
-pub fn split_host_port(s: &str) -> Result<(&str, u16), Failure> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .filter(|(h, _)| !h.contains(':') || (h.starts_with('[') && h.ends_with(']')))
-        .ok_or_else(|| Failure::usage(format!("{s:?} is not HOST:PORT")))?;
-    let port = port
-        .parse()
-        .map_err(|_| Failure::usage(format!("{port:?} is not a port number")))?;
-    Ok((host, port))
-}
-
 /// Why a datagram or echo request was refused with `PacketTooLarge`: its size against what
 /// the link carries unfragmented.
 pub fn too_large(what: &str, size: usize) -> Failure {
@@ -412,7 +459,19 @@ pub fn pattern_byte(i: usize) -> u8 {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Args {
+        #[command(flatten)]
+        net: NetArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<NetArgs, clap::Error> {
+        Args::try_parse_from(std::iter::once("test").chain(args.iter().copied())).map(|a| a.net)
+    }
 
     #[test]
     fn cidrs_and_host_ports() {
@@ -423,53 +482,89 @@ mod tests {
         assert!(parse_cidr("192.0.2.2/33").is_err());
         assert!(parse_cidr("192.0.2.2").is_err());
         assert_eq!(parse_cidr("2001:db8::2/64").unwrap().1, 64);
-        assert_eq!(split_host_port("192.0.2.1:7").unwrap(), ("192.0.2.1", 7));
         assert_eq!(
-            split_host_port("[2001:db8::1]:80").unwrap(),
-            ("[2001:db8::1]", 80)
+            parse_host_port("192.0.2.1:7").unwrap(),
+            ("192.0.2.1".into(), 7)
         );
-        assert!(split_host_port("2001:db8::1").is_err());
-        assert!(split_host_port("host").is_err());
+        assert_eq!(
+            parse_host_port("[2001:db8::1]:80").unwrap(),
+            ("[2001:db8::1]".into(), 80)
+        );
+        assert!(parse_host_port("2001:db8::1").is_err());
+        assert!(parse_host_port("host").is_err());
+        assert!(parse_host_port("host:http").is_err());
     }
 
     #[test]
     fn net_args_build_a_config() {
-        let mut net = NetArgs::default();
-        let mut p = Parser::new(
-            [
-                "--tun",
-                "tun0",
-                "--ip",
-                "192.0.2.2/24",
-                "--ip=2001:db8::2/64",
-                "--gw",
-                "192.0.2.1",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        );
-        while let Some(crate::cli::Arg::Flag(f)) = p.next().unwrap() {
-            assert!(net.accept(&f, &mut p).unwrap(), "{f}");
-        }
+        let net = parse(&[
+            "--tun",
+            "tun0",
+            "--ip",
+            "192.0.2.2/24",
+            "--ip=2001:db8::2/64",
+            "--gw",
+            "192.0.2.1",
+        ])
+        .unwrap();
         let config = net.config().unwrap();
         assert!(matches!(config.ipv4, ferronet::ConfigV4::Static(_)));
         assert!(matches!(config.ipv6, ConfigV6::Static(_)));
-        net.dhcp = true;
-        assert!(net.config().is_err(), "DHCP with a static IPv4 address");
-        net.ipv4 = None;
-        assert!(net.config().is_err(), "DHCP on a TUN");
 
-        let mut net = NetArgs {
-            device: Some((Kind::Tap, "tap0".into())),
-            slaac: true,
-            ..NetArgs::default()
-        };
-        assert!(matches!(net.config().unwrap().ipv6, ConfigV6::Slaac));
-        net.ipv6 = Some(Ipv6Cidr::new(Ipv6Address::LOCALHOST, 128));
-        assert!(net.config().is_err(), "SLAAC with a static IPv6 address");
-        net.ipv6 = None;
-        net.device = Some((Kind::Tun, "tun0".into()));
-        assert!(net.config().is_err(), "SLAAC on a TUN");
+        let both = parse(&["--tap", "tap0", "--dhcp", "--ip", "192.0.2.2/24"]).unwrap();
+        assert_eq!(both.config().unwrap_err().code, crate::app::EXIT_USAGE);
+        let two_v4 = parse(&[
+            "--tap",
+            "tap0",
+            "--ip",
+            "192.0.2.2/24",
+            "--ip",
+            "192.0.2.3/24",
+        ]);
+        assert!(two_v4.unwrap().config().is_err());
+        let none = parse(&["--tap", "tap0"]).unwrap();
+        assert!(none.config().is_err(), "no address");
+
+        let slaac = parse(&["--tap", "tap0", "--slaac"]).unwrap();
+        assert!(matches!(slaac.config().unwrap().ipv6, ConfigV6::Slaac));
+        let slaac_static = parse(&["--tap", "tap0", "--slaac", "--ip", "2001:db8::2/64"]);
+        assert!(slaac_static.unwrap().config().is_err());
+    }
+
+    #[test]
+    fn clap_rejects_bad_combinations() {
+        use clap::error::ErrorKind;
+        let kind = |args: &[&str]| parse(args).unwrap_err().kind();
+        assert_eq!(
+            kind(&["--ip", "192.0.2.2/24"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&["--tap", "a", "--tun", "b"]),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["--tun", "tun0", "--dhcp"]),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["--tun", "tun0", "--slaac"]),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["--tun", "tun0", "--mac", "02:00:00:00:00:02"]),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["--tap", "t", "--mac", "nonsense"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            kind(&["--tap", "t", "--ip", "192.0.2.2/33"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(kind(&["--tap", "t", "--bogus"]), ErrorKind::UnknownArgument);
+        let exit = parse(&["--tap", "t", "--bogus"]).unwrap_err().exit_code();
+        assert_eq!(exit, i32::from(crate::app::EXIT_USAGE));
     }
 }

@@ -7,40 +7,57 @@
 //! ```
 
 use std::cell::Cell;
-use std::future::poll_fn;
 use std::io::{Read, Write};
-use std::process::ExitCode;
-use std::task::Poll;
 
+use clap::Parser;
+use embassy_executor::Spawner;
+use embassy_futures::join::join;
+use embassy_futures::select::{Either, select};
+use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use embassy_sync::signal::Signal;
 use embassy_time::Duration;
 use ferronet::IpEndpoint;
 use ferronet::tcp::{ConnectError, TcpSocket};
-use ferronet_examples::cli::{self, Arg, Failure, Parser};
-use ferronet_examples::exec::{join, select};
+use ferronet_examples::app::{self, EXIT_HELP, Failure};
 use ferronet_examples::net::{self, NetArgs, pattern_byte};
 
-const USAGE: &str = "\
-tcp-client: connect to HOST:PORT, send data, and print (or check) what comes back.
-
-Usage: tcp-client (--tap NAME | --tun NAME) (--ip CIDR | --dhcp | --slaac) [options] HOST:PORT
-
-Sends standard input (or --bytes N of a test pattern), then closes its sending half and
-reads until the server closes the connection. HOST is an IP address ([...] for IPv6) or a
-name looked up by DNS. Ends with `sent N bytes, received M bytes in S s (R MB/s)` on stderr
-(MB = 10^6 bytes, the rate is of the bytes sent). If the interface's link goes down, stops
-with status 3 and says how many bytes were sent and how many of them the peer acknowledged.
-
-Options:
-  --bytes N       send N bytes of a fixed pattern (byte i is i mod 251) instead of stdin
-  --verify        expect exactly the bytes sent back (an echo server) and check every one;
-                  prints a summary instead of the data. A mismatch exits with status 1
-  --sink          the server only receives (a discard server): nothing comes back, the
-                  summary gives the sending rate
-  --buffer BYTES  the socket's receive and send buffer (default 16384)
-  --timeout SECS  give up after SECS (default 30)";
-
-fn main() -> ExitCode {
-    cli::main("tcp-client", USAGE, body)
+/// tcp-client: connect to HOST:PORT, send data, and print (or check) what comes back.
+///
+/// Sends standard input (or --bytes N of a test pattern), then closes its sending half and
+/// reads until the server closes the connection. HOST is an IP address ([...] for IPv6) or a
+/// name looked up by DNS. Ends with `sent N bytes, received M bytes in S s (R MB/s)` on stderr
+/// (MB = 10^6 bytes, the rate is of the bytes sent). If the interface's link goes down, stops
+/// with status 3 and says how many bytes were sent and how many of them the peer acknowledged.
+#[derive(Parser, Debug)]
+#[command(
+    name = "tcp-client",
+    override_usage = "tcp-client (--tap NAME | --tun NAME) (--ip CIDR | --dhcp | --slaac) [OPTIONS] <HOST:PORT>",
+    after_help = EXIT_HELP
+)]
+struct Args {
+    /// The server: an IP address ([...] for IPv6) or a name, and a port
+    #[arg(value_name = "HOST:PORT", value_parser = net::parse_host_port)]
+    target: (String, u16),
+    /// Send N bytes of a fixed pattern (byte i is i mod 251) instead of stdin
+    #[arg(long, value_name = "N")]
+    bytes: Option<usize>,
+    /// Expect exactly the bytes sent back (an echo server) and check every one; prints a
+    /// summary instead of the data. A mismatch exits with status 1
+    #[arg(long, conflicts_with = "sink")]
+    verify: bool,
+    /// The server only receives (a discard server): nothing comes back, the summary gives
+    /// the sending rate
+    #[arg(long)]
+    sink: bool,
+    /// The socket's receive and send buffer
+    #[arg(long, value_name = "BYTES", default_value_t = 16384,
+          value_parser = clap::value_parser!(u32).range(64..=1 << 24))]
+    buffer: u32,
+    /// Give up after SECS
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    timeout: u64,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
 /// What to send.
@@ -79,98 +96,6 @@ impl Source {
     }
 }
 
-fn body(mut p: Parser) -> Result<(), Failure> {
-    let mut net = NetArgs::default();
-    let (mut bytes, mut verify, mut sink, mut timeout, mut target) =
-        (None, false, false, 30u64, None);
-    let mut buffer = 16384usize;
-    while let Some(arg) = p.next()? {
-        match arg {
-            Arg::Flag(f) if net.accept(&f, &mut p)? => {}
-            Arg::Flag(f) => match f.as_str() {
-                "bytes" => bytes = Some(p.parse::<usize>(&f)?),
-                "verify" => verify = true,
-                "sink" => sink = true,
-                "buffer" => buffer = p.parse(&f)?,
-                "timeout" => timeout = p.parse(&f)?,
-                _ => return Err(cli::unknown(&f)),
-            },
-            Arg::Positional(a) if target.is_none() => target = Some(a),
-            Arg::Positional(a) => return Err(Failure::usage(format!("unexpected {a:?}"))),
-        }
-    }
-    let target = target.ok_or_else(|| Failure::usage("give HOST:PORT"))?;
-    let mode = match (verify, sink) {
-        (true, true) => return Err(Failure::usage("--verify and --sink exclude each other")),
-        (true, false) => Mode::Verify,
-        (false, true) => Mode::Sink,
-        (false, false) => Mode::Print,
-    };
-    let (host, port) = net::split_host_port(&target)?;
-    let source = match bytes {
-        Some(n) => Source::Pattern(n),
-        None => {
-            let mut data = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut data)
-                .map_err(|e| Failure::failed(format!("reading stdin: {e}")))?;
-            Source::Data(data)
-        }
-    };
-    if !(64..=1 << 24).contains(&buffer) {
-        return Err(Failure::usage("--buffer must be 64 to 16777216"));
-    }
-    let limit = Duration::from_secs(timeout);
-    let ifname = net
-        .device
-        .as_ref()
-        .map_or(String::new(), |(_, n)| n.clone());
-
-    net::run(&net, async |stack| {
-        net::timed(limit, async {
-            let addr = net::resolve(stack, host).await?;
-            let remote = IpEndpoint::new(addr, port);
-            let (mut rx, mut tx) = (vec![0u8; buffer], vec![0u8; buffer]);
-            let mut s = TcpSocket::new(stack, &mut rx, &mut tx);
-            // Bytes queued in the socket, and received.
-            let (written, received) = (Cell::new(0usize), Cell::new(0usize));
-            let run = transfer(&mut s, remote, &source, mode, &written, &received);
-            let elapsed = match select(run, stack.wait_link_down()).await {
-                Ok(result) => result?,
-                Err(()) => {
-                    let acked = written.get().saturating_sub(s.send_queue());
-                    return Err(Failure::device(format!(
-                        "the link of {ifname} went down: {} bytes sent, {acked} of them \
-                         acknowledged by the peer, {} received",
-                        written.get(),
-                        received.get()
-                    )));
-                }
-            };
-            let received = received.get();
-            if mode == Mode::Verify && received != source.len() {
-                return Err(Failure::failed(format!(
-                    "sent {} bytes but {received} came back",
-                    source.len()
-                )));
-            }
-            let secs = elapsed.as_secs_f64();
-            eprintln!(
-                "sent {} bytes, received {received} bytes{} in {secs:.3} s ({:.2} MB/s)",
-                source.len(),
-                if mode == Mode::Verify {
-                    ", all verified"
-                } else {
-                    ""
-                },
-                source.len() as f64 / secs.max(1e-9) / 1e6,
-            );
-            Ok(())
-        })
-        .await?
-    })
-}
-
 /// What to do with the data that comes back.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -180,6 +105,77 @@ enum Mode {
     Verify,
     /// Expect none; count and drop anything (`--sink`).
     Sink,
+}
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    let args: Args = app::start();
+    app::exit::<Args>(run(spawner, args).await).await
+}
+
+async fn run(spawner: Spawner, args: Args) -> Result<(), Failure> {
+    let mode = match (args.verify, args.sink) {
+        (true, _) => Mode::Verify,
+        (false, true) => Mode::Sink,
+        (false, false) => Mode::Print,
+    };
+    let (host, port) = (&args.target.0, args.target.1);
+    let source = match args.bytes {
+        Some(n) => Source::Pattern(n),
+        None => {
+            let mut data = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut data)
+                .map_err(|e| Failure::failed(format!("reading stdin: {e}")))?;
+            Source::Data(data)
+        }
+    };
+    let buffer = args.buffer as usize;
+    let ifname = args.net.tap.as_ref().or(args.net.tun.as_ref()).cloned();
+    let ifname = ifname.unwrap_or_default();
+
+    let stack = net::start(spawner, &args.net).await?;
+    net::timed(Duration::from_secs(args.timeout), async {
+        let addr = net::resolve(stack, host).await?;
+        let remote = IpEndpoint::new(addr, port);
+        let (mut rx, mut tx) = (vec![0u8; buffer], vec![0u8; buffer]);
+        let mut s = TcpSocket::new(stack, &mut rx, &mut tx);
+        // Bytes queued in the socket, and received.
+        let (written, received) = (Cell::new(0usize), Cell::new(0usize));
+        let transfer = transfer(&mut s, remote, &source, mode, &written, &received);
+        let elapsed = match select(transfer, stack.wait_link_down()).await {
+            Either::First(result) => result?,
+            Either::Second(()) => {
+                let acked = written.get().saturating_sub(s.send_queue());
+                return Err(Failure::device(format!(
+                    "the link of {ifname} went down: {} bytes sent, {acked} of them \
+                     acknowledged by the peer, {} received",
+                    written.get(),
+                    received.get()
+                )));
+            }
+        };
+        let received = received.get();
+        if mode == Mode::Verify && received != source.len() {
+            return Err(Failure::failed(format!(
+                "sent {} bytes but {received} came back",
+                source.len()
+            )));
+        }
+        let secs = elapsed.as_secs_f64();
+        eprintln!(
+            "sent {} bytes, received {received} bytes{} in {secs:.3} s ({:.2} MB/s)",
+            source.len(),
+            if mode == Mode::Verify {
+                ", all verified"
+            } else {
+                ""
+            },
+            source.len() as f64 / secs.max(1e-9) / 1e6,
+        );
+        Ok(())
+    })
+    .await?
 }
 
 /// Connects, sends `source` (counting the bytes queued in `written`) while taking what comes
@@ -199,7 +195,7 @@ async fn transfer(
         ConnectError::NoRoute => Failure::failed(format!("{remote}: no route")),
         e => Failure::failed(format!("{remote}: connect failed: {e:?}")),
     })?;
-    eprintln!("connected to {remote}");
+    log::info!("connected to {remote}");
     let started = std::time::Instant::now();
 
     let mut stdout = std::io::stdout().lock();
@@ -227,8 +223,8 @@ async fn transfer(
     };
 
     // Send everything while reading what comes back.
-    let sent_all = Cell::new(false);
     {
+        let sent_all = Signal::<NoopRawMutex, ()>::new();
         let (mut reader, mut writer) = s.split();
         let send = async {
             let mut chunk = vec![0u8; 4096];
@@ -244,24 +240,16 @@ async fn transfer(
                 sent += n;
             }
             writer.flush().await.map_err(io_failure)?;
-            sent_all.set(true);
+            sent_all.signal(());
             Ok::<(), Failure>(())
         };
         let recv = async {
             let mut buf = vec![0u8; 4096];
             loop {
-                let done = poll_fn(|_| {
-                    if sent_all.get() {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    }
-                });
-                match select(reader.read(&mut buf), done).await {
-                    Ok(Ok(0)) => return Ok(()),
-                    Ok(Ok(n)) => take(&buf[..n])?,
-                    Ok(Err(e)) => return Err(io_failure(e)),
-                    Err(()) => return Ok(()),
+                match select(reader.read(&mut buf), sent_all.wait()).await {
+                    Either::First(Ok(0)) | Either::Second(()) => return Ok(()),
+                    Either::First(Ok(n)) => take(&buf[..n])?,
+                    Either::First(Err(e)) => return Err(io_failure(e)),
                 }
             }
         };

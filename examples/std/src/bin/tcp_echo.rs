@@ -4,112 +4,67 @@
 //! tcp-echo --tap tap0 --ip 192.0.2.2/24 --port 7 --count 3
 //! ```
 
-use std::cell::Cell;
-use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use embassy_time::Duration;
+use clap::Parser;
+use embassy_executor::Spawner;
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use embassy_sync::signal::Signal;
+use embassy_time::{Duration, with_timeout};
 use ferronet::Stack;
 use ferronet::tcp::TcpSocket;
-use ferronet_examples::cli::{self, Arg, Failure, Parser};
-use ferronet_examples::exec::{BoxFuture, join_all, select};
+use ferronet_examples::app::{self, EXIT_HELP, Failure};
 use ferronet_examples::net::{self, NetArgs, pattern_byte};
+use static_cell::StaticCell;
 
-const USAGE: &str = "\
-tcp-echo: send every byte received on a TCP port back to its sender.
+/// The most connections served at the same time (`--sockets`): the size of the task pool.
+const MAX_SOCKETS: usize = 8;
 
-Usage: tcp-echo (--tap NAME | --tun NAME) (--ip CIDR | --dhcp | --slaac) [options]
-
-Prints `listening on PORT` once it accepts connections, and one line per connection:
-`closed PEER: N bytes echoed in S s (R MB/s)` (MB = 10^6 bytes).
-
-Options:
-  --port PORT     the port to listen on (default 7)
-  --discard       only receive: count and drop the bytes (a discard server, for measuring
-                  throughput); the lines say `received` instead of `echoed`
-  --verify        with --discard: check that each connection sends the test pattern of
-                  `tcp-client --bytes` (byte i is i mod 251); the line ends `, pattern
-                  verified`, or reports the first wrong byte and the connection is reset
-  --buffer BYTES  receive and send buffer of each socket (default 8192)
-  --sockets N     connections served at the same time, 1 to 8 (default 8)
-  --count N       exit (status 0) once N connections have been served (default: never)
-  --timeout SECS  stop after SECS: status 0 without --count, 4 if fewer than --count
-                  connections were served";
-
-fn main() -> ExitCode {
-    cli::main("tcp-echo", USAGE, body)
-}
-
-fn body(mut p: Parser) -> Result<(), Failure> {
-    let mut net = NetArgs::default();
-    let (mut port, mut sockets, mut count, mut timeout) = (7u16, 8usize, None, None);
-    let mut opts = Opts {
-        port: 7,
-        discard: false,
-        verify: false,
-        buffer: 8192,
-    };
-    while let Some(arg) = p.next()? {
-        match arg {
-            Arg::Flag(f) if net.accept(&f, &mut p)? => {}
-            Arg::Flag(f) => match f.as_str() {
-                "port" => port = p.parse(&f)?,
-                "discard" => opts.discard = true,
-                "verify" => opts.verify = true,
-                "buffer" => opts.buffer = p.parse(&f)?,
-                "sockets" => sockets = p.parse(&f)?,
-                "count" => count = Some(p.parse::<usize>(&f)?),
-                "timeout" => timeout = Some(Duration::from_secs(p.parse(&f)?)),
-                _ => return Err(cli::unknown(&f)),
-            },
-            Arg::Positional(a) => return Err(Failure::usage(format!("unexpected {a:?}"))),
-        }
-    }
-    if !(1..=8).contains(&sockets) {
-        return Err(Failure::usage("--sockets must be 1 to 8"));
-    }
-    if port == 0 {
-        return Err(Failure::usage("--port must not be 0"));
-    }
-    if opts.verify && !opts.discard {
-        return Err(Failure::usage("--verify needs --discard"));
-    }
-    if !(64..=1 << 24).contains(&opts.buffer) {
-        return Err(Failure::usage("--buffer must be 64 to 16777216"));
-    }
-    opts.port = port;
-    net::run(&net, async |stack| {
-        let served = Cell::new(0usize);
-        let tasks: Vec<BoxFuture<'_, ()>> = (0..sockets)
-            .map(|_| Box::pin(serve(stack, &opts, &served)) as BoxFuture<'_, ()>)
-            .collect();
-        // Polled after the tasks in the same pass, so it sees each new count at once.
-        let enough = std::future::poll_fn(|_| match count {
-            Some(n) if served.get() >= n => std::task::Poll::Ready(()),
-            _ => std::task::Poll::Pending,
-        });
-        println!("listening on {port}");
-        let serving = select(join_all(tasks), enough);
-        match timeout {
-            None => {
-                let _ = serving.await;
-            }
-            Some(limit) => {
-                if embassy_time::with_timeout(limit, serving).await.is_err() && count.is_some() {
-                    return Err(Failure::timeout(format!(
-                        "{} of {} connections served in {} s",
-                        served.get(),
-                        count.unwrap_or(0),
-                        limit.as_secs()
-                    )));
-                }
-            }
-        }
-        println!("served {} connections", served.get());
-        Ok(())
-    })
+/// tcp-echo: send every byte received on a TCP port back to its sender.
+///
+/// Prints `listening on PORT` once it accepts connections, and one line per connection:
+/// `closed PEER: N bytes echoed in S s (R MB/s)` (MB = 10^6 bytes).
+#[derive(Parser, Debug)]
+#[command(
+    name = "tcp-echo",
+    override_usage = "tcp-echo (--tap NAME | --tun NAME) (--ip CIDR | --dhcp | --slaac) [OPTIONS]",
+    after_help = EXIT_HELP
+)]
+struct Args {
+    /// The port to listen on
+    #[arg(long, value_name = "PORT", default_value_t = 7,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    /// Only receive: count and drop the bytes (a discard server, for measuring throughput);
+    /// the lines say `received` instead of `echoed`
+    #[arg(long)]
+    discard: bool,
+    /// With --discard: check that each connection sends the test pattern of `tcp-client
+    /// --bytes` (byte i is i mod 251); the line ends `, pattern verified`, or reports the
+    /// first wrong byte and the connection is reset
+    #[arg(long, requires = "discard")]
+    verify: bool,
+    /// Receive and send buffer of each socket
+    #[arg(long, value_name = "BYTES", default_value_t = 8192,
+          value_parser = clap::value_parser!(u32).range(64..=1 << 24))]
+    buffer: u32,
+    /// Connections served at the same time, 1 to 8
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u8).range(1..=MAX_SOCKETS as i64))]
+    sockets: u8,
+    /// Exit (status 0) once N connections have been served (default: never)
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+    /// Stop after SECS: status 0 without --count, 4 if fewer than --count connections were
+    /// served
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
 /// How each connection is served.
+#[derive(Debug)]
 struct Opts {
     port: u16,
     discard: bool,
@@ -117,9 +72,65 @@ struct Opts {
     buffer: usize,
 }
 
+/// Connections served so far, by all tasks.
+static SERVED: AtomicUsize = AtomicUsize::new(0);
+/// Raised after each connection, for `main` to compare [`SERVED`] with `--count`.
+static ONE_MORE: Signal<CriticalSectionRawMutex, ()> = Signal::new();
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    let args: Args = app::start();
+    app::exit::<Args>(run(spawner, args).await).await
+}
+
+async fn run(spawner: Spawner, args: Args) -> Result<(), Failure> {
+    static OPTS: StaticCell<Opts> = StaticCell::new();
+    let stack = net::start(spawner, &args.net).await?;
+    let opts: &'static Opts = OPTS.init(Opts {
+        port: args.port,
+        discard: args.discard,
+        verify: args.verify,
+        buffer: args.buffer as usize,
+    });
+    for _ in 0..args.sockets {
+        spawner
+            .spawn(serve(stack, opts))
+            .map_err(|e| Failure::failed(format!("cannot start a server task: {e}")))?;
+    }
+    // Let the tasks run up to their `accept` before saying that the port is open.
+    embassy_futures::yield_now().await;
+    println!("listening on {}", args.port);
+    let enough = async {
+        while args
+            .count
+            .is_none_or(|n| SERVED.load(Ordering::Acquire) < n)
+        {
+            ONE_MORE.wait().await;
+        }
+    };
+    match args.timeout {
+        None => enough.await,
+        Some(secs) => {
+            if with_timeout(Duration::from_secs(secs), enough)
+                .await
+                .is_err()
+                && let Some(count) = args.count
+            {
+                return Err(Failure::timeout(format!(
+                    "{} of {count} connections served in {secs} s",
+                    SERVED.load(Ordering::Acquire),
+                )));
+            }
+        }
+    }
+    println!("served {} connections", SERVED.load(Ordering::Acquire));
+    Ok(())
+}
+
 /// Accepts connections one after the other and echoes (or with `discard`, drops) what each
 /// sends until the peer closes it.
-async fn serve(stack: Stack<'_>, opts: &Opts, served: &Cell<usize>) {
+#[embassy_executor::task(pool_size = MAX_SOCKETS)]
+async fn serve(stack: Stack<'static>, opts: &'static Opts) {
     let (port, discard) = (opts.port, opts.discard);
     let (mut rx, mut tx) = (vec![0u8; opts.buffer], vec![0u8; opts.buffer]);
     let mut buf = vec![0u8; 4096];
@@ -186,6 +197,7 @@ async fn serve(stack: Stack<'_>, opts: &Opts, served: &Cell<usize>) {
                 println!("connection {peer} failed after {echoed} bytes {what}: {e:?}")
             }
         }
-        served.set(served.get() + 1);
+        SERVED.fetch_add(1, Ordering::AcqRel);
+        ONE_MORE.signal(());
     }
 }

@@ -5,99 +5,102 @@
 //! ```
 
 use std::net::IpAddr;
-use std::process::ExitCode;
 
-use embassy_time::Duration;
+use clap::Parser;
+use embassy_executor::Spawner;
+use embassy_time::{Duration, with_timeout};
 use ferronet::udp::{PacketMetadata, UdpSocket};
-use ferronet_examples::cli::{self, Arg, Failure, Parser};
+use ferronet_examples::app::{self, EXIT_HELP, Failure};
 use ferronet_examples::net::{self, NetArgs};
 
-const USAGE: &str = "\
-udp-echo: answer every UDP datagram received on a port with the same bytes.
-
-Usage: udp-echo (--tap NAME | --tun NAME) (--ip CIDR | --dhcp | --slaac) [options]
-
-Prints `listening on PORT` once it receives, and a summary at the end.
-
-Options:
-  --port PORT     the port to listen on (default 7)
-  --join GROUP    join the multicast group GROUP (IPv4 or IPv6; may be repeated): the stack
-                  sends an IGMP or MLD membership report and echoes datagrams sent to it
-  --count N       exit (status 0) after echoing N datagrams (default: never)
-  --timeout SECS  stop after SECS: status 0 without --count, 4 if fewer than --count
-                  datagrams were echoed";
-
-fn main() -> ExitCode {
-    cli::main("udp-echo", USAGE, body)
+/// udp-echo: answer every UDP datagram received on a port with the same bytes.
+///
+/// Prints `listening on PORT` once it receives, and a summary at the end.
+#[derive(Parser, Debug)]
+#[command(
+    name = "udp-echo",
+    override_usage = "udp-echo (--tap NAME | --tun NAME) (--ip CIDR | --dhcp | --slaac) [OPTIONS]",
+    after_help = EXIT_HELP
+)]
+struct Args {
+    /// The port to listen on
+    #[arg(long, value_name = "PORT", default_value_t = 7,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    /// Join the multicast group GROUP (IPv4 or IPv6; may be repeated): the stack sends an IGMP
+    /// or MLD membership report and echoes datagrams sent to it
+    #[arg(long = "join", value_name = "GROUP", value_parser = parse_group)]
+    groups: Vec<IpAddr>,
+    /// Exit (status 0) after echoing N datagrams (default: never)
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Stop after SECS: status 0 without --count, 4 if fewer than --count datagrams were
+    /// echoed
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
-fn body(mut p: Parser) -> Result<(), Failure> {
-    let mut net = NetArgs::default();
-    let (mut port, mut count, mut timeout) = (7u16, None, None);
-    let mut groups: Vec<IpAddr> = Vec::new();
-    while let Some(arg) = p.next()? {
-        match arg {
-            Arg::Flag(f) if net.accept(&f, &mut p)? => {}
-            Arg::Flag(f) => match f.as_str() {
-                "port" => port = p.parse(&f)?,
-                "join" => match p.parse::<IpAddr>(&f)? {
-                    g if g.is_multicast() => groups.push(g),
-                    g => return Err(Failure::usage(format!("--join {g}: not a multicast group"))),
-                },
-                "count" => count = Some(p.parse::<u64>(&f)?),
-                "timeout" => timeout = Some(Duration::from_secs(p.parse(&f)?)),
-                _ => return Err(cli::unknown(&f)),
-            },
-            Arg::Positional(a) => return Err(Failure::usage(format!("unexpected {a:?}"))),
-        }
+fn parse_group(s: &str) -> Result<IpAddr, String> {
+    match s.parse::<IpAddr>() {
+        Ok(g) if g.is_multicast() => Ok(g),
+        Ok(g) => Err(format!("{g} is not a multicast group")),
+        Err(e) => Err(e.to_string()),
     }
-    if port == 0 {
-        return Err(Failure::usage("--port must not be 0"));
+}
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    let args: Args = app::start();
+    app::exit::<Args>(run(spawner, args).await).await
+}
+
+async fn run(spawner: Spawner, args: Args) -> Result<(), Failure> {
+    let (port, count) = (args.port, args.count);
+    let stack = net::start(spawner, &args.net).await?;
+    let (mut rx_meta, mut tx_meta) = ([PacketMetadata::EMPTY; 16], [PacketMetadata::EMPTY; 16]);
+    let (mut rx, mut tx) = (vec![0u8; 65536], vec![0u8; 65536]);
+    let mut socket = UdpSocket::new(stack, &mut rx_meta, &mut rx, &mut tx_meta, &mut tx);
+    socket
+        .bind(port)
+        .map_err(|e| Failure::failed(format!("bind port {port}: {e:?}")))?;
+    for &group in &args.groups {
+        stack
+            .join_multicast_group(group)
+            .map_err(|e| Failure::failed(format!("join {group}: {e:?}")))?;
+        println!("joined {group}");
     }
-    net::run(&net, async |stack| {
-        let (mut rx_meta, mut tx_meta) = ([PacketMetadata::EMPTY; 16], [PacketMetadata::EMPTY; 16]);
-        let (mut rx, mut tx) = (vec![0u8; 65536], vec![0u8; 65536]);
-        let mut socket = UdpSocket::new(stack, &mut rx_meta, &mut rx, &mut tx_meta, &mut tx);
-        socket
-            .bind(port)
-            .map_err(|e| Failure::failed(format!("bind port {port}: {e:?}")))?;
-        for &group in &groups {
-            stack
-                .join_multicast_group(group)
-                .map_err(|e| Failure::failed(format!("join {group}: {e:?}")))?;
-            println!("joined {group}");
+    println!("listening on {port}");
+    let mut echoed = 0u64;
+    let mut buf = vec![0u8; 65536];
+    let echo = async {
+        while count.is_none_or(|n| echoed < n) {
+            let (n, meta) = socket
+                .recv_from(&mut buf)
+                .await
+                .map_err(|e| Failure::failed(format!("receive: {e:?}")))?;
+            socket
+                .send_to(&buf[..n], meta.endpoint)
+                .await
+                .map_err(|e| Failure::failed(format!("send to {}: {e:?}", meta.endpoint)))?;
+            echoed += 1;
         }
-        println!("listening on {port}");
-        let mut echoed = 0u64;
-        let mut buf = vec![0u8; 65536];
-        let echo = async {
-            while count.is_none_or(|n| echoed < n) {
-                let (n, meta) = socket
-                    .recv_from(&mut buf)
-                    .await
-                    .map_err(|e| Failure::failed(format!("receive: {e:?}")))?;
-                socket
-                    .send_to(&buf[..n], meta.endpoint)
-                    .await
-                    .map_err(|e| Failure::failed(format!("send to {}: {e:?}", meta.endpoint)))?;
-                echoed += 1;
-            }
-            Ok::<(), Failure>(())
-        };
-        let result = match timeout {
-            None => echo.await,
-            Some(limit) => match embassy_time::with_timeout(limit, echo).await {
-                Ok(r) => r,
-                Err(_) if count.is_none() => Ok(()),
-                Err(_) => Err(Failure::timeout(format!(
-                    "only {echoed} of {} datagrams in {} s",
-                    count.unwrap_or(0),
-                    limit.as_secs()
+        Ok::<(), Failure>(())
+    };
+    let result = match args.timeout {
+        None => echo.await,
+        Some(secs) => match with_timeout(Duration::from_secs(secs), echo).await {
+            Ok(r) => r,
+            Err(_) => match count {
+                None => Ok(()),
+                Some(n) => Err(Failure::timeout(format!(
+                    "only {echoed} of {n} datagrams in {secs} s"
                 ))),
             },
-        };
-        socket.flush().await;
-        println!("echoed {echoed} datagrams");
-        result
-    })
+        },
+    };
+    socket.flush().await;
+    println!("echoed {echoed} datagrams");
+    result
 }

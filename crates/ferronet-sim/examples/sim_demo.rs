@@ -1,8 +1,14 @@
 //! Two ferronet stacks on a simulated Ethernet link with 2% packet loss: a TCP echo of
 //! 256 KiB and a UDP ping-pong, on ferronet-sim's virtual clock. Prints what happens.
 //!
-//! Run with `cargo run -p ferronet-examples --bin sim-demo`.
+//! Run with `cargo run -p ferronet-sim --example sim-demo` (or `scripts/sim-demo.sh`).
+//!
+//! Unlike the programs in `examples/std`, which run on embassy-executor (`arch-std`) with
+//! embassy-time's `std` driver, this demo runs on ferronet-sim's own [`Executor`] and time
+//! driver: the virtual clock only advances when every task waits, which only that executor
+//! knows, so seconds of retransmission timeouts take milliseconds and every run is the same.
 
+use embassy_futures::join::join;
 use embassy_time::{Duration, Instant};
 use ferronet::tcp::TcpSocket;
 use ferronet::udp::{PacketMetadata, UdpSocket};
@@ -181,36 +187,4 @@ fn main() {
         ms(Instant::now()),
         started.elapsed().as_secs_f64() * 1000.0
     );
-}
-
-/// Run two futures to completion concurrently.
-async fn join<A: std::future::Future, B: std::future::Future>(
-    a: A,
-    b: B,
-) -> (A::Output, B::Output) {
-    let mut a = std::pin::pin!(a);
-    let mut b = std::pin::pin!(b);
-    let (mut ra, mut rb) = (None, None);
-    std::future::poll_fn(|cx| {
-        if ra.is_none()
-            && let std::task::Poll::Ready(v) = a.as_mut().poll(cx)
-        {
-            ra = Some(v);
-        }
-        if rb.is_none()
-            && let std::task::Poll::Ready(v) = b.as_mut().poll(cx)
-        {
-            rb = Some(v);
-        }
-        if ra.is_some() && rb.is_some() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    match (ra, rb) {
-        (Some(a), Some(b)) => (a, b),
-        _ => unreachable!("both futures completed"),
-    }
 }
