@@ -91,8 +91,8 @@
 //! each way) and the names and records (host name, [`MAX_SERVICES`] services with
 //! [`MAX_TXT_LEN`] bytes of TXT each): 4808 bytes of `.bss` in the reference firmware for
 //! thumbv7em (`crates/ferronet-bench/firmware`, feature `mdns-responder`), one more socket slot
-//! included. Flash: 12.5 KB of `.text` there (56508 against 43984 bytes, IPv4); the runner
-//! task, into which the responder's step is inlined, grows by 6.2 KB of it.
+//! included. Flash: 12.1 KB of `.text` there (56088 against 43984 bytes, IPv4); the runner
+//! task, into which the responder's step is inlined, grows by 6.1 KB of it.
 //!
 //! # Beside the mDNS query client
 //!
@@ -786,7 +786,7 @@ impl Responder {
     }
 
     /// Queue a message to `dst`: sized by a first pass of `write`, written by a second.
-    fn send(socket: &mut udp::Socket<'_>, dst: IpEndpoint, write: impl Fn(&mut Writer)) -> bool {
+    fn send(socket: &mut udp::Socket<'_>, dst: IpEndpoint, write: &dyn Fn(&mut Writer)) -> bool {
         let mut count = Writer::counter();
         write(&mut count);
         match socket.send(count.len, dst) {
@@ -1246,7 +1246,7 @@ fn goodbye(inner: &mut Inner, sel: Sel) {
     let reply = Body::unsolicited(sel);
     let socket = inner.sockets.get_mut::<udp::Socket>(h);
     for dst in addrs.groups() {
-        Responder::send(socket, dst, |w| {
+        Responder::send(socket, dst, &|w| {
             inner.mdns.write_response(w, &reply, &addrs, Mode::Goodbye)
         });
     }
@@ -1329,7 +1329,7 @@ pub(crate) fn poll(inner: &mut Inner, now: Instant) -> Step {
             } else {
                 Mode::Normal
             };
-            let sent = Responder::send(socket, reply.dst, |w| {
+            let sent = Responder::send(socket, reply.dst, &|w| {
                 mdns.write_response(w, &reply.body, &addrs, mode)
             });
             if let (true, Some(f)) = (sent, group_family(&reply.dst.addr)) {
@@ -1348,7 +1348,7 @@ pub(crate) fn poll(inner: &mut Inner, now: Instant) -> Step {
         match mdns.phase {
             State::Probing if mdns.sent < PROBES => {
                 for dst in addrs.groups() {
-                    Responder::send(socket, dst, |w| mdns.write_probe(w, &addrs));
+                    Responder::send(socket, dst, &|w| mdns.write_probe(w, &addrs));
                 }
                 mdns.sent += 1;
                 mdns.next = Some(now + PROBE_INTERVAL);
@@ -1360,7 +1360,7 @@ pub(crate) fn poll(inner: &mut Inner, now: Instant) -> Step {
                 }
                 let reply = Body::unsolicited(mdns.all_records(&addrs));
                 for dst in addrs.groups() {
-                    Responder::send(socket, dst, |w| {
+                    Responder::send(socket, dst, &|w| {
                         mdns.write_response(w, &reply, &addrs, Mode::Normal)
                     });
                     if let Some(f) = group_family(&dst.addr) {
@@ -1398,7 +1398,7 @@ pub(crate) fn poll(inner: &mut Inner, now: Instant) -> Step {
                 additional: p.additional.minus(answers).minus(recent),
             };
             if !answers.is_empty()
-                && Responder::send(socket, dst, |w| {
+                && Responder::send(socket, dst, &|w| {
                     mdns.write_response(w, &body, &addrs, Mode::Normal)
                 })
             {
