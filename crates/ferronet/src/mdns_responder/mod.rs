@@ -1466,6 +1466,10 @@ impl<'d> MdnsResponder<'d> {
 
     /// Stop answering: sends goodbyes (TTL 0) for every record if the names were claimed,
     /// leaves the multicast groups and gives the socket slot back once the goodbyes are out.
+    ///
+    /// Leaving the groups also ends a membership of 224.0.0.251 or ff02::fb the application
+    /// asked for itself with [`Stack::join_multicast_group`](crate::Stack::join_multicast_group)
+    /// (the interface keeps one membership per group).
     pub fn stop(&self) {
         self.stack.with_mut(|i| {
             if i.mdns.phase == State::Stopped {
