@@ -138,4 +138,5 @@ pub fn check_pattern(seed: u8, offset: usize, buf: &[u8]) -> Result<(), usize> {
     }
 }
 
+pub mod fuzz;
 pub mod peers;
