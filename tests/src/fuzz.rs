@@ -29,7 +29,7 @@ use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use embassy_net_driver::{Capabilities, Checksum, Driver, HardwareAddress, LinkState};
 use embassy_net_driver::{RxToken, TxToken};
@@ -97,8 +97,10 @@ impl Scenario {
 
 /// The largest frame an input can inject (an Ethernet frame of 1500 bytes of IP).
 pub const MAX_FRAME: usize = 1514;
-/// The largest virtual time step one operation takes (about 17 minutes).
-pub const MAX_STEP: Duration = Duration::from_micros(255 * 255 * 255 * 64);
+/// The largest virtual time step one operation takes (about 4.4 minutes).
+pub const MAX_STEP: Duration = Duration::from_micros(255 * 255 * 255 * 16);
+/// The most virtual time one input can spend in time steps, to keep executions fast.
+pub const MAX_VIRTUAL_TIME: Duration = Duration::from_secs(300);
 /// Frames of A kept for the structured operations to read ids and sequence numbers from.
 const SENT_KEEP: usize = 64;
 /// TCP ports on B: an echo server, a server that never closes, one that closes at once.
@@ -247,6 +249,70 @@ impl Driver for TapDevice {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Wakers that own nothing
+// ---------------------------------------------------------------------------------------------
+//
+// A stack's `StackResources` is never dropped (it is made for a `static`), so every waker the
+// stack keeps (the runner's, the sockets') would leak with it, and with the executor's task
+// wakers behind them, once per run. The harness polls every task with a waker that is only an
+// index into a per-thread table of the executor's real wakers: leaking it leaks nothing, the
+// table is emptied after each run, and a stale index wakes nothing.
+
+thread_local! {
+    static WAKERS: RefCell<Vec<Option<Waker>>> = const { RefCell::new(Vec::new()) };
+}
+
+static FORWARD: RawWakerVTable =
+    RawWakerVTable::new(forward_clone, forward_wake, forward_wake, forward_drop);
+
+fn forward_clone(data: *const ()) -> RawWaker {
+    RawWaker::new(data, &FORWARD)
+}
+
+fn forward_wake(data: *const ()) {
+    let waker = WAKERS.with(|w| w.borrow().get(data.addr()).cloned().flatten());
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+fn forward_drop(_: *const ()) {}
+
+/// Spawns `fut` on `ex`, polled with a forwarding waker.
+fn spawn<'a>(ex: &Executor<'a>, fut: impl Future<Output = ()> + 'a) {
+    ex.spawn(forwarded(fut));
+}
+
+/// `fut`, polled with a waker that forwards to the executor's (see above).
+fn forwarded<F: Future<Output = ()>>(fut: F) -> impl Future<Output = ()> {
+    let index = WAKERS.with(|w| {
+        let mut w = w.borrow_mut();
+        w.push(None);
+        w.len() - 1
+    });
+    // SAFETY: the vtable keeps the `RawWaker` contract: the data is a plain index (no pointer
+    // is ever dereferenced), clone copies it, drop does nothing, and wake looks the index up
+    // in this thread's table (an index that is stale or from another thread finds no waker,
+    // or the waker of another task: a spurious wake, which futures allow).
+    let waker =
+        unsafe { Waker::from_raw(RawWaker::new(std::ptr::without_provenance(index), &FORWARD)) };
+    async move {
+        let mut fut = pin!(fut);
+        poll_fn(|cx| {
+            WAKERS.with(|w| {
+                if let Some(slot) = w.borrow_mut().get_mut(index)
+                    && !slot.as_ref().is_some_and(|s| s.will_wake(cx.waker()))
+                {
+                    *slot = Some(cx.waker().clone());
+                }
+            });
+            fut.as_mut().poll(&mut Context::from_waker(&waker))
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Reading the input
 // ---------------------------------------------------------------------------------------------
 
@@ -345,6 +411,8 @@ pub struct Events {
     pub dns: Vec<bool>,
     /// Packets A's raw and ICMP sockets received.
     pub raw_icmp_received: usize,
+    /// A's counters at the end of the run (polls of its runner, frames in and out).
+    pub counters: Option<ferronet::Counters>,
 }
 
 type SharedEvents = Rc<RefCell<Events>>;
@@ -514,6 +582,8 @@ struct Harness<'a, 'ex> {
     icmp: Rc<IcmpSocket<'a>>,
     link_up: bool,
     multicast: bool,
+    /// Virtual time spent in time steps so far.
+    stepped: Duration,
 }
 
 /// The stack configurations of A and B.
@@ -598,16 +668,17 @@ fn with_harness(
     let [m4, m5, m6, m7] = meta;
     let mut b_tcp = bufs_b.tcp.iter_mut();
 
+    WAKERS.with(|w| w.borrow_mut().clear());
     let ex = Executor::new();
-    ex.spawn(async move { runner_a.run().await });
-    ex.spawn(async move { runner_b.run().await });
+    spawn(&ex, async move { runner_a.run().await });
+    spawn(&ex, async move { runner_b.run().await });
 
     // B: the three servers.
     for port in [PORT_ECHO, PORT_HOLD, PORT_CLOSE] {
         let (Some(rx), Some(tx)) = (b_tcp.next(), b_tcp.next()) else {
             unreachable!("ten buffers for three sockets")
         };
-        ex.spawn(peer_connection(TcpSocket::new(stack_b, rx, tx), port));
+        spawn(&ex, peer_connection(TcpSocket::new(stack_b, rx, tx), port));
     }
 
     // A: three connections to B, a listener, and the datagram sockets.
@@ -622,13 +693,10 @@ fn with_harness(
     let bufs = [(t0, t1), (t2, t3), (t4, t5), (t6, t7)];
     for (i, ((rx, tx), open)) in bufs.into_iter().zip(opens).enumerate() {
         let socket = TcpSocket::new(stack, rx, tx);
-        ex.spawn(connection(
-            i,
-            socket,
-            open,
-            mailboxes[i].clone(),
-            events.clone(),
-        ));
+        spawn(
+            &ex,
+            connection(i, socket, open, mailboxes[i].clone(), events.clone()),
+        );
     }
     // Connection 1 writes and closes: FIN-WAIT-2 (B never closes).
     post(&mailboxes[1], Cmd::Write(9));
@@ -642,7 +710,7 @@ fn with_harness(
     {
         let udp = udp.clone();
         let events = events.clone();
-        ex.spawn(async move {
+        spawn(&ex, async move {
             let mut buf = [0u8; 2048];
             loop {
                 if let Ok((n, meta)) = udp.recv_from(&mut buf).await
@@ -670,27 +738,30 @@ fn with_harness(
     {
         let (raw, icmp) = (raw.clone(), icmp.clone());
         let (events, events2) = (events.clone(), events.clone());
-        ex.spawn(join(
-            async move {
-                let mut buf = [0u8; 1024];
-                loop {
-                    let _ = raw.recv(&mut buf).await;
-                    events.borrow_mut().raw_icmp_received += 1;
-                }
-            },
-            async move {
-                loop {
-                    let _ = icmp.recv_from_with(|_| ()).await;
-                    events2.borrow_mut().raw_icmp_received += 1;
-                }
-            },
-        ));
+        spawn(
+            &ex,
+            join(
+                async move {
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        let _ = raw.recv(&mut buf).await;
+                        events.borrow_mut().raw_icmp_received += 1;
+                    }
+                },
+                async move {
+                    loop {
+                        let _ = icmp.recv_from_with(|_| ()).await;
+                        events2.borrow_mut().raw_icmp_received += 1;
+                    }
+                },
+            ),
+        );
     }
     // A ping to B in flight every second.
     {
         let events = events.clone();
         let mut pinger = PingManager::new(stack, m6, p0, m7, p1);
-        ex.spawn(async move {
+        spawn(&ex, async move {
             let target = match peer {
                 IpAddress::Ipv4(a) => core::net::IpAddr::V4(a),
                 IpAddress::Ipv6(a) => core::net::IpAddr::V6(a),
@@ -712,7 +783,7 @@ fn with_harness(
             IpAddress::Ipv4(_) => DnsQueryType::A,
             IpAddress::Ipv6(_) => DnsQueryType::Aaaa,
         };
-        ex.spawn(async move {
+        spawn(&ex, async move {
             loop {
                 let ok = stack.dns_query("fuzz.example", qtype).await.is_ok();
                 events.borrow_mut().dns.push(ok);
@@ -742,10 +813,13 @@ fn with_harness(
         icmp,
         link_up: true,
         multicast,
+        stepped: Duration::from_ticks(0),
     };
     ops(&mut h);
+    events.borrow_mut().counters = Some(stack.counters());
     drop(h);
     drop(ex);
+    WAKERS.with(|w| w.borrow_mut().clear());
     events.take()
 }
 
@@ -766,10 +840,13 @@ impl Harness<'_, '_> {
         self.settle();
     }
 
-    fn step(&self, input: &mut Input<'_>, long: bool) {
+    /// A time step of t³ µs (16 t³ µs if `long`), within [`MAX_VIRTUAL_TIME`] per input.
+    fn step(&mut self, input: &mut Input<'_>, long: bool) {
         let t = u64::from(input.byte());
-        let micros = t * t * t * if long { 64 } else { 1 };
-        self.ex.run_for(Duration::from_micros(micros));
+        let micros = t * t * t * if long { 16 } else { 1 };
+        let d = Duration::from_micros(micros).min(MAX_VIRTUAL_TIME - self.stepped);
+        self.stepped += d;
+        self.ex.run_for(d);
     }
 
     fn flap(&mut self) {
@@ -792,7 +869,7 @@ impl Harness<'_, '_> {
                 let udp = self.udp.clone();
                 let to = IpEndpoint::new(self.scenario.peer_addr(), arg);
                 let len = usize::from(arg % 1600);
-                self.ex.spawn(async move {
+                spawn(self.ex, async move {
                     let _ = udp.send_to(&vec![0xa5; len], to).await;
                 });
             }
@@ -800,7 +877,7 @@ impl Harness<'_, '_> {
                 let raw = self.raw.clone();
                 let len = usize::from(arg % 1100);
                 let packet = raw_ipv4_packet(len);
-                self.ex.spawn(async move {
+                spawn(self.ex, async move {
                     let _ = raw.send(&packet).await;
                 });
             }
@@ -808,7 +885,7 @@ impl Harness<'_, '_> {
                 let icmp = self.icmp.clone();
                 let to = self.scenario.peer_addr();
                 let len = usize::from(arg % 1100);
-                self.ex.spawn(async move {
+                spawn(self.ex, async move {
                     let _ = icmp.send_to(&vec![8; len], to).await;
                 });
             }
@@ -866,7 +943,7 @@ impl Harness<'_, '_> {
                 let name = ["fuzz.example", "a.local", "x", "192.0.2.9", "a..b"]
                     [usize::from(arg >> 1) % 5];
                 let wait = Duration::from_micros(u64::from(arg) * 64);
-                self.ex.spawn(async move {
+                spawn(self.ex, async move {
                     let q = stack.dns_query(name, qtype);
                     let t = Timer::after(wait);
                     join_first(q, t).await;
@@ -930,8 +1007,8 @@ fn header(input: &mut Input<'_>, ethernet: bool) -> (Scenario, bool) {
 /// an operation byte):
 ///
 /// - 0-3: inject a frame (a 16-bit length, then that many bytes);
-/// - 4: a time step (a byte `t`: t³ µs, or 64 t³ µs when the high bit of the operation is
-///   set);
+/// - 4: a time step (a byte `t`: t³ µs, or 16 t³ µs when the high bit of the operation is
+///   set; at most [`MAX_VIRTUAL_TIME`] in all);
 /// - 5: link down / up;
 /// - 6: an application call (a byte and a 16-bit argument);
 /// - 7: inject the previous frame again.

@@ -55,3 +55,27 @@ fn udp_echo_answers_an_injected_datagram() {
     let events = run_structured(&[0, 5, 0, 4, 0, 0x39, 0x30, 1, 2, 3, 4]);
     assert_eq!(events.udp_echoed, 1, "{events:?}");
 }
+
+/// Found by `frames_ethernet` (a slow input: one long time step). With SLAAC on, once the
+/// three router solicitations went unanswered (about 12 s), smoltcp 0.14's `poll_at` keeps
+/// returning the past deadline of the last solicitation (`Slaac::poll_at` still reports
+/// `retry_rs_at` in the `Discovering` phase with no solicitation left), so whenever a socket
+/// has a timer (here a DNS query, TCP connections, pings) the runner's deadline is always
+/// "now": it falls back to its 1 ms idle back-off and wakes 1000 times a second, for ever.
+/// Without SLAAC (DHCP or IP-medium scenarios) the same sockets cost a few polls a second.
+#[test]
+#[ignore = "fails: smoltcp 0.14 SLAAC keeps a stale router-solicitation deadline; see the fuzz report"]
+fn slaac_without_a_router_does_not_wake_the_runner_every_millisecond() {
+    // Ethernet, static IPv4 + SLAAC; two time steps of 255³ µs (33 s in all).
+    let slaac = run_frames(true, &[0, 4, 255, 4, 255]);
+    // The same sockets with DHCP + static IPv6 instead (no SLAAC).
+    let dhcp = run_frames(true, &[1, 4, 255, 4, 255]);
+    let polls = |e: &Events| e.counters.expect("counters are recorded").polls;
+    assert!(polls(&dhcp) < 1_000, "{:?}", dhcp.counters);
+    assert!(
+        polls(&slaac) < 1_000,
+        "{} runner polls in 33 s of virtual time (DHCP scenario: {})",
+        polls(&slaac),
+        polls(&dhcp)
+    );
+}
