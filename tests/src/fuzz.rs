@@ -97,10 +97,10 @@ impl Scenario {
 
 /// The largest frame an input can inject (an Ethernet frame of 1500 bytes of IP).
 pub const MAX_FRAME: usize = 1514;
-/// The largest virtual time step one operation takes (about 4.4 minutes).
-pub const MAX_STEP: Duration = Duration::from_micros(255 * 255 * 255 * 16);
+/// The largest virtual time step one operation takes (about 66 s).
+pub const MAX_STEP: Duration = Duration::from_micros(255 * 255 * 255 * 4);
 /// The most virtual time one input can spend in time steps, to keep executions fast.
-pub const MAX_VIRTUAL_TIME: Duration = Duration::from_secs(300);
+pub const MAX_VIRTUAL_TIME: Duration = Duration::from_secs(90);
 /// Frames of A kept for the structured operations to read ids and sequence numbers from.
 const SENT_KEEP: usize = 64;
 /// TCP ports on B: an echo server, a server that never closes, one that closes at once.
@@ -119,6 +119,8 @@ const RAW_PROTOCOL: u8 = 253;
 
 #[derive(Default)]
 struct Tap {
+    capture: bool,
+    injected: Vec<Vec<u8>>,
     inject: VecDeque<Vec<u8>>,
     sent: VecDeque<Vec<u8>>,
     waker: Option<Waker>,
@@ -413,6 +415,13 @@ pub struct Events {
     pub raw_icmp_received: usize,
     /// A's counters at the end of the run (polls of its runner, frames in and out).
     pub counters: Option<ferronet::Counters>,
+    /// A's IPv4 configuration at the end of the run.
+    pub config_v4: Option<StaticConfigV4>,
+    /// A's IPv6 configuration at the end of the run.
+    pub config_v6: Option<StaticConfigV6>,
+    /// With capture on ([`capture`]): every frame on the link (both ways) and every frame
+    /// the harness injected, in order.
+    pub frames: Vec<Vec<u8>>,
 }
 
 type SharedEvents = Rc<RefCell<Events>>;
@@ -619,11 +628,38 @@ fn configs(scenario: Scenario) -> (Config, Config) {
 
 /// Builds the scenario, runs `ops` on it, and tears everything down. Returns what the
 /// application tasks saw.
+/// How a run is set up, besides its [`Scenario`].
+#[derive(Clone, Copy, Default)]
+struct Options {
+    /// A verifies the checksums of what it receives.
+    verify_checksums: bool,
+    /// A router advertisement (2001:db8:1::/64) arrives during the set-up, so SLAAC has a
+    /// router (Ethernet scenarios; the router answers no later solicitation).
+    router: bool,
+    /// Record every frame ([`Events::frames`]).
+    capture: bool,
+}
+
+impl Options {
+    fn from_bits(bits: u8) -> Self {
+        Self {
+            verify_checksums: bits & 1 != 0,
+            router: bits & 2 != 0,
+            capture: false,
+        }
+    }
+}
+
 fn with_harness(
     scenario: Scenario,
-    verify_checksums: bool,
+    options: Options,
     ops: impl FnOnce(&mut Harness<'_, '_>),
 ) -> Events {
+    let Options {
+        verify_checksums,
+        router,
+        capture,
+    } = options;
     let (dev_a, dev_b, link) = match scenario {
         Scenario::Ip => pair(LinkConfig::ip(), Endpoint::Ip, Endpoint::Ip),
         _ => pair(
@@ -633,7 +669,11 @@ fn with_harness(
         ),
     }
     .expect("valid link configuration");
-    let tap = Rc::new(RefCell::new(Tap::default()));
+    link.capture(capture);
+    let tap = Rc::new(RefCell::new(Tap {
+        capture,
+        ..Tap::default()
+    }));
     let dev_a = TapDevice {
         inner: dev_a,
         tap: tap.clone(),
@@ -799,7 +839,21 @@ fn with_harness(
     }
 
     // Let the connections and first queries happen.
-    ex.run_for(Duration::from_millis(200));
+    ex.run_for(Duration::from_millis(100));
+    if router && scenario.is_ethernet() {
+        // After A's first router solicitation: smoltcp 0.14 ignores the phase change of an
+        // advertisement that comes before it.
+        let ra = crate::peers::Router::new(
+            EthernetAddress(MAC_B),
+            crate::peers::RouterConfig::documentation(),
+        );
+        let mut t = tap.borrow_mut();
+        t.inject.push_back(ra.advertisement());
+        if let Some(w) = t.waker.take() {
+            w.wake();
+        }
+    }
+    ex.run_for(Duration::from_millis(100));
 
     let mut h = Harness {
         scenario,
@@ -816,7 +870,17 @@ fn with_harness(
         stepped: Duration::from_ticks(0),
     };
     ops(&mut h);
-    events.borrow_mut().counters = Some(stack.counters());
+    {
+        let mut e = events.borrow_mut();
+        e.counters = Some(stack.counters());
+        e.config_v4 = stack.config_v4();
+        e.config_v6 = stack.config_v6();
+    }
+    if capture {
+        let mut e = events.borrow_mut();
+        e.frames = h.link.take_captured().into_iter().map(|f| f.data).collect();
+        e.frames.append(&mut h.tap.borrow_mut().injected);
+    }
     drop(h);
     drop(ex);
     WAKERS.with(|w| w.borrow_mut().clear());
@@ -832,6 +896,9 @@ impl Harness<'_, '_> {
     fn inject(&self, frame: Vec<u8>) {
         {
             let mut t = self.tap.borrow_mut();
+            if t.capture {
+                t.injected.push(frame.clone());
+            }
             t.inject.push_back(frame);
             if let Some(w) = t.waker.take() {
                 w.wake();
@@ -840,10 +907,10 @@ impl Harness<'_, '_> {
         self.settle();
     }
 
-    /// A time step of t³ µs (16 t³ µs if `long`), within [`MAX_VIRTUAL_TIME`] per input.
+    /// A time step of t³ µs (4 t³ µs if `long`), within [`MAX_VIRTUAL_TIME`] per input.
     fn step(&mut self, input: &mut Input<'_>, long: bool) {
         let t = u64::from(input.byte());
-        let micros = t * t * t * if long { 16 } else { 1 };
+        let micros = t * t * t * if long { 4 } else { 1 };
         let d = Duration::from_micros(micros).min(MAX_VIRTUAL_TIME - self.stepped);
         self.stepped += d;
         self.ex.run_for(d);
@@ -991,23 +1058,24 @@ fn raw_ipv4_packet(len: usize) -> Vec<u8> {
 // Raw frames
 // ---------------------------------------------------------------------------------------------
 
-/// The first byte of an input: the scenario (for Ethernet targets), and whether A verifies
-/// checksums of what it receives.
-fn header(input: &mut Input<'_>, ethernet: bool) -> (Scenario, bool) {
+/// The first byte of a frames input: the scenario (bit 0, for Ethernet targets), whether A
+/// verifies checksums of what it receives (bit 1), and whether a router advertises a prefix
+/// during the set-up (bit 2).
+fn header(input: &mut Input<'_>, ethernet: bool) -> (Scenario, Options) {
     let b = input.byte();
     let scenario = match (ethernet, b & 1) {
         (false, _) => Scenario::Ip,
         (true, 0) => Scenario::EthernetStatic,
         (true, _) => Scenario::EthernetDhcp,
     };
-    (scenario, b & 2 != 0)
+    (scenario, Options::from_bits(b >> 1))
 }
 
 /// Runs one input of raw frames: `ethernet` chooses the medium. Operations (the low 3 bits of
 /// an operation byte):
 ///
 /// - 0-3: inject a frame (a 16-bit length, then that many bytes);
-/// - 4: a time step (a byte `t`: t³ µs, or 16 t³ µs when the high bit of the operation is
+/// - 4: a time step (a byte `t`: t³ µs, or 4 t³ µs when the high bit of the operation is
 ///   set; at most [`MAX_VIRTUAL_TIME`] in all);
 /// - 5: link down / up;
 /// - 6: an application call (a byte and a 16-bit argument);
@@ -1015,9 +1083,14 @@ fn header(input: &mut Input<'_>, ethernet: bool) -> (Scenario, bool) {
 ///
 /// Panics where ferronet panics; returns what the application saw.
 pub fn run_frames(ethernet: bool, data: &[u8]) -> Events {
+    frames_input(ethernet, data, false)
+}
+
+fn frames_input(ethernet: bool, data: &[u8], capture: bool) -> Events {
     let mut input = Input { data };
-    let (scenario, verify) = header(&mut input, ethernet);
-    with_harness(scenario, verify, |h| {
+    let (scenario, options) = header(&mut input, ethernet);
+    let options = Options { capture, ..options };
+    with_harness(scenario, options, |h| {
         let mut last: Vec<u8> = Vec::new();
         while !input.is_empty() {
             let op = input.byte();
@@ -1632,14 +1705,18 @@ impl Harness<'_, '_> {
 }
 
 /// Runs one input of structured operations. The first byte chooses the scenario (bit 0:
-/// Ethernet with static IPv4 and SLAAC, or with DHCP; bit 2: IP medium) and checksum
-/// verification (bit 1). Operations (an operation byte modulo 11): a TCP segment to one of
+/// Ethernet with static IPv4 and SLAAC, or with DHCP; bit 2: IP medium), checksum
+/// verification (bit 1) and a router during the set-up (bit 3). Operations (an operation byte modulo 11): a TCP segment to one of
 /// A's connections, a DNS response to A's query, a DHCP reply, a router advertisement, ICMP
 /// (echo replies, errors quoting A's packets), UDP, ARP / neighbor discovery, a time step, a
 /// link flap, an application call, a raw frame.
 ///
 /// Panics where ferronet panics; returns what the application saw.
 pub fn run_structured(data: &[u8]) -> Events {
+    structured_input(data, false)
+}
+
+fn structured_input(data: &[u8], capture: bool) -> Events {
     let mut input = Input { data };
     let first = input.byte();
     let scenario = match (first & 4 != 0, first & 1) {
@@ -1647,9 +1724,14 @@ pub fn run_structured(data: &[u8]) -> Events {
         (false, 0) => Scenario::EthernetStatic,
         (false, _) => Scenario::EthernetDhcp,
     };
-    with_harness(scenario, first & 2 != 0, |h| {
+    let options = Options {
+        capture,
+        ..Options::from_bits(((first >> 1) & 1) | ((first >> 2) & 2))
+    };
+    with_harness(scenario, options, |h| {
         while !input.is_empty() {
             let op = input.byte();
+
             match op % 11 {
                 0 => h.tcp(&mut input),
                 1 => h.dns(&mut input),
@@ -1670,4 +1752,120 @@ pub fn run_structured(data: &[u8]) -> Events {
         }
         h.settle();
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seed corpus
+// ---------------------------------------------------------------------------------------------
+
+/// A deterministic pseudo-random byte stream (xorshift), for seed inputs.
+struct Bytes(u64);
+
+impl Bytes {
+    fn next(&mut self) -> u8 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 24) as u8
+    }
+
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+/// Structured operations that each exercise one kind of message, for the seeds.
+fn structured_seed_ops(scenario_byte: u8, variant: u64) -> Vec<u8> {
+    let mut r = Bytes(0x9e37_79b9_7f4a_7c15 ^ (variant + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let mut ops = vec![scenario_byte];
+    // A short step first, so that A has sent its first messages.
+    ops.extend([7, 60]);
+    match variant % 10 {
+        // DHCP: an offer of 192.0.2.50 (mask /24, router and server 192.0.2.1, lease 3600 s),
+        // then the ack.
+        0 => ops.extend([
+            2, 0, 0x2e, 24, 192, 0, 2, 1, 0x10, 0x0e, 0, 0, 7, 60, 2, 2, 0x2e, 24, 192, 0, 2, 1,
+            0x10, 0x0e, 0, 0, 7, 100,
+        ]),
+        // A DNS answer with an A, an AAAA and a CNAME record.
+        1 => ops.extend([
+            1, 0, 0, 3, 0, 192, 0, 2, 77, 0, 0, 1, 0, 1, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0x4d, 0, 0, 1, 0, 2, 0, 0, 1, 0, 7, 100,
+        ]),
+        // A router advertisement of 2001:db8:1::/64 (lifetimes 1800 s, 86400 s, 14400 s).
+        2 => ops.extend([
+            3, 0, 0, 64, 0, 8, 7, 0, 0, 0, 0, 0xc0, 0x80, 0x51, 1, 0, 0, 0x40, 0x38, 0, 0, 0, 7,
+            100,
+        ]),
+        // TCP: data on the established connection, FIN on the closing one, a SYN with every
+        // option to the listener, a RST on the last one.
+        3 => ops.extend([
+            0, 0, 10, 0, 0, 0, 0, 0, 0x10, 4, 0, 7, 20, 0, 1, 12, 0, 0, 0, 0, 0, 0x10, 0, 0, 7, 20,
+            0, 3, 3, 0, 0, 0, 0, 0, 0x10, 0, 0x17, 7, 20, 0, 2, 13, 0, 0, 0, 0, 0, 0x10, 0, 0, 7,
+            100,
+        ]),
+        // ICMP: an echo reply to the ping, an error quoting A's last packet.
+        4 => ops.extend([7, 100, 4, 0, 7, 100, 4, 1, 3, 40, 0, 0, 0, 0]),
+        // UDP to the echo port, ARP and neighbor discovery.
+        5 => ops.extend([5, 0, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 6, 4, 6, 5]),
+        // Link flaps and application calls.
+        6 => ops.extend([8, 7, 50, 8, 9, 0, 10, 0, 9, 2, 0, 0, 9, 10, 3, 0]),
+        // A long step: timeouts, lease expiry, retransmissions.
+        7 => ops.extend([7 | 0x80, 200, 7, 255]),
+        // Random operations.
+        _ => ops.extend(r.take(64)),
+    }
+    ops
+}
+
+/// Frames inputs: `frames` (captured or crafted) injected a few at a time, with time steps.
+fn frames_seeds(header: u8, frames: &[Vec<u8>], per_input: usize) -> Vec<Vec<u8>> {
+    frames
+        .chunks(per_input)
+        .map(|chunk| {
+            let mut input = vec![header];
+            for f in chunk {
+                let len = f.len().min(MAX_FRAME) as u16;
+                input.push(0);
+                input.extend(len.to_le_bytes());
+                input.extend(&f[..usize::from(len)]);
+                input.extend([4, 40]);
+            }
+            input
+        })
+        .collect()
+}
+
+/// The seed corpus: `(target, input)` pairs for `frames_ethernet`, `frames_ip` and
+/// `structured`, made from real exchanges of the scenarios (captured on the link, both ways)
+/// and from the messages the structured operations craft (DHCP, DNS, RA, TCP, ICMP, ...).
+pub fn seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::new();
+    // (first byte of structured inputs, first byte of frames inputs, frames target)
+    for (structured_first, frames_first, target) in [
+        (0u8, 0u8, "frames_ethernet"),
+        (1, 1, "frames_ethernet"),
+        (8, 4, "frames_ethernet"),
+        (4, 0, "frames_ip"),
+    ] {
+        let ethernet = target == "frames_ethernet";
+        let mut frames = Vec::new();
+        for variant in 0..10 {
+            let ops = structured_seed_ops(structured_first, variant);
+            out.push(("structured", ops.clone()));
+            let events = structured_input(&ops, true);
+            frames.extend(events.frames);
+        }
+        // A run of the frames target itself: set-up, pings, DNS, time.
+        let events = frames_input(ethernet, &[frames_first, 4, 200, 4, 255], true);
+        frames.extend(events.frames);
+        frames.sort();
+        frames.dedup();
+        out.extend(
+            frames_seeds(frames_first, &frames, 6)
+                .into_iter()
+                .map(|i| (target, i)),
+        );
+    }
+    out
 }

@@ -63,6 +63,9 @@ fn udp_echo_answers_an_injected_datagram() {
 /// has a timer (here a DNS query, TCP connections, pings) the runner's deadline is always
 /// "now": it falls back to its 1 ms idle back-off and wakes 1000 times a second, for ever.
 /// Without SLAAC (DHCP or IP-medium scenarios) the same sockets cost a few polls a second.
+/// The same happens on a network whose router advertised before the first solicitation and
+/// then answers none (smoltcp moves to `Maintaining` only on an advertisement received in the
+/// `Discovering` phase).
 #[test]
 #[ignore = "fails: smoltcp 0.14 SLAAC keeps a stale router-solicitation deadline; see the fuzz report"]
 fn slaac_without_a_router_does_not_wake_the_runner_every_millisecond() {
@@ -77,5 +80,78 @@ fn slaac_without_a_router_does_not_wake_the_runner_every_millisecond() {
         "{} runner polls in 33 s of virtual time (DHCP scenario: {})",
         polls(&slaac),
         polls(&dhcp)
+    );
+}
+
+/// Writes the seed corpus (`ferronet_integration::fuzz::seed_corpus`) under the directory
+/// named by `FERRONET_FUZZ_CORPUS` (`scripts/fuzz.sh --seed` sets it to `fuzz/corpus`).
+#[test]
+#[ignore = "writes files; run by scripts/fuzz.sh --seed"]
+fn write_seed_corpus() {
+    let dir = std::env::var("FERRONET_FUZZ_CORPUS")
+        .expect("FERRONET_FUZZ_CORPUS names the corpus directory");
+    let seeds = ferronet_integration::fuzz::seed_corpus();
+    for (target, input) in &seeds {
+        let sub = std::path::Path::new(&dir).join(target);
+        std::fs::create_dir_all(&sub).unwrap();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in input {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        std::fs::write(sub.join(format!("seed-{hash:016x}")), input).unwrap();
+    }
+    assert!(seeds.len() > 30, "{} seeds", seeds.len());
+}
+
+#[test]
+fn with_a_router_slaac_configures_and_the_runner_stays_quiet() {
+    // Ethernet, static IPv4 + SLAAC, a router during the set-up (first byte bit 2); 33 s.
+    let events = run_frames(true, &[4, 4, 255, 4, 255]);
+    let v6 = events.config_v6.map(|c| c.address.to_string());
+    assert!(
+        v6.as_deref().is_some_and(|a| a.starts_with("2001:db8:1:")),
+        "{v6:?}"
+    );
+    let polls = events.counters.expect("counters are recorded").polls;
+    assert!(polls < 1_000, "{polls} runner polls in 33 s");
+}
+
+#[test]
+fn structured_dhcp_replies_configure_the_stack() {
+    // Ethernet + DHCP; a step; an offer (operation 2, kind 0) of 192.0.2.50 with fields 0x2e:
+    // mask /24, router 192.0.2.1, server id 192.0.2.1, lease 3600 s; a step; the ack (kind 2);
+    // a step.
+    let offer = [0, 0x2e, 24, 192, 0, 2, 1, 0x10, 0x0e, 0, 0];
+    let ack = [2, 0x2e, 24, 192, 0, 2, 1, 0x10, 0x0e, 0, 0];
+    let input = [&[1, 7, 60, 2][..], &offer, &[7, 60, 2], &ack, &[7, 100]].concat();
+    let events = run_structured(&input);
+    let v4 = events.config_v4.expect("DHCP configured the stack");
+    assert_eq!(v4.address.to_string(), "192.0.2.50/24");
+    assert_eq!(
+        v4.gateway.map(|g| g.to_string()).as_deref(),
+        Some("192.0.2.1")
+    );
+}
+
+#[test]
+fn structured_dns_answer_resolves_the_query_in_flight() {
+    // Ethernet, static IPv4; a step; a DNS answer (operation 1) with one A record 192.0.2.77.
+    let events = run_structured(&[0, 7, 60, 1, 0, 0, 1, 0, 192, 0, 2, 77, 0, 0, 1, 0]);
+    assert!(events.dns.contains(&true), "{:?}", events.dns);
+}
+
+#[test]
+fn structured_router_advertisement_gives_a_slaac_address() {
+    // Ethernet, static IPv4 + SLAAC; a router advertisement (operation 3) of 2001:db8:1::/64:
+    // hop limit 64, router lifetime 1800 s, prefix on-link and autonomous, valid 86400 s,
+    // preferred 14400 s.
+    let events = run_structured(&[
+        0, 7, 60, 3, 0, 0, 64, 0, 8, 7, 0, 0, 0, 0, 0xc0, 0x80, 0x51, 1, 0, 0, 0x40, 0x38, 0, 0, 0,
+        7, 100,
+    ]);
+    let v6 = events.config_v6.map(|c| c.address.to_string());
+    assert!(
+        v6.as_deref().is_some_and(|a| a.starts_with("2001:db8:1:")),
+        "{v6:?}"
     );
 }
