@@ -103,6 +103,24 @@ fn write_seed_corpus() {
     assert!(seeds.len() > 30, "{} seeds", seeds.len());
 }
 
+/// Found by `frames_ethernet` (crash-f1be8123..., minimized): on a stack created with SLAAC,
+/// `set_config_v6` to another configuration removed the link-local address while smoltcp's
+/// SLAAC (which cannot be turned off) kept soliciting routers from it: smoltcp 0.14 panicked
+/// in `ndisc_rs_egress` (`link_local_ipv6_address().unwrap()`) at the next solicitation.
+#[test]
+fn leaving_slaac_keeps_the_link_local_address_for_router_solicitations() {
+    // Ethernet, static IPv4 + SLAAC; application call 9 (set_config_v6) with argument 0
+    // (ConfigV6::None); a step of 8 s (the next solicitations).
+    let events = run_frames(true, &[0, 6, 9, 0, 0, 4, 200]);
+    assert_eq!(events.config_v6, None);
+    // Argument 1: a static address 2001:db8::40/1 (prefix 1 % 129).
+    let events = run_frames(true, &[0, 6, 9, 1, 0, 4, 200]);
+    assert_eq!(
+        events.config_v6.map(|c| c.address.to_string()).as_deref(),
+        Some("2001:db8::/1")
+    );
+}
+
 #[test]
 fn with_a_router_slaac_configures_and_the_runner_stays_quiet() {
     // Ethernet, static IPv4 + SLAAC, a router during the set-up (first byte bit 2); 33 s.

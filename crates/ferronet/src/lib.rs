@@ -108,6 +108,8 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
         let has_ll = true;
         iface_cfg.slaac = has_ll && matches!(config.ipv6, ConfigV6::Slaac);
     }
+    #[cfg(feature = "slaac")]
+    let slaac_iface = iface_cfg.slaac;
 
     let now = time::instant_to_smoltcp(Instant::now());
     let iface = {
@@ -119,6 +121,10 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
     let shared = stack::init(resources, iface, medium, random_seed)?;
     {
         let mut inner = shared.inner.borrow_mut();
+        #[cfg(feature = "slaac")]
+        {
+            inner.slaac_iface = slaac_iface;
+        }
         #[cfg(feature = "proto-ipv4")]
         inner
             .set_config_v4(config.ipv4)

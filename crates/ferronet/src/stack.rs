@@ -264,6 +264,10 @@ pub(crate) struct Inner {
     /// IPv6 is configured by SLAAC.
     #[cfg(feature = "slaac")]
     pub(crate) slaac: bool,
+    /// smoltcp's SLAAC is on: it was asked for at creation, and smoltcp then solicits routers
+    /// from the link-local address (and panics without one) whatever the configuration is now.
+    #[cfg(feature = "slaac")]
+    pub(crate) slaac_iface: bool,
 }
 
 /// Network stack handle.
@@ -431,6 +435,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         hostname,
         #[cfg(feature = "slaac")]
         slaac: false,
+        #[cfg(feature = "slaac")]
+        slaac_iface: false,
     };
     Ok(resources.shared.write(Shared {
         inner: RefCell::new(inner),
@@ -711,8 +717,9 @@ impl Inner {
             heapless::Vec::new();
         // With SLAAC the link-local address goes first: smoltcp sends router solicitations
         // from it (and panics if it is missing), so it must never be the one that does not fit.
+        // It stays after a switch away from SLAAC: smoltcp's SLAAC cannot be turned off.
         #[cfg(feature = "slaac")]
-        if self.slaac
+        if (self.slaac || self.slaac_iface)
             && let Some(ll) = self.link_local_address()
         {
             let _ = addrs.push(ll);
@@ -984,6 +991,9 @@ impl<'d> Stack<'d> {
 
     /// Replace the IPv6 configuration. It takes effect at once, like
     /// [`set_config_v4`](Self::set_config_v4).
+    ///
+    /// A stack created with [`ConfigV6::Slaac`] keeps its link-local address under any later
+    /// configuration: smoltcp's router solicitation cannot be turned off.
     #[cfg(feature = "proto-ipv6")]
     pub fn set_config_v6(&self, config: ConfigV6) {
         self.with_mut(|i| {
