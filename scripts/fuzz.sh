@@ -3,7 +3,8 @@
 # leak.
 #
 #   scripts/fuzz.sh [SECONDS]   every target for SECONDS each (default 20; for CI)
-#   scripts/fuzz.sh --long      every target for FUZZ_LONG_SECONDS each (default 3600)
+#   scripts/fuzz.sh --long      every target for FUZZ_LONG_SECONDS each (default 3600),
+#                               without AddressSanitizer (see below)
 #   scripts/fuzz.sh --seed      regenerate the seed corpus fuzz/corpus/<target>/
 #
 # Targets (harness: tests/src/fuzz.rs): frames_ethernet, frames_ip, structured; or set
@@ -53,10 +54,12 @@ skip() {
 cargo "+$toolchain" --version >/dev/null 2>&1 || skip "no $toolchain toolchain"
 cargo "+$toolchain" fuzz --version >/dev/null 2>&1 || skip "cargo-fuzz is not installed"
 
-# -a: debug assertions and overflow checks (a panic there is a crash); AddressSanitizer is
-# cargo-fuzz's default.
-fuzz_flags=(-a)
-echo "fuzz: building the targets ($toolchain, debug assertions, AddressSanitizer)"
+# -a: debug assertions and overflow checks (a panic there is a crash). AddressSanitizer for
+# the short runs; the long run goes without (several times the executions; the unsafe code
+# is checked by scripts/miri.sh). FUZZ_SANITIZER overrides: address, none, ...
+if $long; then sanitizer=${FUZZ_SANITIZER:-none}; else sanitizer=${FUZZ_SANITIZER:-address}; fi
+fuzz_flags=(-a -s "$sanitizer")
+echo "fuzz: building the targets ($toolchain, debug assertions, sanitizer: $sanitizer)"
 (cd fuzz && cargo "+$toolchain" fuzz build "${fuzz_flags[@]}")
 
 failed=()
