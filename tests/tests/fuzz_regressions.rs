@@ -121,6 +121,35 @@ fn leaving_slaac_keeps_the_link_local_address_for_router_solicitations() {
     );
 }
 
+/// Found by `structured` (crash-0704a99d...): a router advertisement whose prefix
+/// information option has a prefix length over 128 (and the autonomous flag) made smoltcp
+/// 0.14's SLAAC panic (`Ipv6Cidr::new`: `assertion failed: prefix_len <= 128`). Anyone on the
+/// link could stop the stack with one frame. ferronet now neutralizes such an option
+/// (`ra_guard.rs`) before smoltcp sees the frame.
+#[test]
+fn router_advertisement_with_prefix_length_over_128_is_ignored() {
+    // The input the fuzzer found.
+    run_structured(&[
+        0, 3, 43, 197, 140, 141, 177, 125, 68, 135, 56, 23, 179, 24, 79, 125, 60, 111, 110, 89,
+        149, 229, 80, 159, 85, 70, 157, 253, 89, 52, 170, 95, 96, 205, 187, 79, 235, 22, 7, 60, 2,
+        0, 0, 16, 147, 147, 6, 255, 255, 255, 255, 255, 255, 255, 147, 147, 147, 147, 147, 3, 4,
+        201, 21, 0, 0, 0, 17,
+    ]);
+    // Written out: Ethernet, static IPv4 + SLAAC, checksums verified or not (first byte 0 or
+    // 2); a router advertisement (operation 3) with its own prefix length (flags 1) of 200,
+    // router lifetime 1800 s, prefix flags on-link + autonomous, valid 86400 s, preferred
+    // 14400 s; then 1 s.
+    for first in [0u8, 2] {
+        let events = run_structured(&[
+            first, 3, 1, 200, 0, 64, 0, 8, 7, 0, 0, 0, 0, 0xc0, 0x80, 0x51, 1, 0, 0, 0x40, 0x38, 0,
+            0, 0, 7, 100,
+        ]);
+        // The prefix was not taken; the stack keeps running (the ping goes on).
+        assert_eq!(events.config_v6, None);
+        assert!(events.pings.iter().all(|ok| *ok) && !events.pings.is_empty());
+    }
+}
+
 #[test]
 fn with_a_router_slaac_configures_and_the_runner_stays_quiet() {
     // Ethernet, static IPv4 + SLAAC, a router during the set-up (first byte bit 2); 33 s.

@@ -34,11 +34,20 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
         Self: 'a;
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        #[cfg(all(feature = "slaac", feature = "medium-ethernet"))]
+        let ethernet = matches!(
+            self.inner.hardware_address(),
+            embassy_net_driver::HardwareAddress::Ethernet(_)
+        );
         let (rx, tx) = self.inner.receive(self.cx)?;
         self.rx_seen = true;
         self.counters.rx_frame();
         Some((
-            RxTokenAdapter(rx),
+            RxTokenAdapter {
+                token: rx,
+                #[cfg(all(feature = "slaac", feature = "medium-ethernet"))]
+                ethernet,
+            },
             TxTokenAdapter {
                 token: tx,
                 counters: &mut *self.counters,
@@ -105,14 +114,25 @@ pub(crate) fn smoltcp_capabilities(caps: Capabilities, medium: Medium) -> phy::D
     smolcaps
 }
 
-pub(crate) struct RxTokenAdapter<T: RxToken>(T);
+pub(crate) struct RxTokenAdapter<T: RxToken> {
+    token: T,
+    /// An Ethernet frame: pass it through [`crate::ra_guard`] first.
+    #[cfg(all(feature = "slaac", feature = "medium-ethernet"))]
+    ethernet: bool,
+}
 
 impl<T: RxToken> phy::RxToken for RxTokenAdapter<T> {
     fn consume<R, F>(self, f: F) -> R
     where
         F: FnOnce(&[u8]) -> R,
     {
-        self.0.consume(|buf| {
+        #[cfg(all(feature = "slaac", feature = "medium-ethernet"))]
+        let ethernet = self.ethernet;
+        self.token.consume(|buf| {
+            #[cfg(all(feature = "slaac", feature = "medium-ethernet"))]
+            if ethernet && crate::ra_guard::neutralize(buf) {
+                warn!("router advertisement with a prefix length over 128: option ignored");
+            }
             trace_frame("rx", buf);
             f(buf)
         })

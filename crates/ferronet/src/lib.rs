@@ -19,6 +19,8 @@ pub mod dns;
 mod driver_adapter;
 #[cfg(feature = "icmp")]
 pub mod icmp;
+#[cfg(all(feature = "slaac", feature = "medium-ethernet"))]
+mod ra_guard;
 #[cfg(feature = "raw")]
 pub mod raw;
 mod runner;
