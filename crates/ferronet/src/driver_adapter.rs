@@ -237,6 +237,12 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
         F: FnOnce(&[u8]) -> R,
     {
         self.token.consume(|buf| {
+            #[cfg(all(feature = "slaac", feature = "medium-ethernet"))]
+            if self.filter.framing() == crate::ingress::Framing::Ethernet
+                && crate::ra_guard::neutralize(buf)
+            {
+                warn!("router advertisement with a prefix length over 128: option ignored");
+            }
             trace_frame("rx", buf);
             if self.filter.rejects(buf) {
                 debug!("dropped a packet from an impossible source address");

@@ -25,6 +25,8 @@ mod ingress;
 mod mtu;
 #[cfg(feature = "medium-ethernet")]
 mod neighbor_guard;
+#[cfg(all(feature = "slaac", feature = "medium-ethernet"))]
+mod ra_guard;
 #[cfg(feature = "raw")]
 pub mod raw;
 #[cfg(feature = "tcp")]
@@ -120,6 +122,8 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
         let has_ll = true;
         iface_cfg.slaac = has_ll && matches!(config.ipv6, ConfigV6::Slaac);
     }
+    #[cfg(feature = "slaac")]
+    let slaac_iface = iface_cfg.slaac;
 
     let now = time::instant_to_smoltcp(Instant::now());
     let iface = {
@@ -132,6 +136,10 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
     let shared = stack::init(resources, iface, medium, ip_mtu, random_seed)?;
     {
         let mut inner = shared.inner.borrow_mut();
+        #[cfg(feature = "slaac")]
+        {
+            inner.slaac_iface = slaac_iface;
+        }
         #[cfg(feature = "proto-ipv4")]
         inner
             .set_config_v4(config.ipv4)

@@ -306,6 +306,10 @@ pub(crate) struct Inner {
     /// The DHCPv4 server.
     #[cfg(feature = "dhcpv4-server")]
     pub(crate) dhcp_server: crate::dhcp_server::Server,
+    /// smoltcp's SLAAC is on: it was asked for at creation, and smoltcp then solicits routers
+    /// from the link-local address (and panics without one) whatever the configuration is now.
+    #[cfg(feature = "slaac")]
+    pub(crate) slaac_iface: bool,
 }
 
 /// How long a DHCP lease held when the link comes back is kept while the DHCP client asks the
@@ -496,6 +500,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         slaac: false,
         #[cfg(feature = "dhcpv4-server")]
         dhcp_server: crate::dhcp_server::Server::new(dhcp_server_buffers),
+        #[cfg(feature = "slaac")]
+        slaac_iface: false,
     };
     Ok(resources.shared.write(Shared {
         inner: RefCell::new(inner),
@@ -793,8 +799,9 @@ impl Inner {
             heapless::Vec::new();
         // With SLAAC the link-local address goes first: smoltcp sends router solicitations
         // from it (and panics if it is missing), so it must never be the one that does not fit.
+        // It stays after a switch away from SLAAC: smoltcp's SLAAC cannot be turned off.
         #[cfg(feature = "slaac")]
-        if self.slaac
+        if (self.slaac || self.slaac_iface)
             && let Some(ll) = self.link_local_address()
         {
             let _ = addrs.push(ll);
@@ -1090,6 +1097,9 @@ impl<'d> Stack<'d> {
 
     /// Replace the IPv6 configuration. It takes effect at once, like
     /// [`set_config_v4`](Self::set_config_v4).
+    ///
+    /// A stack created with [`ConfigV6::Slaac`] keeps its link-local address under any later
+    /// configuration: smoltcp's router solicitation cannot be turned off.
     #[cfg(feature = "proto-ipv6")]
     pub fn set_config_v6(&self, config: ConfigV6) {
         self.with_mut(|i| {
