@@ -140,3 +140,4 @@ pub fn check_pattern(seed: u8, offset: usize, buf: &[u8]) -> Result<(), usize> {
 
 pub mod faults;
 pub mod peers;
+pub mod sim;
