@@ -2,9 +2,9 @@
 //! `TryError`): `WouldBlock` when the call would wait, success with the bytes checked, and the
 //! errors of the blocking calls in `TryError::Other`. Runs on ferronet-sim's virtual clock.
 
+use ferronet::TryError;
 use ferronet::tcp::{Error, State, TcpSocket};
 use ferronet::udp::{PacketMetadata, RecvError, SendError, UdpSocket};
-use ferronet::TryError;
 use ferronet_integration::sim::{ep4, run, settle};
 use ferronet_integration::*;
 use ferronet_sim::executor::Executor;

@@ -29,6 +29,9 @@ pub(crate) struct DriverAdapter<'d, 'c, T: Driver> {
     /// Watches neighbor solicitations and answers (Ethernet medium only).
     #[cfg(feature = "medium-ethernet")]
     pub guard: Option<&'d NeighborGuard>,
+    /// Holds SYNs for TCP listeners.
+    #[cfg(feature = "tcp-listener")]
+    pub listeners: &'d crate::tcp::listener::Table,
     /// IPv4 fragments still to be sent, and the transmit token of the current egress pass.
     #[cfg(feature = "proto-ipv4-fragmentation")]
     pub frag: FragGate,
@@ -134,6 +137,8 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
                 filter: self.filter,
                 #[cfg(feature = "medium-ethernet")]
                 guard: self.guard,
+                #[cfg(feature = "tcp-listener")]
+                listeners: self.listeners,
             },
             TxTokenAdapter {
                 token: tx,
@@ -218,6 +223,8 @@ pub(crate) struct RxTokenAdapter<'a, T: RxToken> {
     filter: &'a SourceFilter,
     #[cfg(feature = "medium-ethernet")]
     guard: Option<&'a NeighborGuard>,
+    #[cfg(feature = "tcp-listener")]
+    listeners: &'a crate::tcp::listener::Table,
 }
 
 impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
@@ -235,6 +242,11 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
             #[cfg(feature = "medium-ethernet")]
             if let Some(g) = self.guard {
                 g.on_receive(buf);
+            }
+            // A SYN held for a listener's backlog (or dropped, the backlog being full).
+            #[cfg(feature = "tcp-listener")]
+            if self.listeners.withholds(buf, self.filter) {
+                return f(&[]);
             }
             f(buf)
         })

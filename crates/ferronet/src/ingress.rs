@@ -45,6 +45,18 @@ impl SourceFilter {
         Self { framing, own }
     }
 
+    /// How frames are laid out on the interface.
+    #[cfg(feature = "tcp-listener")]
+    pub(crate) fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Whether `addr` is one of the interface's (first four) addresses.
+    #[cfg(feature = "tcp-listener")]
+    pub(crate) fn is_own(&self, addr: &smoltcp::wire::IpAddress) -> bool {
+        self.own.iter().any(|c| c.address() == *addr)
+    }
+
     /// Whether the packet in `frame` comes from an address no host can have.
     pub(crate) fn rejects(&self, frame: &[u8]) -> bool {
         let ip = match self.framing {

@@ -20,6 +20,8 @@ mod driver_adapter;
 #[cfg(feature = "icmp")]
 pub mod icmp;
 mod ingress;
+#[cfg(any(feature = "medium-ethernet", feature = "tcp-listener"))]
+mod inject;
 mod mtu;
 #[cfg(feature = "medium-ethernet")]
 mod neighbor_guard;

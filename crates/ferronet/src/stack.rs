@@ -230,6 +230,9 @@ pub(crate) struct Shared {
     /// Tasks waiting for a free DNS query slot.
     #[cfg(feature = "dns")]
     pub(crate) dns_waiters: WaitQueue,
+    /// Tasks waiting in `TcpListener::accept`.
+    #[cfg(feature = "tcp-listener")]
+    pub(crate) listener_waiters: WaitQueue,
 }
 
 pub(crate) struct Inner {
@@ -258,6 +261,9 @@ pub(crate) struct Inner {
     /// Neighbors that never answer (see `neighbor_guard`).
     #[cfg(feature = "medium-ethernet")]
     pub(crate) neighbor_guard: crate::neighbor_guard::NeighborGuard,
+    /// TCP listeners and their backlogs of held SYNs.
+    #[cfg(feature = "tcp-listener")]
+    pub(crate) listeners: crate::tcp::listener::Table,
     #[cfg(feature = "proto-ipv4")]
     pub(crate) static_v4: Option<StaticConfigV4>,
     #[cfg(feature = "proto-ipv6")]
@@ -430,6 +436,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         keep_alive_held: 0,
         #[cfg(feature = "medium-ethernet")]
         neighbor_guard: crate::neighbor_guard::NeighborGuard::new(),
+        #[cfg(feature = "tcp-listener")]
+        listeners: crate::tcp::listener::Table::new(),
         runner_waker: WakerRegistration::new(),
         #[cfg(feature = "multicast")]
         multicast_used: false,
@@ -463,6 +471,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         state_waiters: WaitQueue::new(),
         #[cfg(feature = "dns")]
         dns_waiters: WaitQueue::new(),
+        #[cfg(feature = "tcp-listener")]
+        listener_waiters: WaitQueue::new(),
     }))
 }
 

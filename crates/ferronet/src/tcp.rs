@@ -48,8 +48,8 @@
 //! # Without waiting
 //!
 //! Every read, write and flush has a non-blocking `try_*` twin (embassy-net main's names):
-//! it returns [`TryError::WouldBlock`](crate::TryError::WouldBlock) where the async call would
-//! wait, and the async call's error in [`TryError::Other`](crate::TryError::Other).
+//! it returns [`TryError::WouldBlock`] where the async call would
+//! wait, and the async call's error in [`TryError::Other`].
 //!
 //! # Not implemented
 //!
@@ -67,6 +67,8 @@ use smoltcp::socket::{AnySocket, tcp};
 
 pub mod client;
 pub(crate) mod keep_alive;
+#[cfg(feature = "tcp-listener")]
+pub mod listener;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 use crate::TryError;
@@ -551,7 +553,16 @@ impl<'a> TcpSocket<'a> {
         let local = local_endpoint.into();
         // The set-up is a plain function, so that nothing it uses is kept in the future.
         self.start_accept(local)?;
+        self.wait_accepted(Some(local)).await
+    }
 
+    /// Wait until a connection being accepted is established. A half-open one (see
+    /// [`accept`](Self::accept)) is dropped silently after [`HALF_OPEN_TIMEOUT`]; the socket
+    /// then listens on `relisten` again, or fails with `ConnectionReset` without one.
+    async fn wait_accepted(
+        &mut self,
+        relisten: Option<IpListenEndpoint>,
+    ) -> Result<(), AcceptError> {
         let mut half_open_since: Option<embassy_time::Instant> = None;
         poll_fn(|cx| {
             self.io.with_mut_quiet(|s, _| match s.state() {
@@ -560,10 +571,18 @@ impl<'a> TcpSocket<'a> {
                     let give_up = *half_open_since.get_or_insert(now) + HALF_OPEN_TIMEOUT;
                     if now >= give_up {
                         // Silently: the SYN most likely came from a spoofed address.
-                        debug!("half-open connection timed out; listening again");
+                        debug!("half-open connection timed out");
                         s.abort();
-                        let _ = s.listen(local);
                         half_open_since = None;
+                        match relisten {
+                            Some(local) => {
+                                let _ = s.listen(local);
+                            }
+                            None => {
+                                forget_connection(s);
+                                return Poll::Ready(Err(AcceptError::ConnectionReset));
+                            }
+                        }
                     } else {
                         embassy_time_driver::schedule_wake(give_up.as_ticks(), cx.waker());
                     }
