@@ -360,6 +360,8 @@ impl<'d, D: Driver> Runner<'d, D> {
             ..
         } = inner;
         let filter = SourceFilter::new(framing, iface.ip_addrs());
+        #[cfg(feature = "tcp-listener")]
+        listeners.set_now(instant_from_smoltcp(ts));
         #[cfg(feature = "medium-ethernet")]
         if neighbor_guard.has_given_up() {
             crate::neighbor_guard::answer_given_up(neighbor_guard, iface, sockets, ts);

@@ -261,6 +261,8 @@ pub(crate) struct Table {
     wake: Cell<bool>,
     /// A SYN was held that a task in `accept` can take at once.
     yield_now: Cell<bool>,
+    /// The time of the runner's current poll (see [`Table::set_now`]).
+    now: Cell<Instant>,
 }
 
 /// What [`Table::withholds`] needs of a TCP segment.
@@ -294,7 +296,13 @@ impl Table {
             listening: Cell::new(0),
             wake: Cell::new(false),
             yield_now: Cell::new(false),
+            now: Cell::new(Instant::from_ticks(0)),
         }
+    }
+
+    /// The runner tells the time of its poll, before it takes frames.
+    pub(crate) fn set_now(&self, now: Instant) {
+        self.now.set(now);
     }
 
     /// Whether a SYN was held since the last call (the runner then wakes `accept`).
@@ -325,7 +333,7 @@ impl Table {
         let Ok(mut st) = self.state.try_borrow_mut() else {
             return false;
         };
-        let now = Instant::now();
+        let now = self.now.get();
         let st = &mut *st;
         let Some(l) = st.listeners.iter_mut().find(|l| l.matches(&seg.local)) else {
             return false;
@@ -781,5 +789,158 @@ impl<'a> TcpSocket<'a> {
             i.wake_runner();
             Ok(())
         })
+    }
+}
+
+#[cfg(all(
+    test,
+    feature = "proto-ipv4",
+    feature = "proto-ipv6",
+    feature = "medium-ethernet"
+))]
+mod tests {
+    extern crate std;
+    use super::*;
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::*;
+    use std::vec::Vec;
+
+    const OWN4: Ipv4Address = Ipv4Address::new(192, 0, 2, 2);
+    const OWN6: Ipv6Address = Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+    const PEER6: Ipv6Address = Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+
+    fn filter() -> SourceFilter {
+        SourceFilter::new(
+            Framing::Ethernet,
+            &[
+                IpCidr::Ipv4(Ipv4Cidr::new(OWN4, 24)),
+                IpCidr::Ipv6(Ipv6Cidr::new(OWN6, 64)),
+            ],
+        )
+    }
+
+    fn tcp(control: TcpControl, seq: i32) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port: 40000,
+            dst_port: 80,
+            control,
+            seq_number: TcpSeqNumber(seq),
+            ack_number: None,
+            window_len: 1000,
+            window_scale: Some(7),
+            max_seg_size: Some(1440),
+            sack_permitted: true,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        }
+    }
+
+    /// An Ethernet frame with an IPv6 TCP segment from PEER6 to `dst`.
+    fn v6(t: &TcpRepr<'_>, dst: Ipv6Address) -> Vec<u8> {
+        let ip = Ipv6Repr {
+            src_addr: PEER6,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: t.buffer_len(),
+            hop_limit: 64,
+        };
+        let mut f = std::vec![0u8; 14 + ip.buffer_len() + t.buffer_len()];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        let mut p = Ipv6Packet::new_unchecked(&mut f[14..]);
+        ip.emit(&mut p);
+        t.emit(
+            &mut TcpPacket::new_unchecked(p.payload_mut()),
+            &PEER6.into(),
+            &dst.into(),
+            &ChecksumCapabilities::default(),
+        );
+        f
+    }
+
+    fn listening(port: u16) -> Table {
+        let mut t = Table::new();
+        t.set_now(Instant::from_secs(100));
+        let i = t.open().unwrap();
+        t.listen(i, IpListenEndpoint::from(port)).unwrap();
+        t
+    }
+
+    fn held(t: &mut Table) -> usize {
+        t.listener(0).unwrap().held_count()
+    }
+
+    #[test]
+    fn an_ipv6_syn_is_held_and_its_rst_removes_it() {
+        let mut t = listening(80);
+        let f = filter();
+        assert!(t.withholds(&v6(&tcp(TcpControl::Syn, 5), OWN6), &f));
+        assert_eq!(held(&mut t), 1);
+        assert!(t.take_wake());
+        // The held frame is the SYN, without padding.
+        let h = t.listener(0).unwrap().held[0];
+        assert_eq!(
+            usize::from(h.len),
+            14 + 40 + tcp(TcpControl::Syn, 5).buffer_len()
+        );
+        assert_eq!(h.remote, IpEndpoint::new(PEER6.into(), 40000));
+        assert!(t.withholds(&v6(&tcp(TcpControl::Rst, 6), OWN6), &f));
+        assert_eq!(held(&mut t), 0);
+    }
+
+    #[test]
+    fn what_is_not_held() {
+        let mut t = listening(80);
+        let f = filter();
+        // Not to one of our addresses.
+        let other = Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9);
+        assert!(!t.withholds(&v6(&tcp(TcpControl::Syn, 5), other), &f));
+        // A bad checksum.
+        let mut bad = v6(&tcp(TcpControl::Syn, 5), OWN6);
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        assert!(!t.withholds(&bad, &f));
+        // Another port, an ACK, a SYN-ACK, a truncated frame, a RST for nothing held.
+        let mut other_port = tcp(TcpControl::Syn, 5);
+        other_port.dst_port = 81;
+        assert!(!t.withholds(&v6(&other_port, OWN6), &f));
+        let mut ack = tcp(TcpControl::None, 5);
+        ack.ack_number = Some(TcpSeqNumber(1));
+        assert!(!t.withholds(&v6(&ack, OWN6), &f));
+        let mut synack = tcp(TcpControl::Syn, 5);
+        synack.ack_number = Some(TcpSeqNumber(1));
+        assert!(!t.withholds(&v6(&synack, OWN6), &f));
+        assert!(!t.withholds(&v6(&tcp(TcpControl::Syn, 5), OWN6)[..60], &f));
+        assert!(!t.withholds(&v6(&tcp(TcpControl::Rst, 5), OWN6), &f));
+        assert_eq!(held(&mut t), 0);
+        // Nothing at all when no listener listens.
+        t.close(0);
+        assert!(!t.withholds(&v6(&tcp(TcpControl::Syn, 5), OWN6), &f));
+    }
+
+    #[test]
+    fn a_full_backlog_drops_and_a_retransmission_replaces() {
+        let mut t = listening(80);
+        let f = filter();
+        for port in 0..BACKLOG as u16 + 3 {
+            let mut s = tcp(TcpControl::Syn, 5);
+            s.src_port = 1000 + port;
+            assert!(t.withholds(&v6(&s, OWN6), &f));
+        }
+        assert_eq!(held(&mut t), BACKLOG);
+        // The first one again, with a new sequence number: replaced, not added.
+        let mut again = tcp(TcpControl::Syn, 77);
+        again.src_port = 1000;
+        assert!(t.withholds(&v6(&again, OWN6), &f));
+        assert_eq!(held(&mut t), BACKLOG);
+        let first = t
+            .listener(0)
+            .unwrap()
+            .held
+            .iter()
+            .find(|h| h.remote.port == 1000)
+            .unwrap()
+            .isn;
+        assert_eq!(first, 77);
     }
 }
