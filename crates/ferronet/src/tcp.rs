@@ -53,9 +53,11 @@
 //!
 //! # Not implemented
 //!
-//! No listen backlog (a socket accepts one connection), no TCP Fast Open, no urgent data,
-//! no SACK (smoltcp's limits). Dropping a connected socket frees it at once without sending
-//! anything (as embassy-net does): call `close` and `flush`, or `abort` and `flush`, first.
+//! No listen backlog for plain sockets (a socket in `accept` takes one connection; a SYN
+//! that finds none is answered with a RST): the `listener` module (cargo feature
+//! `tcp-listener`) adds one. No TCP Fast Open, no urgent data, no SACK (smoltcp's limits).
+//! Dropping a connected socket frees it at once without sending anything (as embassy-net
+//! does): call `close` and `flush`, or `abort` and `flush`, first.
 
 use core::future::{Future, poll_fn};
 use core::task::{Context, Poll};
