@@ -62,6 +62,8 @@
 //!   it lasts legitimate clients get in only by chance (see the README for a measurement).
 //! - Do not also put plain sockets in [`TcpSocket::accept`] on a listened port: the listener
 //!   takes every SYN for it.
+//! - Ethernet and IP media only: on IEEE 802.15.4 (6LoWPAN, compressed headers) SYNs are not
+//!   held and go to smoltcp as without a listener.
 //! - Not in embassy-net (0.9 or main); the names follow the brief of issue 11.
 
 use core::cell::{Cell, RefCell};
