@@ -29,6 +29,9 @@ command -v socat >/dev/null 2>&1 || apt_packages+=(socat)
 command -v ping >/dev/null 2>&1 || apt_packages+=(iputils-ping)
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3)
+# Linux DHCP clients for the DHCP server's interop test (crates/ferronet-tuntap/tests/netns.rs).
+command -v busybox >/dev/null 2>&1 || apt_packages+=(busybox)
+command -v dhclient >/dev/null 2>&1 || apt_packages+=(isc-dhcp-client)
 # The emulator of the firmware demo and tests (examples/qemu-mps2).
 command -v qemu-system-arm >/dev/null 2>&1 || apt_packages+=(qemu-system-arm)
 if [ ${#apt_packages[@]} -gt 0 ]; then

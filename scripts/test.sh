@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
 # Every ferronet feature but the loggers (defmt and log exclude each other).
-ALL_FEATURES="tcp,tcp-listener,udp,raw,icmp,auto-icmp-echo-reply,dns,mdns,dhcpv4,dhcpv4-hostname,proto-ipv4,proto-ipv6,slaac,medium-ethernet,medium-ip,medium-ieee802154,multicast,igmp,counters"
+ALL_FEATURES="tcp,tcp-listener,udp,raw,icmp,auto-icmp-echo-reply,dns,mdns,dhcpv4,dhcpv4-hostname,proto-ipv4,proto-ipv6,slaac,medium-ethernet,medium-ip,medium-ieee802154,multicast,igmp,counters,dhcpv4-server"
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -44,5 +44,6 @@ step "interop tests against Linux (network namespaces)"
 ./scripts/interop.sh
 
 step "firmware in QEMU: the LAN9118 driver on target, then the qemu-mps2 firmware scenarios"
+(cd examples/qemu-mps2 && cargo fmt -- --check && cargo clippy -q --release -- -D warnings)
 ./crates/ferronet-lan9118/qemu-check/run.sh
 ./scripts/qemu-test.sh

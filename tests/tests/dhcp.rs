@@ -329,7 +329,7 @@ fn lease_expires_when_the_server_stops_answering() {
 }
 
 #[test]
-fn link_flap_drops_the_lease_and_rediscovers_once() {
+fn link_flap_keeps_the_lease_and_rediscovers_once() {
     let ex = Executor::new();
     let s = setup(&ex, DhcpConfig::default(), server_config(3600));
     let stack = s.stack;
@@ -337,10 +337,10 @@ fn link_flap_drops_the_lease_and_rediscovers_once() {
     assert_eq!(s.server.discovers(), 1);
 
     s.link.set_up(false);
-    ex.try_run_until(stack.wait_config_down(), Duration::from_millis(10))
-        .expect("lease dropped at once when the link goes down");
-    assert_eq!(stack.config_v4(), None);
-    assert!(!stack.is_link_up());
+    ex.try_run_until(stack.wait_link_down(), Duration::from_millis(10))
+        .expect("link-down seen at once");
+    // The lease outlives the link (so do the connections that use it).
+    assert_eq!(stack.config_v4(), Some(expected_config()));
     let received_before = s.peer.received_count();
     ex.run_for(Duration::from_secs(5));
     assert_eq!(
@@ -351,9 +351,8 @@ fn link_flap_drops_the_lease_and_rediscovers_once() {
 
     let up_at = Instant::now();
     s.link.set_up(true);
-    ex.try_run_until(stack.wait_config_up(), LIMIT).unwrap();
-    assert_eq!(stack.config_v4(), Some(expected_config()));
     ex.run_for(Duration::from_secs(1));
+    assert_eq!(stack.config_v4(), Some(expected_config()));
 
     let window: Vec<_> = dhcp_messages(&s.peer)
         .into_iter()
@@ -380,6 +379,29 @@ fn link_flap_drops_the_lease_and_rediscovers_once() {
         .count();
     assert_eq!(requests, 1);
     assert_eq!(s.server.discovers(), 2);
+}
+
+/// A lease held when the link comes back is dropped if no server confirms it in time.
+#[test]
+fn lease_unconfirmed_after_a_link_flap_is_dropped() {
+    let ex = Executor::new();
+    let s = setup(&ex, DhcpConfig::default(), server_config(3600));
+    let stack = s.stack;
+    ex.try_run_until(stack.wait_config_up(), LIMIT).unwrap();
+    s.link.set_up(false);
+    ex.run_for(Duration::from_secs(1));
+    s.server.set_policy(DhcpPolicy::Silent);
+    let up_at = Instant::now();
+    s.link.set_up(true);
+    ex.try_run_until(stack.wait_config_down(), LIMIT)
+        .expect("the unconfirmed lease is dropped");
+    let after = Instant::now() - up_at;
+    assert!(
+        after >= ferronet::DHCP_RECONFIRM_TIMEOUT
+            && after <= ferronet::DHCP_RECONFIRM_TIMEOUT + Duration::from_secs(11),
+        "dropped after {after:?}"
+    );
+    assert_eq!(stack.config_v4(), None);
 }
 
 #[test]

@@ -321,3 +321,137 @@ fn spoofed_syns_do_not_keep_a_server_unreachable() {
         at - t0
     );
 }
+
+/// A blind reset: an RST from a spoofed peer with a sequence number inside the window but not
+/// the one expected used to reset the connection (smoltcp accepts any in-window RST). Only an
+/// exact match resets it now (RFC 5961 section 3).
+#[test]
+fn only_an_exactly_matching_rst_resets_a_connection() {
+    use ferronet::tcp::{Error, TcpSocket};
+    use ferronet_integration::peers::ipv4_frame;
+    use ferronet_sim::switch::Switch;
+    use smoltcp::wire::{
+        EthernetFrame, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+        TcpSeqNumber,
+    };
+
+    let ex = Executor::new();
+    let switch = Switch::new(LinkConfig::default());
+    let (mac_a, mac_b, mac_x) = (
+        [2, 0, 0, 0, 0, 0x21],
+        [2, 0, 0, 0, 0, 0x22],
+        [2, 0, 0, 0, 0, 0x23],
+    );
+    let (a, mut runner_a) = stack_on(
+        switch.port(mac_a).unwrap(),
+        ferronet::Config::ipv4_static(v4_config(2)),
+        1,
+    );
+    let (b, mut runner_b) = stack_on(
+        switch.port(mac_b).unwrap(),
+        ferronet::Config::ipv4_static(v4_config(3)),
+        2,
+    );
+    ex.spawn(async move { runner_a.run().await });
+    ex.spawn(async move { runner_b.run().await });
+    let attacker = Peer::new(EthernetAddress(mac_x));
+    attacker.spawn(&ex, switch.port(mac_x).unwrap());
+    switch.capture(true);
+
+    let mut client = TcpSocket::new(a, buf(4096), buf(4096));
+    let mut server = TcpSocket::new(b, buf(4096), buf(4096));
+    let exchange = |client: &mut TcpSocket<'_>, server: &mut TcpSocket<'_>, word: &[u8]| {
+        ex.try_run_until(
+            async {
+                use embedded_io_async::{Read, Write};
+                let mut got = [0u8; 16];
+                client.write_all(word).await.unwrap();
+                server.read_exact(&mut got[..word.len()]).await.unwrap();
+                server.write_all(&got[..word.len()]).await.unwrap();
+                client.read_exact(&mut got[..word.len()]).await.unwrap();
+                assert_eq!(&got[..word.len()], word);
+            },
+            LIMIT,
+        )
+        .expect("exchange");
+    };
+    let (acc, con) = ex
+        .try_run_until(
+            futures::future::join(server.accept(80), client.connect((ip4(3), 80))),
+            LIMIT,
+        )
+        .unwrap();
+    acc.unwrap();
+    con.unwrap();
+    exchange(&mut client, &mut server, b"hello");
+    ex.run_for(Duration::from_millis(500));
+    let client_port = client.local_endpoint().unwrap().port;
+
+    // What the client expects next: the end of the last segment the server sent it.
+    let rcv_nxt = switch
+        .captured()
+        .iter()
+        .filter_map(|f| {
+            let eth = EthernetFrame::new_checked(&f.data[..]).ok()?;
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+            (ip.src_addr() == ip4(3) && tcp.dst_port() == client_port).then(|| {
+                tcp.seq_number()
+                    + tcp.payload().len()
+                    + usize::from(tcp.syn())
+                    + usize::from(tcp.fin())
+            })
+        })
+        .next_back()
+        .expect("segments from the server");
+
+    let rst = |seq: TcpSeqNumber| {
+        let repr = TcpRepr {
+            src_port: 80,
+            dst_port: client_port,
+            control: TcpControl::Rst,
+            seq_number: seq,
+            ack_number: None,
+            window_len: 0,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        };
+        let ip = Ipv4Repr {
+            src_addr: ip4(3),
+            dst_addr: ip4(2),
+            next_header: IpProtocol::Tcp,
+            payload_len: repr.buffer_len(),
+            hop_limit: 64,
+        };
+        let caps = smoltcp::phy::ChecksumCapabilities::default();
+        ipv4_frame(EthernetAddress(mac_x), EthernetAddress(mac_a), ip, |b| {
+            repr.emit(
+                &mut TcpPacket::new_unchecked(b),
+                &ip4(3).into(),
+                &ip4(2).into(),
+                &caps,
+            )
+        })
+    };
+    // In the window, not exact: ignored.
+    for off in [1usize, 100, 1000] {
+        attacker.send(rst(rcv_nxt + off));
+    }
+    ex.run_for(Duration::from_millis(100));
+    assert_eq!(client.state(), ferronet::tcp::State::Established);
+    exchange(&mut client, &mut server, b"still here");
+
+    // The exact one resets it. (What the client expects moved on by the exchange.)
+    ex.run_for(Duration::from_millis(500));
+    let rcv_nxt = rcv_nxt + b"still here".len();
+    attacker.send(rst(rcv_nxt));
+    ex.run_for(Duration::from_millis(100));
+    assert_eq!(client.state(), ferronet::tcp::State::Closed);
+    let mut tmp = [0u8; 4];
+    let r = ex.try_run_until(client.read(&mut tmp), LIMIT).unwrap();
+    assert_eq!(r, Err(Error::ConnectionReset));
+}

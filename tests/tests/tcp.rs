@@ -760,6 +760,43 @@ fn keep_alive_set_after_accept_waits_one_interval() {
     assert!(link.captured().is_empty(), "{:?}", link.captured());
 }
 
+/// When the interface loses a connection's local address (a DHCP lease lost on link-down, a
+/// new static configuration), smoltcp drops the connection silently; reads, writes and
+/// `flush` then fail with `NoRoute`, not with a timeout or a reset that never happened.
+#[test]
+fn losing_the_local_address_fails_with_no_route() {
+    for with_timeout in [false, true] {
+        let ex = Executor::new();
+        let (a, b, _link) = spawn_pair(&ex, LinkConfig::default());
+        let mut server = TcpSocket::new(b, buf(4096), buf(4096));
+        let mut client = TcpSocket::new(a, buf(4096), buf(4096));
+        if with_timeout {
+            client.set_timeout(Some(Duration::from_secs(30)));
+        }
+        connect_pair(&ex, &mut client, &mut server, ep4(3, PORT));
+        a.set_config_v4(ConfigV4::Static(v4_config(9)));
+        let mut tmp = [0u8; 8];
+        assert_eq!(
+            run(&ex, client.read(&mut tmp)),
+            Err(Error::NoRoute),
+            "timeout {with_timeout}"
+        );
+        assert_eq!(run(&ex, client.write(b"x")), Err(Error::NoRoute));
+        assert_eq!(client.state(), State::Closed);
+        // A new connection from the new address works, and forgets the old error.
+        client.abort();
+        let _ = run(&ex, client.flush());
+        let mut server2 = TcpSocket::new(b, buf(4096), buf(4096));
+        let (acc, con) = run(
+            &ex,
+            join(server2.accept(PORT + 1), client.connect(ep4(3, PORT + 1))),
+        );
+        assert_eq!((acc, con), (Ok(()), Ok(())));
+        assert_eq!(client.local_endpoint().map(|e| e.addr), Some(ip4(9).into()));
+        run(&ex, client.write(b"ok")).unwrap();
+    }
+}
+
 // ----------------------------------------------------------------------------------------
 // 8. Split halves in two tasks.
 

@@ -518,3 +518,542 @@ fn ferronet_on_a_tun_device_talks_to_the_kernel_over_ipv4_and_ipv6() {
     tcp_echo_check(v6, 100_000);
     server.join().expect("server");
 }
+
+/// Whether `cmd ARGS` can be run at all.
+fn tool_works(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Linux DHCP clients for the DHCP server test, each in a network namespace of its own with a
+/// veth pair whose other end is a port of the bridge `br0`. Dropping it kills the clients
+/// (by process id) and deletes the namespaces.
+struct DhcpClients {
+    dir: std::path::PathBuf,
+    /// (namespace, interface inside it, running client).
+    clients: Vec<(Netns, String, Option<std::process::Child>)>,
+}
+
+impl Drop for DhcpClients {
+    fn drop(&mut self) {
+        for (_, _, child) in &mut self.clients {
+            if let Some(c) = child {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Client `i`'s MAC address.
+fn client_mac(i: usize) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0x20, i as u8]
+}
+
+impl DhcpClients {
+    fn new(count: usize) -> Self {
+        let dir = std::env::temp_dir().join(format!("ferronet-dhcps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut clients = Vec::new();
+        for i in 0..count {
+            let ns = Netns(format!("fdhcps-{}-c{i}", std::process::id()));
+            ip(&format!("netns add {}", ns.0));
+            ip(&format!("link add dv{i} type veth peer name dc{i}"));
+            ip(&format!("link set dc{i} netns {}", ns.0));
+            ip(&format!("link set dv{i} master br0"));
+            ip(&format!("link set dv{i} up"));
+            let mac = ferronet_tuntap::format_mac(client_mac(i));
+            ip(&format!("-n {} link set dc{i} address {mac}", ns.0));
+            ip(&format!("-n {} link set dc{i} up", ns.0));
+            ip(&format!("-n {} link set lo up", ns.0));
+            clients.push((ns, format!("dc{i}"), None));
+        }
+        Self { dir, clients }
+    }
+
+    fn log(&self, i: usize) -> std::path::PathBuf {
+        self.dir.join(format!("c{i}.log"))
+    }
+
+    /// The events client `i`'s script recorded, as (event, address).
+    fn events(&self, i: usize) -> Vec<(String, String)> {
+        std::fs::read_to_string(self.log(i))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let mut w = l.split_whitespace();
+                let e = w.next().unwrap_or_default().to_string();
+                (e, w.next().unwrap_or_default().to_string())
+            })
+            .collect()
+    }
+
+    /// The address client `i` was last bound to (bound, renew, ...), if any.
+    fn address(&self, i: usize) -> Option<Ipv4Addr> {
+        self.events(i)
+            .iter()
+            .rev()
+            .find(|(e, _)| {
+                ["bound", "renew", "BOUND", "RENEW", "REBIND", "REBOOT"].contains(&e.as_str())
+            })
+            .and_then(|(_, a)| a.parse().ok())
+    }
+
+    /// Starts busybox udhcpc for client `i` (`extra`: more options, e.g. `-B`).
+    fn udhcpc(&mut self, i: usize, extra: &[&str]) {
+        let script = self.dir.join(format!("c{i}.sh"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ncase \"$1\" in\n\
+                 bound|renew) ip addr flush dev \"$interface\"; ip addr add \"$ip/$mask\" dev \"$interface\"; echo \"$1 $ip\" >>{log};;\n\
+                 deconfig) ip addr flush dev \"$interface\"; echo deconfig >>{log};;\n\
+                 *) echo \"$1\" >>{log};;\nesac\n",
+                log = self.log(i).display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let (ns, ifname, child) = &mut self.clients[i];
+        let c = Command::new("ip")
+            .args([
+                "netns", "exec", &ns.0, "busybox", "udhcpc", "-f", "-i", ifname,
+            ])
+            .args(["-s", script.to_str().unwrap(), "-T", "1", "-A", "1"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run udhcpc");
+        *child = Some(c);
+    }
+
+    fn dhclient_args(&self, i: usize) -> Vec<String> {
+        let d = &self.dir;
+        vec![
+            "-cf".into(),
+            "/dev/null".into(),
+            "-sf".into(),
+            d.join(format!("c{i}.sh")).display().to_string(),
+            "-lf".into(),
+            d.join(format!("c{i}.leases")).display().to_string(),
+            "-pf".into(),
+            d.join(format!("c{i}.pid")).display().to_string(),
+            self.clients[i].1.clone(),
+        ]
+    }
+
+    /// Starts ISC dhclient for client `i`, in the foreground.
+    fn dhclient(&mut self, i: usize) {
+        let script = self.dir.join(format!("c{i}.sh"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ncase \"$reason\" in\n\
+                 BOUND|RENEW|REBIND|REBOOT) ip addr flush dev \"$interface\"; ip addr add \"$new_ip_address/24\" dev \"$interface\"; echo \"$reason $new_ip_address\" >>{log};;\n\
+                 PREINIT) ;;\n\
+                 *) ip addr flush dev \"$interface\"; echo \"$reason\" >>{log};;\nesac\n",
+                log = self.log(i).display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let args = self.dhclient_args(i);
+        let ns = self.clients[i].0.0.clone();
+        let c = Command::new("ip")
+            .args(["netns", "exec", &ns, "dhclient", "-d"])
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run dhclient");
+        self.clients[i].2 = Some(c);
+    }
+
+    /// Releases client `i`'s lease the client's own way, and stops it.
+    fn release(&mut self, i: usize, dhclient: bool) {
+        if dhclient {
+            let args = self.dhclient_args(i);
+            let ns = self.clients[i].0.0.clone();
+            let status = Command::new("timeout")
+                .args(["10", "ip", "netns", "exec", &ns, "dhclient", "-r"])
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("run dhclient -r");
+            assert!(status.success(), "dhclient -r: {status}");
+        } else if let Some(c) = &self.clients[i].2 {
+            // SIGUSR2: udhcpc releases the lease and waits.
+            // SAFETY: kill has no memory-safety preconditions; the pid is our own child's,
+            // not yet waited for, so it cannot have been reused.
+            let r = unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGUSR2) };
+            assert_eq!(r, 0);
+        }
+    }
+
+    /// Kills client `i` without letting it say anything (a client that vanishes).
+    fn vanish(&mut self, i: usize) {
+        if let Some(mut c) = self.clients[i].2.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for client `i`'s process to end by itself; its exit status.
+    fn wait_exit(&mut self, i: usize, limit: Duration) -> std::process::ExitStatus {
+        let c = self.clients[i].2.as_mut().expect("client running");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = c.try_wait().expect("wait for the client") {
+                self.clients[i].2 = None;
+                return s;
+            }
+            assert!(Instant::now() < deadline, "client {i} did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The DHCPv4 server against Linux DHCP clients (busybox udhcpc and ISC dhclient), each in a
+/// namespace of its own on one bridge with ferronet's TAP device: 8 clients get distinct
+/// addresses of an 8-address pool, a ninth gets no answer (never a NAK), every client renews
+/// and keeps its address, a released address is free at once in the server's table, and
+/// after clients vanish without a word their leases end and new clients get addresses.
+#[test]
+fn dhcp_server_serves_linux_clients_on_a_bridge() {
+    let name = "dhcp_server_serves_linux_clients_on_a_bridge";
+    if std::env::var_os(INNER).is_none() {
+        for (tool, args) in [
+            ("busybox", &["udhcpc", "--help"][..]),
+            ("dhclient", &["--version"][..]),
+        ] {
+            if !tool_works(tool, args) {
+                skip_or_fail(&format!(
+                    "{name} needs {tool} (scripts/setup.sh installs it)"
+                ));
+                return;
+            }
+        }
+    }
+    if !run_in_netns(name) {
+        return;
+    }
+    use ferronet::dhcp_server::{DhcpLease, DhcpServerConfig, LeaseState};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const LEASE_SECS: u64 = 20;
+    ip("link add br0 type bridge");
+    ip("link set br0 up");
+    let tap = TapDevice::open("tap0").expect("open tap0");
+    ip("link set tap0 master br0");
+    ip("link set tap0 up");
+
+    // The server: ferronet on tap0, 192.0.2.1/24, pool 192.0.2.100-107. Its thread publishes
+    // the lease table every 50 ms until told to stop.
+    let table: Arc<Mutex<Vec<DhcpLease>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = {
+        let (table, stop) = (table.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (stack, mut runner) =
+                ferronet::new(tap, v4_config(1), leak(StackResources::<4>::new()), 11);
+            let mut c = DhcpServerConfig::new(
+                Ipv4Address::new(192, 0, 2, 100),
+                Ipv4Address::new(192, 0, 2, 107),
+            );
+            c.lease_duration = embassy_time::Duration::from_secs(LEASE_SECS);
+            c.gateway = Some(Ipv4Address::new(192, 0, 2, 1));
+            c.dns_servers = heapless::Vec::from_slice(&[Ipv4Address::new(192, 0, 2, 1)]).unwrap();
+            stack.start_dhcp_server(c).expect("start the DHCP server");
+            let app = async {
+                while !stop.load(Ordering::Relaxed) {
+                    *table.lock().unwrap() = stack.dhcp_leases().to_vec();
+                    embassy_time::Timer::after_millis(50).await;
+                }
+            };
+            block_on_with(runner.run(), app);
+        })
+    };
+    let leases = || table.lock().unwrap().clone();
+    let lease_of = |i: usize| {
+        leases()
+            .into_iter()
+            .find(|l| l.hardware_address.0 == client_mac(i))
+    };
+
+    let mut clients = DhcpClients::new(12);
+    // 0, 1: udhcpc asking for broadcast replies; 2, 3: udhcpc; 4-7: dhclient (unicast replies).
+    clients.udhcpc(0, &["-B"]);
+    clients.udhcpc(1, &["-B"]);
+    clients.udhcpc(2, &[]);
+    clients.udhcpc(3, &[]);
+    for i in 4..8 {
+        clients.dhclient(i);
+    }
+    wait_until("8 clients are bound", Duration::from_secs(20), || {
+        (0..8).all(|i| clients.address(i).is_some())
+    });
+    let addrs: Vec<Ipv4Addr> = (0..8).map(|i| clients.address(i).unwrap()).collect();
+    let mut sorted = addrs.clone();
+    sorted.sort();
+    sorted.dedup();
+    let pool: Vec<Ipv4Addr> = (100..108).map(|h| Ipv4Addr::new(192, 0, 2, h)).collect();
+    assert_eq!(sorted, pool, "distinct addresses of the pool");
+    wait_until(
+        "the server's table shows 8 leases",
+        Duration::from_secs(2),
+        || {
+            (0..8).all(|i| {
+                lease_of(i).is_some_and(|l| l.state == LeaseState::Bound && l.address == addrs[i])
+            })
+        },
+    );
+
+    // A ninth client: the pool is full, so no OFFER, and no NAK either.
+    clients.udhcpc(8, &["-n", "-t", "3"]);
+    let status = clients.wait_exit(8, Duration::from_secs(15));
+    assert!(!status.success(), "udhcpc got a lease from a full pool");
+    assert!(clients.address(8).is_none());
+    assert!(
+        !clients.events(8).iter().any(|(e, _)| e == "nak"),
+        "{:?}",
+        clients.events(8)
+    );
+
+    // Every client renews at T1 (10 s) and keeps its address.
+    wait_until("every client renewed", Duration::from_secs(20), || {
+        (0..8).all(|i| {
+            clients
+                .events(i)
+                .iter()
+                .any(|(e, _)| e == "renew" || e == "RENEW")
+        })
+    });
+    for (i, a) in addrs.iter().enumerate() {
+        assert_eq!(clients.address(i), Some(*a), "client {i} after renewal");
+        assert!(
+            !clients
+                .events(i)
+                .iter()
+                .any(|(e, _)| e == "nak" || e == "EXPIRE"),
+            "client {i}: {:?}",
+            clients.events(i)
+        );
+    }
+
+    // Release: udhcpc 0 (SIGUSR2) and dhclient 4 (-r); their entries are free at once.
+    clients.release(0, false);
+    clients.release(4, true);
+    wait_until("released leases are free", Duration::from_secs(5), || {
+        [0, 4]
+            .iter()
+            .all(|&i| lease_of(i).is_some_and(|l| l.state == LeaseState::Free))
+    });
+
+    // Everyone vanishes without a word; once the leases end, new clients get addresses.
+    for i in 0..8 {
+        clients.vanish(i);
+    }
+    wait_until(
+        "every lease ended",
+        Duration::from_secs(LEASE_SECS + 5),
+        || {
+            let l = leases();
+            l.len() == 8 && l.iter().all(|l| l.state == LeaseState::Free)
+        },
+    );
+    for i in 8..12 {
+        clients.udhcpc(i, &[]);
+    }
+    wait_until("4 new clients are bound", Duration::from_secs(20), || {
+        (8..12).all(|i| clients.address(i).is_some())
+    });
+    let mut new: Vec<Ipv4Addr> = (8..12).map(|i| clients.address(i).unwrap()).collect();
+    new.sort();
+    new.dedup();
+    assert_eq!(new.len(), 4);
+    assert!(new.iter().all(|a| pool.contains(a)), "{new:?}");
+    drop(clients);
+
+    stop.store(true, Ordering::Relaxed);
+    server.join().expect("server thread");
+}
+
+/// A driver wrapper that keeps a copy of every frame the stack sends.
+struct Recorder<D> {
+    inner: D,
+    sent: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+struct RecordingTx<T> {
+    inner: T,
+    sent: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl<T: TxToken> TxToken for RecordingTx<T> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let sent = self.sent;
+        self.inner.consume(len, |buf| {
+            let r = f(buf);
+            sent.lock().expect("recorder lock").push(buf.to_vec());
+            r
+        })
+    }
+}
+
+impl<D: Driver> Driver for Recorder<D> {
+    type RxToken<'a>
+        = D::RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = RecordingTx<D::TxToken<'a>>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, cx: &mut Context) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let sent = self.sent.clone();
+        self.inner
+            .receive(cx)
+            .map(|(rx, tx)| (rx, RecordingTx { inner: tx, sent }))
+    }
+
+    fn transmit(&mut self, cx: &mut Context) -> Option<Self::TxToken<'_>> {
+        let sent = self.sent.clone();
+        self.inner
+            .transmit(cx)
+            .map(|tx| RecordingTx { inner: tx, sent })
+    }
+
+    fn link_state(&mut self, cx: &mut Context) -> LinkState {
+        self.inner.link_state(cx)
+    }
+
+    fn capabilities(&self) -> embassy_net_driver::Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn hardware_address(&self) -> HardwareAddress {
+        self.inner.hardware_address()
+    }
+}
+
+/// (sequence number, payload length, flags) of every TCP segment from `port` in `frames`
+/// (Ethernet, IPv4).
+fn tcp_segments_from(frames: &[Vec<u8>], port: u16) -> Vec<(u32, usize, u8)> {
+    frames
+        .iter()
+        .filter(|f| f.len() >= 54 && f[12..14] == [0x08, 0x00] && f[23] == 6)
+        .filter_map(|f| {
+            let ihl = usize::from(f[14] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+            let tcp = f.get(14 + ihl..14 + total)?;
+            (u16::from_be_bytes([tcp[0], tcp[1]]) == port).then(|| {
+                let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+                let data_off = usize::from(tcp[12] >> 4) * 4;
+                (seq, tcp.len() - data_off, tcp[13])
+            })
+        })
+        .collect()
+}
+
+/// A server that switches keep-alive on right after `accept` (picoserve does) sends Linux no
+/// keep-alive probe before the interval has passed. smoltcp alone probes at once, and Linux
+/// then delays its ACK of the response by about 40 ms (issue 13).
+#[test]
+fn keep_alive_after_accept_sends_linux_no_early_probe() {
+    if !run_in_netns("keep_alive_after_accept_sends_linux_no_early_probe") {
+        return;
+    }
+    let tap = TapDevice::open("tap0").expect("open tap0");
+    ip("addr add 192.0.2.1/24 dev tap0");
+    ip("link set tap0 up");
+    let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let driver = Recorder {
+        inner: tap,
+        sent: sent.clone(),
+    };
+    const RESPONSE_LEN: usize = 64 * 1024;
+    let server = std::thread::spawn(move || {
+        let (stack, mut runner) =
+            ferronet::new(driver, v4_config(2), leak(StackResources::<2>::new()), 9);
+        let app = async move {
+            let (mut rx, mut tx) = ([0u8; 4096], [0u8; 8192]);
+            let mut s = TcpSocket::new(stack, &mut rx, &mut tx);
+            s.accept(80).await.expect("accept");
+            s.set_keep_alive(Some(embassy_time::Duration::from_secs(30)));
+            let mut req = [0u8; 4];
+            embedded_io_async::Read::read_exact(&mut s, &mut req)
+                .await
+                .expect("request");
+            assert_eq!(&req, b"GET\n");
+            let body = [b'x'; RESPONSE_LEN];
+            embedded_io_async::Write::write_all(&mut s, &body)
+                .await
+                .expect("response");
+            s.flush().await.expect("flush");
+            s.close();
+            let _ = s.flush().await;
+        };
+        block_on_with(
+            runner.run(),
+            embassy_time::with_timeout(embassy_time::Duration::from_secs(30), app),
+        )
+        .expect("the server did not finish within 30 s");
+    });
+    let remote: SocketAddr = (Ipv4Addr::new(192, 0, 2, 2), 80).into();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        match TcpStream::connect_timeout(&remote, Duration::from_secs(2)) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("connect {remote}: {e}, retrying");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("connect {remote}: {e}"),
+        }
+    };
+    // A client that takes a moment before its request: smoltcp alone would probe meanwhile.
+    std::thread::sleep(Duration::from_millis(200));
+    stream.write_all(b"GET\n").expect("send the request");
+    let mut body = Vec::new();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    stream.read_to_end(&mut body).expect("read the response");
+    assert_eq!(body.len(), RESPONSE_LEN);
+    assert!(body.iter().all(|&b| b == b'x'));
+    server.join().expect("server");
+
+    // No segment from the server re-sent the byte before its send sequence (a keep-alive
+    // probe); every data segment is new data.
+    let segments = tcp_segments_from(&sent.lock().expect("recorder lock"), 80);
+    assert!(segments.len() > 10, "{segments:?}");
+    let mut next: Option<u32> = None;
+    for &(seq, len, flags) in &segments {
+        if let Some(n) = next {
+            assert!(
+                !(seq == n.wrapping_sub(1) && len <= 1),
+                "keep-alive probe (seq {seq}, {len} bytes, flags {flags:#x}) in {segments:?}"
+            );
+        }
+        let syn_fin = u32::from(flags & 0x03 != 0);
+        let end = seq.wrapping_add(len as u32 + syn_fin);
+        next = Some(next.map_or(end, |n| {
+            if end.wrapping_sub(n) as i32 > 0 {
+                end
+            } else {
+                n
+            }
+        }));
+    }
+}

@@ -32,6 +32,9 @@ pub(crate) struct DriverAdapter<'d, 'c, T: Driver> {
     /// Holds SYNs for TCP listeners.
     #[cfg(feature = "tcp-listener")]
     pub listeners: &'d crate::tcp::listener::Table,
+    /// Checks TCP resets against what was acknowledged.
+    #[cfg(feature = "tcp")]
+    pub rst: &'d crate::rst_guard::RstGuard,
     /// IPv4 fragments still to be sent, and the transmit token of the current egress pass.
     #[cfg(feature = "proto-ipv4-fragmentation")]
     pub frag: FragGate,
@@ -139,12 +142,16 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
                 guard: self.guard,
                 #[cfg(feature = "tcp-listener")]
                 listeners: self.listeners,
+                #[cfg(feature = "tcp")]
+                rst: self.rst,
             },
             TxTokenAdapter {
                 token: tx,
                 counters: &mut *self.counters,
                 #[cfg(feature = "medium-ethernet")]
                 guard: self.guard,
+                #[cfg(feature = "tcp")]
+                rst: (self.filter.framing(), self.rst),
                 #[cfg(feature = "proto-ipv4-fragmentation")]
                 frag: (&mut self.frag, false),
             },
@@ -162,6 +169,8 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
                 counters: &mut *self.counters,
                 #[cfg(feature = "medium-ethernet")]
                 guard: self.guard,
+                #[cfg(feature = "tcp")]
+                rst: (self.filter.framing(), self.rst),
                 #[cfg(feature = "proto-ipv4-fragmentation")]
                 frag: (&mut self.frag, true),
             }),
@@ -225,6 +234,8 @@ pub(crate) struct RxTokenAdapter<'a, T: RxToken> {
     guard: Option<&'a NeighborGuard>,
     #[cfg(feature = "tcp-listener")]
     listeners: &'a crate::tcp::listener::Table,
+    #[cfg(feature = "tcp")]
+    rst: &'a crate::rst_guard::RstGuard,
 }
 
 impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
@@ -237,6 +248,13 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
             if self.filter.rejects(buf) {
                 debug!("dropped a packet from an impossible source address");
                 // smoltcp discards an empty frame as malformed.
+                return f(&[]);
+            }
+            #[cfg(feature = "tcp")]
+            if let Some(ip) = self.filter.framing().ip_packet(buf)
+                && self.rst.rejects(ip)
+            {
+                debug!("dropped an RST whose sequence number is not the one expected");
                 return f(&[]);
             }
             #[cfg(feature = "medium-ethernet")]
@@ -258,6 +276,8 @@ pub(crate) struct TxTokenAdapter<'a, T: TxToken> {
     counters: &'a mut CounterStore,
     #[cfg(feature = "medium-ethernet")]
     guard: Option<&'a NeighborGuard>,
+    #[cfg(feature = "tcp")]
+    rst: (crate::ingress::Framing, &'a crate::rst_guard::RstGuard),
     /// The fragment gate, and whether the token came from `transmit` (through the gate).
     #[cfg(feature = "proto-ipv4-fragmentation")]
     frag: (&'a mut FragGate, bool),
@@ -271,6 +291,8 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
         self.counters.tx_frame();
         #[cfg(feature = "medium-ethernet")]
         let guard = self.guard;
+        #[cfg(feature = "tcp")]
+        let (framing, rst) = self.rst;
         #[cfg(feature = "proto-ipv4-fragmentation")]
         let (frag, gated) = self.frag;
         self.token.consume(len, |buf| {
@@ -279,6 +301,10 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
             #[cfg(feature = "medium-ethernet")]
             if let Some(g) = guard {
                 g.on_transmit(buf);
+            }
+            #[cfg(feature = "tcp")]
+            if let Some(ip) = framing.ip_packet(buf) {
+                rst.on_transmit(ip);
             }
             #[cfg(feature = "proto-ipv4-fragmentation")]
             frag.sent(buf, gated);

@@ -28,6 +28,21 @@ pub(crate) enum Framing {
     Unchecked,
 }
 
+impl Framing {
+    /// The IPv4 or IPv6 packet in `frame`, if it carries one and the framing is checked.
+    #[inline]
+    pub(crate) fn ip_packet(self, frame: &[u8]) -> Option<&[u8]> {
+        match self {
+            Framing::Ethernet => match frame.get(12..14) {
+                Some([0x08, 0x00]) | Some([0x86, 0xdd]) => frame.get(14..),
+                _ => None,
+            },
+            Framing::Ip => Some(frame),
+            Framing::Unchecked => None,
+        }
+    }
+}
+
 /// The interface's addresses at the start of a poll, to check sources against.
 pub(crate) struct SourceFilter {
     framing: Framing,
@@ -45,8 +60,8 @@ impl SourceFilter {
         Self { framing, own }
     }
 
-    /// How frames are laid out on the interface.
-    #[cfg(feature = "tcp-listener")]
+    /// The medium's framing.
+    #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
     pub(crate) fn framing(&self) -> Framing {
         self.framing
     }
@@ -59,13 +74,8 @@ impl SourceFilter {
 
     /// Whether the packet in `frame` comes from an address no host can have.
     pub(crate) fn rejects(&self, frame: &[u8]) -> bool {
-        let ip = match self.framing {
-            Framing::Ethernet => match frame.get(12..14) {
-                Some([0x08, 0x00]) | Some([0x86, 0xdd]) => &frame[14..],
-                _ => return false,
-            },
-            Framing::Ip => frame,
-            Framing::Unchecked => return false,
+        let Some(ip) = self.framing.ip_packet(frame) else {
+            return false;
         };
         match ip.first().map(|b| b >> 4) {
             #[cfg(feature = "proto-ipv4")]

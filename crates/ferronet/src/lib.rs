@@ -14,6 +14,8 @@ compile_error!("ferronet: the features defmt and log are mutually exclusive");
 mod fmt;
 
 pub mod config;
+#[cfg(feature = "dhcpv4-server")]
+pub mod dhcp_server;
 #[cfg(feature = "dns")]
 pub mod dns;
 mod driver_adapter;
@@ -27,6 +29,8 @@ mod mtu;
 mod neighbor_guard;
 #[cfg(feature = "raw")]
 pub mod raw;
+#[cfg(feature = "tcp")]
+mod rst_guard;
 mod runner;
 mod stack;
 mod stats;
@@ -53,6 +57,8 @@ pub use smoltcp::wire::{Ieee802154Address, Ieee802154Frame};
 pub use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 #[cfg(feature = "proto-ipv6")]
 pub use smoltcp::wire::{Ipv6Address, Ipv6Cidr};
+#[cfg(feature = "dhcpv4")]
+pub use stack::DHCP_RECONFIRM_TIMEOUT;
 pub use stack::{NewStackError, SocketTableFull, Stack, StackResources};
 #[cfg(feature = "counters")]
 pub use stats::Counters;

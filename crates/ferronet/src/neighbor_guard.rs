@@ -249,6 +249,38 @@ pub(crate) fn answer_given_up(
     }
 }
 
+/// Give `addr` the link address `mac` in smoltcp's neighbor cache, by handing it a made-up
+/// answer from that neighbor (the DHCP server uses it to reach a client that cannot answer
+/// ARP yet). The entry lives as long as a learned one.
+#[cfg(feature = "dhcpv4-server")]
+pub(crate) fn fill_neighbor(
+    iface: &mut smoltcp::iface::Interface,
+    sockets: &mut smoltcp::iface::SocketSet<'_>,
+    ts: smoltcp::time::Instant,
+    addr: IpAddress,
+    mac: EthernetAddress,
+) {
+    #[allow(irrefutable_let_patterns)]
+    let smoltcp::wire::HardwareAddress::Ethernet(own_mac) = iface.hardware_addr() else {
+        return;
+    };
+    let Some(own) = iface
+        .ip_addrs()
+        .iter()
+        .find(|c| c.contains_addr(&addr))
+        .map(|c| c.address())
+    else {
+        return;
+    };
+    let mut buf = [0u8; ANSWER_LEN];
+    if let Some(n) = answer_frame(&mut buf, mac, addr, own) {
+        // Addressed to us, or smoltcp would not take it.
+        smoltcp::wire::EthernetFrame::new_unchecked(&mut buf[..]).set_dst_addr(own_mac);
+        let mut dev = crate::inject::Injected::new(&buf[..n], smoltcp::phy::Medium::Ethernet);
+        let _ = iface.poll_ingress_single(ts, &mut dev, sockets);
+    }
+}
+
 #[cfg(all(test, feature = "proto-ipv4", feature = "proto-ipv6"))]
 mod tests {
     extern crate std;

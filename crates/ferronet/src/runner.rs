@@ -334,6 +334,8 @@ impl<'d, D: Driver> Runner<'d, D> {
         inner: &mut Inner,
         ts: smoltcp::time::Instant,
     ) -> IoResult {
+        #[cfg(feature = "dhcpv4-server")]
+        let dhcp_server_cidr = inner.dhcp_server_cidr();
         let framing = match medium_of(&inner.hardware_address()) {
             #[cfg(feature = "medium-ethernet")]
             smoltcp::phy::Medium::Ethernet => Framing::Ethernet,
@@ -357,6 +359,10 @@ impl<'d, D: Driver> Runner<'d, D> {
             neighbor_guard,
             #[cfg(feature = "tcp-listener")]
             listeners,
+            #[cfg(feature = "tcp")]
+            rst_guard,
+            #[cfg(feature = "dhcpv4-server")]
+            dhcp_server,
             ..
         } = inner;
         let filter = SourceFilter::new(framing, iface.ip_addrs());
@@ -377,6 +383,8 @@ impl<'d, D: Driver> Runner<'d, D> {
             guard: (framing == Framing::Ethernet).then_some(&*neighbor_guard),
             #[cfg(feature = "tcp-listener")]
             listeners: &*listeners,
+            #[cfg(feature = "tcp")]
+            rst: rst_guard,
             #[cfg(feature = "proto-ipv4-fragmentation")]
             frag: crate::driver_adapter::FragGate {
                 ip_offset,
@@ -411,13 +419,22 @@ impl<'d, D: Driver> Runner<'d, D> {
             iface.poll_maintenance(ts);
         }
 
+        // The DHCP server answers what came in, before the egress pass sends it.
+        #[allow(unused_mut)]
+        let mut service_more = false;
+        #[cfg(feature = "dhcpv4-server")]
+        if dhcp_server.is_on() {
+            service_more |=
+                crate::dhcp_server::serve(dhcp_server, iface, sockets, dhcp_server_cidr, ts);
+        }
+
         let socket_activity = core::mem::take(socket_activity);
         if self
             .defer
             .decide(res.progress, socket_activity, || defer_safe(sockets))
         {
             res.deferred = true;
-            res.more = !rx_done;
+            res.more = !rx_done || service_more;
             return res;
         }
 
@@ -477,7 +494,7 @@ impl<'d, D: Driver> Runner<'d, D> {
         {
             self.frag = dev.frag;
         }
-        res.more = !rx_done || !egress_done;
+        res.more = !rx_done || !egress_done || service_more;
 
         #[cfg(feature = "tcp")]
         if *watched > 0 {

@@ -44,6 +44,8 @@ pub struct StackResources<const SOCK: usize> {
     queries: MaybeUninit<[Option<smoltcp::socket::dns::DnsQuery>; crate::dns::MAX_QUERIES]>,
     #[cfg(feature = "dhcpv4-hostname")]
     hostname: MaybeUninit<HostnameStore>,
+    #[cfg(feature = "dhcpv4-server")]
+    dhcp_server: MaybeUninit<crate::dhcp_server::Buffers>,
 }
 
 /// Where the DHCP hostname option and its bytes live while the DHCP socket refers to them.
@@ -64,6 +66,8 @@ impl<const SOCK: usize> StackResources<SOCK> {
             queries: MaybeUninit::uninit(),
             #[cfg(feature = "dhcpv4-hostname")]
             hostname: MaybeUninit::uninit(),
+            #[cfg(feature = "dhcpv4-server")]
+            dhcp_server: MaybeUninit::uninit(),
         }
     }
 }
@@ -105,6 +109,10 @@ impl core::error::Error for SocketTableFull {}
 #[cfg_attr(not(feature = "tcp"), allow(dead_code))]
 pub(crate) struct SlotMeta {
     flags: u8,
+    /// The interface lost the connection's local address (set by the configuration change
+    /// that removed it; smoltcp then drops the connection without a word).
+    #[cfg(feature = "tcp")]
+    pub(crate) address_lost: bool,
     /// A keep-alive interval held back from smoltcp until it is due.
     #[cfg(feature = "tcp")]
     pub(crate) keep_alive: crate::tcp::keep_alive::KeepAliveHold,
@@ -172,6 +180,8 @@ impl SlotMeta {
     const EMPTY: Self = Self {
         flags: 0,
         #[cfg(feature = "tcp")]
+        address_lost: false,
+        #[cfg(feature = "tcp")]
         keep_alive: crate::tcp::keep_alive::KeepAliveHold::NONE,
     };
 
@@ -180,6 +190,7 @@ impl SlotMeta {
     #[cfg(feature = "tcp")]
     pub(crate) fn begin_connection(&mut self) {
         self.flags = (self.flags & !(CLOSED | ABORTED | TIMED_OUT | DATA_LOST)) | USED;
+        self.address_lost = false;
     }
 }
 
@@ -264,6 +275,9 @@ pub(crate) struct Inner {
     /// TCP listeners and their backlogs of held SYNs.
     #[cfg(feature = "tcp-listener")]
     pub(crate) listeners: crate::tcp::listener::Table,
+    /// What the connections last acknowledged, to check resets against (see `rst_guard`).
+    #[cfg(feature = "tcp")]
+    pub(crate) rst_guard: crate::rst_guard::RstGuard,
     #[cfg(feature = "proto-ipv4")]
     pub(crate) static_v4: Option<StaticConfigV4>,
     #[cfg(feature = "proto-ipv6")]
@@ -285,12 +299,27 @@ pub(crate) struct Inner {
     dhcp_handle: SocketHandle,
     #[cfg(feature = "dhcpv4")]
     dhcp_on: bool,
+    /// After a link-up with a lease held: the lease is kept while the DHCP client asks again,
+    /// until this time (embassy-time milliseconds, wrapping; 0: not waiting). See
+    /// [`Inner::dhcp_link_changed`].
+    #[cfg(feature = "dhcpv4")]
+    dhcp_reconfirm_until: u32,
     #[cfg(feature = "dhcpv4-hostname")]
     hostname: *mut HostnameStore,
     /// IPv6 is configured by SLAAC.
     #[cfg(feature = "slaac")]
     pub(crate) slaac: bool,
+    /// The DHCPv4 server.
+    #[cfg(feature = "dhcpv4-server")]
+    pub(crate) dhcp_server: crate::dhcp_server::Server,
 }
+
+/// How long a DHCP lease held when the link comes back is kept while the DHCP client asks the
+/// server again (six DISCOVERs at smoltcp's default retry interval of 10 s; RFC 2131 3.7 lets
+/// a client keep using an unexpired lease meanwhile). Checked when the DHCP client wakes the stack,
+/// so it may take up to its retry interval longer.
+#[cfg(feature = "dhcpv4")]
+pub const DHCP_RECONFIRM_TIMEOUT: embassy_time::Duration = embassy_time::Duration::from_secs(60);
 
 /// Network stack handle.
 ///
@@ -408,6 +437,10 @@ pub(crate) fn init<'d, const SOCK: usize>(
     #[cfg(feature = "dns")]
     let queries: &'static mut [Option<smoltcp::socket::dns::DnsQuery>] =
         unsafe { core::mem::transmute(queries) };
+    #[cfg(feature = "dhcpv4-server")]
+    let dhcp_server_buffers: *mut crate::dhcp_server::Buffers = resources
+        .dhcp_server
+        .write(crate::dhcp_server::Buffers::new());
     #[cfg(feature = "dhcpv4-hostname")]
     let hostname: *mut HostnameStore = resources.hostname.write(HostnameStore {
         data: [0; crate::config::MAX_HOSTNAME_LEN],
@@ -438,6 +471,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         neighbor_guard: crate::neighbor_guard::NeighborGuard::new(),
         #[cfg(feature = "tcp-listener")]
         listeners: crate::tcp::listener::Table::new(),
+        #[cfg(feature = "tcp")]
+        rst_guard: crate::rst_guard::RstGuard::new(),
         runner_waker: WakerRegistration::new(),
         #[cfg(feature = "multicast")]
         multicast_used: false,
@@ -461,10 +496,14 @@ pub(crate) fn init<'d, const SOCK: usize>(
         dhcp_handle: SocketHandle::default(),
         #[cfg(feature = "dhcpv4")]
         dhcp_on: false,
+        #[cfg(feature = "dhcpv4")]
+        dhcp_reconfirm_until: 0,
         #[cfg(feature = "dhcpv4-hostname")]
         hostname,
         #[cfg(feature = "slaac")]
         slaac: false,
+        #[cfg(feature = "dhcpv4-server")]
+        dhcp_server: crate::dhcp_server::Server::new(dhcp_server_buffers),
     };
     Ok(resources.shared.write(Shared {
         inner: RefCell::new(inner),
@@ -513,6 +552,17 @@ impl Inner {
     #[inline]
     pub(crate) fn dns_socket() -> SocketHandle {
         SocketHandle::default()
+    }
+
+    /// The static IPv4 address the DHCP server serves from: none while IPv4 is unconfigured
+    /// or configured by the DHCP client.
+    #[cfg(feature = "dhcpv4-server")]
+    pub(crate) fn dhcp_server_cidr(&self) -> Option<smoltcp::wire::Ipv4Cidr> {
+        #[cfg(feature = "dhcpv4")]
+        if self.dhcp_on {
+            return None;
+        }
+        self.static_v4.as_ref().map(|c| c.address)
     }
 
     /// The DHCP client socket, while IPv4 is configured by DHCP.
@@ -685,6 +735,7 @@ impl Inner {
             None => {
                 if let Some(h) = self.dhcp_socket() {
                     self.dhcp_on = false;
+                    self.dhcp_reconfirm_until = 0;
                     self.remove_socket(h);
                 }
             }
@@ -702,6 +753,7 @@ impl Inner {
                 let h = self.add_socket(dhcpv4::Socket::new())?;
                 self.dhcp_handle = h;
                 self.dhcp_on = true;
+                self.dhcp_reconfirm_until = 0;
                 h
             }
         };
@@ -806,6 +858,8 @@ impl Inner {
         // Only touch the addresses when they change: smoltcp flushes its neighbor cache on
         // every update.
         if self.iface.ip_addrs() != addrs.as_slice() {
+            #[cfg(feature = "tcp")]
+            crate::tcp::mark_lost_addresses(&self.sockets, self.slots, &addrs);
             self.iface.update_ip_addrs(|a| *a = addrs);
         }
 
@@ -840,21 +894,29 @@ impl Inner {
         Ipv6Cidr::from_link_prefix(&ll_prefix, self.hardware_address()).map(IpCidr::Ipv6)
     }
 
-    /// The link went up or down: restart the DHCP client, and drop the lease when the link is
-    /// gone. Returns whether the configuration changed.
+    /// The link went up or down. A lease survives a link-down (a pulled cable, a Wi-Fi
+    /// reconnect), so that open connections survive a short outage, as with lwIP. On link-up
+    /// the DHCP client starts afresh (one DISCOVER) to learn whether the lease still holds:
+    /// the lease is kept meanwhile, replaced by what the server answers (usually the same
+    /// address: nothing changes) or dropped after [`DHCP_RECONFIRM_TIMEOUT`] without an
+    /// answer. A lease that expires while the link is down is dropped when it expires.
+    /// Returns whether the configuration changed.
     #[cfg(feature = "dhcpv4")]
     pub(crate) fn dhcp_link_changed(&mut self) -> bool {
         let Some(h) = self.dhcp_socket() else {
             return false;
         };
+        if !self.link_up {
+            return false;
+        }
+        if self.static_v4.is_some() {
+            let until = embassy_time::Instant::now() + DHCP_RECONFIRM_TIMEOUT;
+            self.dhcp_reconfirm_until = (until.as_millis() as u32).max(1);
+            info!("DHCP: link up, confirming the lease");
+        }
         self.sockets
             .get_mut::<smoltcp::socket::dhcpv4::Socket>(h)
             .reset();
-        if !self.link_up && self.static_v4.is_some() {
-            info!("DHCP: link down, lease dropped");
-            self.static_v4 = None;
-            return true;
-        }
         false
     }
 
@@ -870,8 +932,22 @@ impl Inner {
             .get_mut::<smoltcp::socket::dhcpv4::Socket>(h)
             .poll()
         {
-            None => false,
+            None => {
+                let waited = self.dhcp_reconfirm_until != 0
+                    && (embassy_time::Instant::now().as_millis() as u32)
+                        .wrapping_sub(self.dhcp_reconfirm_until) as i32
+                        >= 0;
+                if waited {
+                    info!("DHCP: no answer after the link came back, lease dropped");
+                    self.dhcp_reconfirm_until = 0;
+                    self.static_v4 = None;
+                }
+                waited
+            }
+            // The restart after a link-up withdraws the lease being confirmed: keep it.
+            Some(Event::Deconfigured) if self.dhcp_reconfirm_until != 0 => false,
             Some(Event::Configured(c)) => {
+                self.dhcp_reconfirm_until = 0;
                 info!("DHCP: configured {}", c.address);
                 let mut dns_servers = heapless::Vec::new();
                 for s in c.dns_servers.iter().take(3) {
@@ -1065,6 +1141,63 @@ impl<'d> Stack<'d> {
     #[cfg(feature = "multicast")]
     pub fn has_multicast_group(&self, addr: impl Into<IpAddress>) -> bool {
         self.with(|i| i.iface.has_multicast_group(addr))
+    }
+
+    /// Start the DHCPv4 server (cargo feature `dhcpv4-server`; see
+    /// [`dhcp_server`](crate::dhcp_server)), or give the running one a new configuration.
+    ///
+    /// The stack must have a static IPv4 address: it is the server's address, and its subnet
+    /// is the one served. The server runs inside the [`Runner`](crate::Runner) and takes one
+    /// slot of the [`StackResources`] (a UDP socket on port 67). A new configuration keeps
+    /// the leases whose address is still in the pool.
+    ///
+    /// If the static address is later changed to one whose subnet does not hold the pool, the
+    /// server answers nothing until it is started again with a pool that fits.
+    #[cfg(feature = "dhcpv4-server")]
+    pub fn start_dhcp_server(
+        &self,
+        config: crate::dhcp_server::DhcpServerConfig,
+    ) -> Result<(), crate::dhcp_server::DhcpServerError> {
+        self.with_mut(|i| {
+            let cidr = i
+                .dhcp_server_cidr()
+                .ok_or(crate::dhcp_server::DhcpServerError::NoStaticAddress)?;
+            crate::dhcp_server::start(i, config, cidr)
+        })
+    }
+
+    /// Stop the DHCPv4 server and free its socket slot. The lease table is kept for the next
+    /// [`start_dhcp_server`](Self::start_dhcp_server).
+    #[cfg(feature = "dhcpv4-server")]
+    pub fn stop_dhcp_server(&self) {
+        self.with_mut(crate::dhcp_server::stop)
+    }
+
+    /// Whether the DHCPv4 server runs.
+    #[cfg(feature = "dhcpv4-server")]
+    pub fn is_dhcp_server_running(&self) -> bool {
+        self.with(|i| i.dhcp_server.is_on())
+    }
+
+    /// A copy of the DHCPv4 server's lease table, with each entry's state as of now (offers
+    /// and leases past their end show as [`LeaseState::Free`](crate::dhcp_server::LeaseState),
+    /// declines past theirs are left out).
+    #[cfg(feature = "dhcpv4-server")]
+    pub fn dhcp_leases(
+        &self,
+    ) -> heapless::Vec<crate::dhcp_server::DhcpLease, { crate::dhcp_server::MAX_LEASES }> {
+        self.with(|i| i.dhcp_server.leases(embassy_time::Instant::now()))
+    }
+
+    /// Remove the lease table entry for `address` (whatever its state) and return it: the
+    /// address is free for anyone at once. A client that still uses it will be NAKed when it
+    /// renews only if another client got the address meanwhile.
+    #[cfg(feature = "dhcpv4-server")]
+    pub fn remove_dhcp_lease(
+        &self,
+        address: smoltcp::wire::Ipv4Address,
+    ) -> Option<crate::dhcp_server::DhcpLease> {
+        self.with_mut(|i| i.dhcp_server.remove_lease(address))
     }
 
     /// The stack's counters (polls, frames in and out, ...); cargo feature `counters`.

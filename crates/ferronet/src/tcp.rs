@@ -103,7 +103,9 @@ pub enum Error {
     ///
     /// Not in embassy-net 0.9 (which reports this as `ConnectionReset`).
     InvalidState,
-    /// [`client::TcpClient`] only: no route to the host.
+    /// No route to the host ([`client::TcpClient`]), or the interface lost the connection's
+    /// local address (a DHCP lease lost, for example when the link went down, or the
+    /// configuration changed), which ends the connection.
     ///
     /// Not in embassy-net 0.9 (which reports this as `ConnectionReset`).
     NoRoute,
@@ -479,7 +481,9 @@ impl<'a> TcpSocket<'a> {
                     s.register_send_waker(cx.waker());
                     Poll::Pending
                 }
-                tcp::State::Closed | tcp::State::Listen => Poll::Ready(Err(if meta.timed_out() {
+                tcp::State::Closed | tcp::State::Listen => Poll::Ready(Err(if meta.address_lost {
+                    ConnectError::NoRoute
+                } else if meta.timed_out() {
                     ConnectError::TimedOut
                 } else {
                     ConnectError::ConnectionReset
@@ -838,12 +842,31 @@ pub(crate) fn after_egress(sockets: &mut SocketSet<'static>, slots: &mut [SlotMe
             continue;
         }
         meta.set_open_before_egress(false);
-        if s.state() == tcp::State::Closed {
+        if s.state() == tcp::State::Closed && !meta.address_lost {
             meta.set_timed_out(true);
             meta.set_data_lost(s.send_queue() > 0);
             if s.remote_endpoint().is_some() && s.recv_queue() == 0 {
                 forget_connection(s);
             }
+        }
+    }
+}
+
+/// The interface's addresses are about to become `addrs`: mark the connections whose local
+/// address goes away, so that they fail with `NoRoute` (smoltcp resets them silently at the
+/// next egress pass, which would otherwise read as a reset or a timeout).
+pub(crate) fn mark_lost_addresses(
+    sockets: &SocketSet<'static>,
+    slots: &mut [SlotMeta],
+    addrs: &[smoltcp::wire::IpCidr],
+) {
+    for (h, s) in sockets.iter() {
+        if let (Some(meta), Some(s)) = (slots.get_mut(slot_of(h)), tcp::Socket::downcast(s))
+            && let Some(local) = s.local_endpoint()
+            && s.state() != tcp::State::Closed
+            && !addrs.iter().any(|a| a.address() == local.addr)
+        {
+            meta.address_lost = true;
         }
     }
 }
@@ -1154,7 +1177,9 @@ fn flush_step(i: &mut Inner, handle: SocketHandle) -> Result<(), TryError<Error>
     if state == tcp::State::Closed {
         // Data that was never acknowledged is lost, unless the user threw it away.
         return if (s.send_queue() > 0 || meta.data_lost()) && !meta.aborted() {
-            Err(TryError::Other(if meta.timed_out() {
+            Err(TryError::Other(if meta.address_lost {
+                Error::NoRoute
+            } else if meta.timed_out() {
                 Error::TimedOut
             } else {
                 Error::ConnectionReset
@@ -1185,7 +1210,9 @@ fn connecting(state: tcp::State) -> bool {
 
 /// The error for a read that found the receive half closed without a FIN.
 fn recv_error(s: &tcp::Socket, meta: &SlotMeta) -> Error {
-    if meta.timed_out() {
+    if meta.address_lost {
+        Error::NoRoute
+    } else if meta.timed_out() {
         Error::TimedOut
     } else if !meta.used() || meta.aborted() || s.recv_capacity() == 0 {
         Error::InvalidState
@@ -1196,7 +1223,9 @@ fn recv_error(s: &tcp::Socket, meta: &SlotMeta) -> Error {
 
 /// The error for a write that found the send half closed.
 fn send_error(meta: &SlotMeta) -> Error {
-    if meta.timed_out() {
+    if meta.address_lost {
+        Error::NoRoute
+    } else if meta.timed_out() {
         Error::TimedOut
     } else if !meta.used() || meta.aborted() || meta.closed() {
         Error::InvalidState

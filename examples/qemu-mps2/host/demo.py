@@ -10,6 +10,7 @@ verdict. QEMU is killed on any exit. Exit status 0 when everything worked.
 import argparse
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -23,8 +24,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--elf", required=True)
     a = ap.parse_args()
-    # A TERM (timeout, Ctrl-C's cousins) ends the demo through the finally below.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    # TERM or HUP (timeout, a closed terminal) end the demo through the finally below, as
+    # Ctrl-C does; should this script be killed outright, QEMU dies with it (die_with_parent).
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(130))
     tmp = tempfile.mkdtemp(prefix="ferronet-demo-")
     q = None
     try:
@@ -69,7 +72,6 @@ def main():
     finally:
         if q:
             q.kill()
-        import shutil
         shutil.rmtree(tmp, ignore_errors=True)
 
 

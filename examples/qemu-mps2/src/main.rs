@@ -51,8 +51,9 @@ use cmdline::Command;
 pub const HTTP_TASKS: usize = 8;
 /// TCP echo connections served at once.
 pub const ECHO_TASKS: usize = 4;
-/// Sockets: DHCP, DNS, HTTP, TCP echo, UDP echo, control, one client TCP and one ICMP.
-const SOCKETS: usize = 2 + HTTP_TASKS + ECHO_TASKS + 1 + 1 + 2;
+/// Sockets: DHCP, DNS, HTTP, TCP echo, UDP echo, control, and a client TCP and ICMP socket
+/// each for the command line and the control port (they may run at the same time).
+const SOCKETS: usize = 2 + HTTP_TASKS + ECHO_TASKS + 1 + 1 + 2 * 2;
 
 /// Base address of the LAN9118 on the mps2 boards.
 const LAN9118_BASE: usize = 0x4020_0000;
@@ -154,11 +155,10 @@ async fn run_commands(stack: Stack<'static>, boot: u32, commands: &[Command]) {
                     ok = false;
                     continue;
                 };
+                info!("reboot: boot {} of {} has lease {}", boot, n, lease);
                 if boot < n {
-                    info!("reboot: boot {} of {} has lease {}", boot, n, lease);
                     board::reboot();
                 }
-                info!("reboot: boot {} of {} has lease {}", boot, n, lease);
                 info!("reboot: all {} boots reached DHCP", n);
             }
             Command::Exit => exit = true,

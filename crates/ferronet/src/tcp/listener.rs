@@ -515,15 +515,8 @@ impl Table {
 
 /// Parse the TCP segment in `frame`, if it is one (not fragmented, checksums right).
 fn parse_tcp(frame: &[u8], framing: Framing) -> Option<Segment> {
-    let ip_off = match framing {
-        Framing::Ethernet => match frame.get(12..14)? {
-            [0x08, 0x00] | [0x86, 0xdd] => 14,
-            _ => return None,
-        },
-        Framing::Ip => 0,
-        Framing::Unchecked => return None,
-    };
-    let ip = frame.get(ip_off..)?;
+    let ip = framing.ip_packet(frame)?;
+    let ip_off = frame.len() - ip.len();
     let (src, dst, payload, ip_len): (IpAddress, IpAddress, &[u8], usize) = match ip.first()? >> 4 {
         #[cfg(feature = "proto-ipv4")]
         4 => {

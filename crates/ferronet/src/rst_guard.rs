@@ -1,0 +1,230 @@
+//! Blind resets: an RST must carry exactly the next sequence number the stack expects
+//! (RFC 5961 section 3).
+//!
+//! smoltcp 0.14 accepts an RST anywhere in the receive window, so an attacker who knows a
+//! connection's addresses and ports needs only about 2^32 / window guesses to reset it. RFC
+//! 5961 asks for an exact match with RCV.NXT. smoltcp does not expose RCV.NXT, but every
+//! segment it sends on a synchronized connection acknowledges it: [`RstGuard`] keeps, for the
+//! last few connections that sent something, the acknowledgment number of their last segment
+//! ([`RstGuard::on_transmit`]), and withholds from smoltcp an RST for such a connection whose
+//! sequence number is not that one ([`RstGuard::rejects`]).
+//!
+//! What is not met: RFC 5961 answers a non-matching in-window RST with a challenge ACK; here
+//! it is dropped silently (ferronet cannot make smoltcp send an ACK). A peer that really reset
+//! the connection answers the next segment the stack sends (data, a delayed ACK, a keep-alive)
+//! with an RST that does match, so the reset still happens, one exchange later. An RST for a
+//! connection not in the table (more than [`ENTRIES`] connections sending at once, or one
+//! that has not sent anything since the handshake) is left to smoltcp's window check.
+
+use core::cell::Cell;
+
+/// Connections remembered (the most recent senders).
+pub(crate) const ENTRIES: usize = 4;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    /// Local and remote port, and the remote address folded to 32 bits; 0: free.
+    key: u64,
+    /// The acknowledgment number of the last segment sent: RCV.NXT at that time.
+    rcv_nxt: u32,
+}
+
+/// See the module docs. Shared by the receive and transmit tokens of one poll.
+pub(crate) struct RstGuard {
+    entries: [Cell<Entry>; ENTRIES],
+    /// Where the next new connection goes (round robin).
+    next: Cell<u8>,
+}
+
+/// What the guard needs of a TCP segment in an IP packet.
+struct Segment {
+    /// Key as seen from this stack: (our port, their port, their address).
+    key: u64,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+}
+
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const ACK: u8 = 0x10;
+
+impl RstGuard {
+    pub(crate) const fn new() -> Self {
+        Self {
+            entries: [const { Cell::new(Entry { key: 0, rcv_nxt: 0 }) }; ENTRIES],
+            next: Cell::new(0),
+        }
+    }
+
+    /// An IP packet is being sent: remember what a TCP segment acknowledges.
+    #[inline]
+    pub(crate) fn on_transmit(&self, ip: &[u8]) {
+        let Some(seg) = segment(ip, false) else {
+            return;
+        };
+        let found = self.entries.iter().find(|e| e.get().key == seg.key);
+        if seg.flags & (RST | FIN) != 0 {
+            // Our own reset or close: the connection is (about to be) gone.
+            if let Some(e) = found {
+                e.set(Entry { key: 0, rcv_nxt: 0 });
+            }
+            return;
+        }
+        if seg.flags & ACK == 0 {
+            return;
+        }
+        let entry = Entry {
+            key: seg.key,
+            rcv_nxt: seg.ack,
+        };
+        match found {
+            Some(e) => e.set(entry),
+            None => {
+                let i = usize::from(self.next.get()) % ENTRIES;
+                self.entries[i].set(entry);
+                self.next.set(((i + 1) % ENTRIES) as u8);
+            }
+        }
+    }
+
+    /// Whether a received IP packet is an RST for a known connection whose sequence number
+    /// is not the one expected (and must not reach smoltcp).
+    #[inline]
+    pub(crate) fn rejects(&self, ip: &[u8]) -> bool {
+        let Some(seg) = segment(ip, true) else {
+            return false;
+        };
+        if seg.flags & RST == 0 || seg.flags & SYN != 0 {
+            return false;
+        }
+        match self.entries.iter().find(|e| e.get().key == seg.key) {
+            Some(e) if e.get().rcv_nxt == seg.seq => {
+                e.set(Entry { key: 0, rcv_nxt: 0 });
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+}
+
+/// The TCP segment in an IPv4 or IPv6 packet (no IPv6 extension headers), keyed from this
+/// stack's side: `received` says which address and port are the peer's.
+fn segment(ip: &[u8], received: bool) -> Option<Segment> {
+    let (tcp, src, dst) = match ip.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            if *ip.get(9)? != 6 || ihl < 20 {
+                return None;
+            }
+            (ip.get(ihl..)?, fold(ip.get(12..16)?), fold(ip.get(16..20)?))
+        }
+        6 => {
+            if *ip.get(6)? != 6 {
+                return None;
+            }
+            (ip.get(40..)?, fold(ip.get(8..24)?), fold(ip.get(24..40)?))
+        }
+        _ => return None,
+    };
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(tcp.get(at..at + 4)?.try_into().ok()?))
+    };
+    let ports = word(0)?;
+    let (src_port, dst_port) = (ports >> 16, ports & 0xffff);
+    let (ours, theirs, peer) = if received {
+        (dst_port, src_port, src)
+    } else {
+        (src_port, dst_port, dst)
+    };
+    Some(Segment {
+        key: (u64::from(ours << 16 | theirs) << 32) | u64::from(peer),
+        seq: word(4)?,
+        ack: word(8)?,
+        flags: *tcp.get(13)?,
+    })
+}
+
+/// An address folded to 32 bits (an IPv4 address stays itself).
+fn fold(addr: &[u8]) -> u32 {
+    addr.chunks(4).fold(0, |acc, c| {
+        acc ^ u32::from_be_bytes([c[0], c[1], c[2], c[3]])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    /// An IPv4 TCP segment from `src` port `sp` to `dst` port `dp`.
+    fn v4(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+        let mut p = std::vec![0u8; 40];
+        p[0] = 0x45;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&src);
+        p[16..20].copy_from_slice(&dst);
+        p[20..22].copy_from_slice(&sp.to_be_bytes());
+        p[22..24].copy_from_slice(&dp.to_be_bytes());
+        p[24..28].copy_from_slice(&seq.to_be_bytes());
+        p[28..32].copy_from_slice(&ack.to_be_bytes());
+        p[32] = 0x50;
+        p[33] = flags;
+        p
+    }
+
+    const US: [u8; 4] = [192, 0, 2, 2];
+    const PEER: [u8; 4] = [192, 0, 2, 3];
+
+    #[test]
+    fn only_an_exact_rst_passes_for_a_known_connection() {
+        let g = RstGuard::new();
+        g.on_transmit(&v4(US, 80, PEER, 5000, 10, 1000, ACK));
+        assert!(g.rejects(&v4(PEER, 5000, US, 80, 1001, 0, RST)));
+        assert!(g.rejects(&v4(PEER, 5000, US, 80, 999, 0, RST | ACK)));
+        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 1000, 0, RST)));
+        // Then the entry is gone: smoltcp judges what follows.
+        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 1001, 0, RST)));
+    }
+
+    #[test]
+    fn unknown_connections_syns_and_other_segments_pass() {
+        let g = RstGuard::new();
+        g.on_transmit(&v4(US, 80, PEER, 5000, 10, 1000, ACK));
+        // Another port, another peer, not an RST, a SYN with RST.
+        assert!(!g.rejects(&v4(PEER, 5001, US, 80, 7, 0, RST)));
+        assert!(!g.rejects(&v4([192, 0, 2, 4], 5000, US, 80, 7, 0, RST)));
+        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 7, 0, ACK)));
+        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 7, 0, RST | SYN)));
+        // Truncated, not TCP, not IP.
+        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 7, 0, RST)[..30]));
+        assert!(!g.rejects(&[0x45, 0, 0]));
+        assert!(!g.rejects(&[]));
+    }
+
+    #[test]
+    fn follows_the_latest_ack_and_forgets_closed_connections() {
+        let g = RstGuard::new();
+        g.on_transmit(&v4(US, 80, PEER, 5000, 10, 1000, ACK));
+        g.on_transmit(&v4(US, 80, PEER, 5000, 10, 2000, ACK));
+        assert!(g.rejects(&v4(PEER, 5000, US, 80, 1000, 0, RST)));
+        g.on_transmit(&v4(US, 80, PEER, 5000, 10, 2000, FIN | ACK));
+        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 1000, 0, RST)));
+        // A SYN (no ACK) creates nothing.
+        g.on_transmit(&v4(US, 49152, PEER, 80, 10, 0, SYN));
+        assert!(!g.rejects(&v4(PEER, 80, US, 49152, 5, 0, RST)));
+    }
+
+    #[test]
+    fn the_oldest_of_more_connections_is_forgotten() {
+        let g = RstGuard::new();
+        for port in 0..=ENTRIES as u16 {
+            g.on_transmit(&v4(US, 80, PEER, 5000 + port, 10, 1000, ACK));
+        }
+        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 1, 0, RST)));
+        assert!(g.rejects(&v4(PEER, 5000 + ENTRIES as u16, US, 80, 1, 0, RST)));
+    }
+}
