@@ -22,6 +22,8 @@ mod driver_adapter;
 #[cfg(feature = "icmp")]
 pub mod icmp;
 mod ingress;
+#[cfg(any(feature = "medium-ethernet", feature = "tcp-listener"))]
+mod inject;
 mod mtu;
 #[cfg(feature = "medium-ethernet")]
 mod neighbor_guard;
@@ -69,6 +71,32 @@ pub use stats::Usage;
 pub use smoltcp::config::DNS_MAX_SERVER_COUNT;
 #[cfg(feature = "multicast")]
 pub use smoltcp::iface::MulticastError;
+
+/// Error returned by the non-blocking `try_*` socket methods (same as embassy-net's unreleased
+/// main branch).
+///
+/// [`WouldBlock`](TryError::WouldBlock) means the call could not complete without waiting (no
+/// data to read, no room to write, data not yet acknowledged); [`Other`](TryError::Other)
+/// carries the error the blocking method would have returned.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TryError<T> {
+    /// The operation would block; try again later.
+    WouldBlock,
+    /// A socket-specific error occurred.
+    Other(T),
+}
+
+impl<T: core::fmt::Display> core::fmt::Display for TryError<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::WouldBlock => f.write_str("operation would block"),
+            Self::Other(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<T: core::fmt::Debug + core::fmt::Display> core::error::Error for TryError<T> {}
 
 use embassy_net_driver::Driver;
 use embassy_time::Instant;

@@ -241,6 +241,9 @@ pub(crate) struct Shared {
     /// Tasks waiting for a free DNS query slot.
     #[cfg(feature = "dns")]
     pub(crate) dns_waiters: WaitQueue,
+    /// Tasks waiting in `TcpListener::accept`.
+    #[cfg(feature = "tcp-listener")]
+    pub(crate) listener_waiters: WaitQueue,
 }
 
 pub(crate) struct Inner {
@@ -269,6 +272,9 @@ pub(crate) struct Inner {
     /// Neighbors that never answer (see `neighbor_guard`).
     #[cfg(feature = "medium-ethernet")]
     pub(crate) neighbor_guard: crate::neighbor_guard::NeighborGuard,
+    /// TCP listeners and their backlogs of held SYNs.
+    #[cfg(feature = "tcp-listener")]
+    pub(crate) listeners: crate::tcp::listener::Table,
     /// What the connections last acknowledged, to check resets against (see `rst_guard`).
     #[cfg(feature = "tcp")]
     pub(crate) rst_guard: crate::rst_guard::RstGuard,
@@ -467,6 +473,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         keep_alive_held: 0,
         #[cfg(feature = "medium-ethernet")]
         neighbor_guard: crate::neighbor_guard::NeighborGuard::new(),
+        #[cfg(feature = "tcp-listener")]
+        listeners: crate::tcp::listener::Table::new(),
         #[cfg(feature = "tcp")]
         rst_guard: crate::rst_guard::RstGuard::new(),
         runner_waker: WakerRegistration::new(),
@@ -508,6 +516,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         state_waiters: WaitQueue::new(),
         #[cfg(feature = "dns")]
         dns_waiters: WaitQueue::new(),
+        #[cfg(feature = "tcp-listener")]
+        listener_waiters: WaitQueue::new(),
     }))
 }
 
