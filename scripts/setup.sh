@@ -47,6 +47,11 @@ command -v socat >/dev/null 2>&1 || apt_packages+=(socat)
 command -v ping >/dev/null 2>&1 || apt_packages+=(iputils-ping)
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3)
+# The mDNS responder's interop test (crates/ferronet-tuntap/tests/netns.rs): avahi with a
+# D-Bus system bus of its own.
+command -v avahi-daemon >/dev/null 2>&1 || apt_packages+=(avahi-daemon)
+command -v avahi-resolve >/dev/null 2>&1 || apt_packages+=(avahi-utils)
+command -v dbus-daemon >/dev/null 2>&1 || apt_packages+=(dbus-daemon)
 # Linux DHCP clients for the DHCP server's interop test (crates/ferronet-tuntap/tests/netns.rs).
 command -v busybox >/dev/null 2>&1 || apt_packages+=(busybox)
 command -v dhclient >/dev/null 2>&1 || apt_packages+=(isc-dhcp-client)

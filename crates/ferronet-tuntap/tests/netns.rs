@@ -1057,3 +1057,228 @@ fn keep_alive_after_accept_sends_linux_no_early_probe() {
         }));
     }
 }
+
+/// Runs `script` with bash in a mount namespace of its own (so that it can put a private
+/// tmpfs on /run for a D-Bus system bus and avahi-daemon of its own), for at most `limit`.
+/// Returns its status and output.
+fn run_private_bash(script: &str, args: &[&str], limit: Duration) -> (bool, String) {
+    let mut child = Command::new("timeout")
+        .args([
+            "-k",
+            "2",
+            &limit.as_secs().to_string(),
+            "unshare",
+            "-m",
+            "bash",
+            "-c",
+            script,
+            "bash",
+        ])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run unshare");
+    let mut out = String::new();
+    let mut err = String::new();
+    let _ = child.stdout.take().expect("piped").read_to_string(&mut out);
+    let _ = child.stderr.take().expect("piped").read_to_string(&mut err);
+    let ok = child.wait().expect("wait").success();
+    (ok, format!("{out}\n--- stderr:\n{err}"))
+}
+
+/// The Linux side of the mDNS test: a D-Bus system bus and avahi-daemon (host name
+/// `linuxpeer`) on $2, then `avahi-resolve` and `avahi-browse` against ferronet. $1 is a
+/// scratch directory.
+const AVAHI_SCRIPT: &str = r#"
+set -euo pipefail
+T=$1 IF=$2 NAME=$3
+mount -t tmpfs tmpfs /run
+mkdir -p /run/dbus /run/avahi-daemon
+cat >"$T/dbus.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/> <allow own="*"/> <allow send_destination="*"/> <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+CONF
+cat >"$T/avahi.conf" <<CONF
+[server]
+host-name=linuxpeer
+use-ipv4=yes
+use-ipv6=yes
+allow-interfaces=$IF
+enable-dbus=yes
+[publish]
+publish-hinfo=no
+publish-workstation=no
+CONF
+dbus=$(dbus-daemon --config-file="$T/dbus.conf" --fork --nopidfile --print-pid)
+avahi-daemon --no-drop-root --no-chroot --no-rlimits --no-proc-title -f "$T/avahi.conf" \
+    >"$T/avahi.log" 2>&1 &
+avahi=$!
+trap 'kill $avahi $dbus 2>/dev/null || true' EXIT
+# Until the daemon has claimed its own name (bounded: 100 x 0.1 s).
+for _ in $(seq 100); do
+    grep -q "Server startup complete" "$T/avahi.log" && break
+    sleep 0.1
+done
+grep -q "Server startup complete" "$T/avahi.log" || { cat "$T/avahi.log" >&2; exit 1; }
+echo "RESOLVE4 $(avahi-resolve -4 -n "$NAME.local")"
+echo "RESOLVE6 $(avahi-resolve -6 -n "$NAME.local")"
+avahi-browse -rtpk _http._tcp | sed 's/^/BROWSE /'
+# Keep avahi up until the test is done with ferronet's own queries (bounded: 900 x 0.1 s).
+for _ in $(seq 900); do
+    [ -e "$T/done" ] && break
+    sleep 0.1
+done
+"#;
+
+#[test]
+fn avahi_resolves_and_browses_the_mdns_responder() {
+    use ferronet::mdns_responder::{MdnsResponder, Service};
+    const NAME: &str = "ferronet-mdns";
+    for tool in [
+        "avahi-daemon",
+        "avahi-resolve",
+        "avahi-browse",
+        "dbus-daemon",
+        "unshare",
+    ] {
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            skip_or_fail(&format!(
+                "the mDNS test needs {tool} (avahi-daemon, avahi-utils, dbus, util-linux)"
+            ));
+            return;
+        }
+    }
+    if !run_in_netns("avahi_resolves_and_browses_the_mdns_responder") {
+        return;
+    }
+    let tap = TapDevice::open("tap0").expect("open tap0");
+    ip("addr add 192.0.2.1/24 dev tap0");
+    ip("-6 addr add 2001:db8::1/64 dev tap0 nodad");
+    ip("link set tap0 up");
+    let mut config = v4_config(2);
+    config.ipv6 = ConfigV6::Static(StaticConfigV6 {
+        address: Ipv6Cidr::new(Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2), 64),
+        gateway: None,
+        dns_servers: heapless::Vec::new(),
+    });
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let resolved = Arc::new(std::sync::Mutex::new(None));
+    let (stop2, resolved2) = (stop.clone(), resolved.clone());
+    let server = std::thread::spawn(move || {
+        let (stack, mut runner) =
+            ferronet::new(tap, config, leak(StackResources::<4>::new()), 0x6d64);
+        let app = async move {
+            let mdns = MdnsResponder::new(stack);
+            mdns.add_service(&Service {
+                instance: "Ferronet web",
+                service_type: "_http._tcp",
+                port: 8080,
+                txt: &["path=/status"],
+            })
+            .expect("add service");
+            mdns.start(NAME).expect("start");
+            assert_eq!(mdns.wait_claimed().await, Ok(()));
+            // The mDNS query client beside the responder: resolve avahi's own name, retrying
+            // until avahi is up (bounded).
+            let deadline = embassy_time::Instant::now() + embassy_time::Duration::from_secs(40);
+            while embassy_time::Instant::now() < deadline
+                && !stop2.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                if let Ok(a) = stack
+                    .dns_query("linuxpeer.local", ferronet::dns::DnsQueryType::A)
+                    .await
+                {
+                    *resolved2.lock().expect("lock") = Some(a.to_vec());
+                    break;
+                }
+            }
+            while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                embassy_time::Timer::after_millis(50).await;
+            }
+        };
+        block_on_with(runner.run(), app);
+    });
+
+    let dir = std::env::temp_dir().join(format!("ferronet-avahi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let linux = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            run_private_bash(
+                AVAHI_SCRIPT,
+                &[dir.to_str().expect("utf-8 path"), "tap0", NAME],
+                Duration::from_secs(75),
+            )
+        })
+    };
+    // Meanwhile ferronet's own mDNS query client resolves avahi's host name (smoltcp asks
+    // ff02::fb first, then 224.0.0.251 after its 10 s timeout).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while resolved.lock().expect("lock").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(dir.join("done"), b"").expect("write done");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    server.join().expect("stack thread");
+    let (ok, out) = linux.join().expect("avahi thread");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "avahi script failed:\n{out}");
+    eprintln!("{out}");
+    assert!(
+        out.contains(&format!("RESOLVE4 {NAME}.local\t192.0.2.2\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("RESOLVE6 {NAME}.local\t2001:db8::2\n")),
+        "{out}"
+    );
+    // Parsable avahi-browse: resolved lines start with "=", then interface, protocol,
+    // instance, type, domain, host, address (of either family), port, TXT.
+    let resolved_lines: Vec<Vec<&str>> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("BROWSE =;"))
+        .map(|l| l.split(';').collect::<Vec<&str>>())
+        // Only ours: avahi may publish services of its own (/etc/avahi/services).
+        .filter(|f| f.get(2) == Some(&"Ferronet\\032web"))
+        .collect();
+    assert!(!resolved_lines.is_empty(), "{out}");
+    for f in &resolved_lines {
+        assert_eq!((f[0], f.len()), ("tap0", 9), "{out}");
+        assert_eq!(
+            f[2..6],
+            [
+                "Ferronet\\032web",
+                "_http._tcp",
+                "local",
+                &format!("{NAME}.local")
+            ],
+            "{out}"
+        );
+        assert!(["192.0.2.2", "2001:db8::2"].contains(&f[6]), "{out}");
+        assert_eq!(f[7..], ["8080", "\"path=/status\""], "{out}");
+    }
+
+    // ferronet's mDNS query client resolved avahi's name beside its responder.
+    let got = resolved.lock().expect("lock").clone();
+    assert_eq!(
+        got,
+        Some(vec![ferronet::IpAddress::Ipv4(Ipv4Address::new(
+            192, 0, 2, 1
+        ))])
+    );
+}

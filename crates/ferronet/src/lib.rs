@@ -24,6 +24,8 @@ pub mod icmp;
 mod ingress;
 #[cfg(any(feature = "medium-ethernet", feature = "tcp-listener"))]
 mod inject;
+#[cfg(feature = "mdns-responder")]
+pub mod mdns_responder;
 mod mtu;
 #[cfg(feature = "medium-ethernet")]
 mod neighbor_guard;

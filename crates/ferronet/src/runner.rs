@@ -273,6 +273,16 @@ impl<'d, D: Driver> Runner<'d, D> {
                 state_changed = true;
             }
 
+            // mDNS responder: answer the queries that came in, probe and announce on time.
+            #[cfg(feature = "mdns-responder")]
+            let mdns_due = {
+                let step = crate::mdns_responder::poll(inner, now);
+                state_changed |= step.state_changed;
+                step.next
+            };
+            #[cfg(not(feature = "mdns-responder"))]
+            let mdns_due = None;
+
             let next = if io.more || reconfigure || io.deferred {
                 // Budget used up, egress deferred, or the configuration changed: let other
                 // tasks run, then continue.
@@ -313,6 +323,7 @@ impl<'d, D: Driver> Runner<'d, D> {
                 };
                 earliest(next, keep_alive_due)
             };
+            let next = earliest(next, mdns_due);
             arm_timer(cx, now, next);
         }
 

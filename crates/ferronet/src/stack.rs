@@ -44,6 +44,8 @@ pub struct StackResources<const SOCK: usize> {
     queries: MaybeUninit<[Option<smoltcp::socket::dns::DnsQuery>; crate::dns::MAX_QUERIES]>,
     #[cfg(feature = "dhcpv4-hostname")]
     hostname: MaybeUninit<HostnameStore>,
+    #[cfg(feature = "mdns-responder")]
+    mdns: MaybeUninit<crate::mdns_responder::Storage>,
     #[cfg(feature = "dhcpv4-server")]
     dhcp_server: MaybeUninit<crate::dhcp_server::Buffers>,
 }
@@ -66,6 +68,8 @@ impl<const SOCK: usize> StackResources<SOCK> {
             queries: MaybeUninit::uninit(),
             #[cfg(feature = "dhcpv4-hostname")]
             hostname: MaybeUninit::uninit(),
+            #[cfg(feature = "mdns-responder")]
+            mdns: MaybeUninit::uninit(),
             #[cfg(feature = "dhcpv4-server")]
             dhcp_server: MaybeUninit::uninit(),
         }
@@ -309,6 +313,9 @@ pub(crate) struct Inner {
     /// IPv6 is configured by SLAAC.
     #[cfg(feature = "slaac")]
     pub(crate) slaac: bool,
+    /// The mDNS responder (see `mdns_responder`).
+    #[cfg(feature = "mdns-responder")]
+    pub(crate) mdns: crate::mdns_responder::Responder,
     /// The DHCPv4 server.
     #[cfg(feature = "dhcpv4-server")]
     pub(crate) dhcp_server: crate::dhcp_server::Server,
@@ -451,6 +458,10 @@ pub(crate) fn init<'d, const SOCK: usize>(
         option: MaybeUninit::uninit(),
     });
 
+    #[cfg(feature = "mdns-responder")]
+    let mdns: *mut crate::mdns_responder::Storage =
+        resources.mdns.write(crate::mdns_responder::Storage::new());
+
     #[allow(unused_mut)]
     let mut sockets = SocketSet::new(storage);
     #[cfg(feature = "dns")]
@@ -506,6 +517,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         hostname,
         #[cfg(feature = "slaac")]
         slaac: false,
+        #[cfg(feature = "mdns-responder")]
+        mdns: crate::mdns_responder::Responder::new(mdns, seed),
         #[cfg(feature = "dhcpv4-server")]
         dhcp_server: crate::dhcp_server::Server::new(dhcp_server_buffers),
         #[cfg(feature = "slaac")]

@@ -56,7 +56,9 @@ async fn main(spawner: Spawner) {
         });
     }
 
-    static RESOURCES: StaticCell<StackResources<3>> = StaticCell::new();
+    // The mDNS responder takes one more socket slot.
+    const SOCKETS: usize = if cfg!(feature = "mdns-responder") { 4 } else { 3 };
+    static RESOURCES: StaticCell<StackResources<SOCKETS>> = StaticCell::new();
     let seed = ((eth::free_run() as u64) << 32) | eth::free_run() as u64;
     let (stack, runner) = net::new(
         eth::MmioEth::new(),
@@ -65,6 +67,21 @@ async fn main(spawner: Spawner) {
         seed,
     );
     spawner.spawn(net_task(runner)).unwrap();
+
+    #[cfg(feature = "mdns-responder")]
+    {
+        use net::mdns_responder::{MdnsResponder, Service};
+        let mdns = MdnsResponder::new(stack);
+        let service = Service {
+            instance: "Firmware",
+            service_type: "_http._tcp",
+            port: 80,
+            txt: &["path=/"],
+        };
+        if mdns.add_service(&service).is_err() || mdns.start("firmware").is_err() {
+            report(0xE3);
+        }
+    }
 
     let mut rx_buffer = [0u8; 1024];
     let mut tx_buffer = [0u8; 1024];
