@@ -23,7 +23,9 @@ use net::{Config, IpEndpoint, Ipv4Address, Ipv4Cidr, StackResources, StaticConfi
 use crate::exec::{self, ExecStats, Notify, Task};
 use crate::link::{self, BenchDevice, LinkHandle};
 use crate::params::*;
+use crate::shaped;
 use crate::{Measurement, pattern};
+use embassy_net_driver::Driver;
 
 fn config(host: u8) -> Config {
     Config::ipv4_static(StaticConfigV4 {
@@ -37,18 +39,28 @@ fn endpoint(host: u8, port: u16) -> IpEndpoint {
     IpEndpoint::new(Ipv4Address::new(192, 0, 2, host).into(), port)
 }
 
-/// Two stacks joined by a bench link.
-struct Pair<'d> {
+/// Two stacks joined by a link (by default the bench link).
+struct Pair<'d, D: Driver = BenchDevice, L = LinkHandle> {
     a: net::Stack<'d>,
     b: net::Stack<'d>,
-    runner_a: net::Runner<'d, BenchDevice>,
-    runner_b: net::Runner<'d, BenchDevice>,
-    link: LinkHandle,
+    runner_a: net::Runner<'d, D>,
+    runner_b: net::Runner<'d, D>,
+    link: L,
 }
 
-/// Makes the stack resources, both stacks and the link, and hands them to `f`.
+/// Makes the stack resources, both stacks and the bench link, and hands them to `f`.
 fn with_pair<R>(f: impl for<'d> FnOnce(Pair<'d>) -> R) -> R {
     let (dev_a, dev_b, link) = link::pair();
+    with_devices(dev_a, dev_b, link, f)
+}
+
+/// Makes the stack resources and both stacks over the devices, and hands them to `f`.
+fn with_devices<D: Driver, L, R>(
+    dev_a: D,
+    dev_b: D,
+    link: L,
+    f: impl for<'d> FnOnce(Pair<'d, D, L>) -> R,
+) -> R {
     let mut res_a = Box::new(StackResources::<SOCKETS>::new());
     let mut res_b = Box::new(StackResources::<SOCKETS>::new());
     let (a, runner_a) = net::new(dev_a, config(HOST_A), &mut *res_a, SEED_A);
@@ -148,15 +160,7 @@ pub fn tcp_bulk(total: usize, buf_size: usize) -> Measurement {
             s.connect(endpoint(HOST_B, PORT))
                 .await
                 .expect("tcp_bulk: connect");
-            let mut sent = 0usize;
-            while sent < total {
-                let len = (total - sent).min(APP_CHUNK);
-                sent += s
-                    .write(pattern::slice(sent, len))
-                    .await
-                    .expect("tcp_bulk: write");
-            }
-            s.close();
+            send_pattern(&mut s, total, "tcp_bulk: write").await;
             park().await;
         };
         let exec = exec::run(&mut [
@@ -441,4 +445,173 @@ pub fn sizes() -> Vec<(String, usize)> {
         }
     });
     v
+}
+
+/// One TCP transfer of the goodput benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// Stack A (the client, which connects) sends; else B (the server) sends.
+    pub a_sends: bool,
+    /// B's listening port.
+    pub port: u16,
+}
+
+/// The goodput workload: over a [`shaped`] link on the virtual clock, each of `flows` carries
+/// `total` bytes (socket buffers of `buf_size` bytes, receive and transmit, both ends; the
+/// application writes and reads [`APP_CHUNK`] bytes at a time), all at once. A connects to B
+/// for every flow. Each flow is timed on the virtual clock from its sender's connection being
+/// established to its receiver having read and checked the last byte. `Err` if the transfers
+/// did not end within `limit_s` virtual seconds ([`crate::goodput::Run::finished`] false).
+pub fn goodput(
+    shape: shaped::Shape,
+    flows: &[Flow],
+    buf_size: usize,
+    total: usize,
+    limit_s: u64,
+) -> crate::goodput::Run {
+    /// A virtual instant, set once.
+    type Stamp = Cell<Option<embassy_time::Instant>>;
+    /// A task of the run and whether the run waits for it.
+    type BoxedTask<'a> = (bool, core::pin::Pin<Box<dyn Future<Output = ()> + 'a>>);
+    use embassy_time::Instant as VInstant;
+    let (dev_a, dev_b, link) = shaped::pair(shape);
+    with_devices(dev_a, dev_b, link, |p| {
+        let Pair {
+            a,
+            b,
+            mut runner_a,
+            mut runner_b,
+            link,
+        } = p;
+        let mut bufs: Vec<[Vec<u8>; 4]> = flows
+            .iter()
+            .map(|_| core::array::from_fn(|_| vec![0u8; buf_size]))
+            .collect();
+        let times: Vec<(Stamp, Stamp)> = flows
+            .iter()
+            .map(|_| (Cell::new(None), Cell::new(None)))
+            .collect();
+        let mut tasks: Vec<BoxedTask<'_>> = Vec::new();
+        for ((flow, [a_rx, a_tx, b_rx, b_tx]), (started, finished)) in
+            flows.iter().zip(bufs.iter_mut()).zip(times.iter())
+        {
+            let port = flow.port;
+            let a_sends = flow.a_sends;
+            let client = async move {
+                let mut s = TcpSocket::new(a, a_rx, a_tx);
+                s.connect(endpoint(HOST_B, port))
+                    .await
+                    .expect("goodput: connect");
+                if a_sends {
+                    started.set(Some(VInstant::now()));
+                    send_pattern(&mut s, total, "goodput: write").await;
+                    park().await;
+                } else {
+                    recv_pattern(&mut s, total).await;
+                    finished.set(Some(VInstant::now()));
+                    recv_end(&mut s, total).await;
+                }
+            };
+            let server = async move {
+                let mut s = TcpSocket::new(b, b_rx, b_tx);
+                s.accept(port).await.expect("goodput: accept");
+                if a_sends {
+                    recv_pattern(&mut s, total).await;
+                    finished.set(Some(VInstant::now()));
+                    recv_end(&mut s, total).await;
+                } else {
+                    started.set(Some(VInstant::now()));
+                    send_pattern(&mut s, total, "goodput: write").await;
+                    park().await;
+                }
+            };
+            // The receiving side's task is the one the run waits for.
+            tasks.push((!a_sends, Box::pin(client)));
+            tasks.push((a_sends, Box::pin(server)));
+        }
+        tasks.push((
+            false,
+            Box::pin(async {
+                runner_a.run().await;
+            }),
+        ));
+        tasks.push((
+            false,
+            Box::pin(async {
+                runner_b.run().await;
+            }),
+        ));
+        let mut list: Vec<Task<'_>> = tasks
+            .iter_mut()
+            .map(|(required, f)| {
+                if *required {
+                    Task::required(f.as_mut())
+                } else {
+                    Task::background(f.as_mut())
+                }
+            })
+            .collect();
+        let outcome = exec::run_virtual(&mut list, limit_s * 1_000_000);
+        let link_stats = link.stats();
+        if outcome.is_err() && std::env::var_os("GOODPUT_DEBUG").is_some() {
+            eprintln!(
+                "goodput: run did not finish at {} us ({:?}):\n{}",
+                exec::now_us(),
+                outcome,
+                link.describe()
+            );
+        }
+        let (finished, exec) = match outcome {
+            Ok(e) => (true, e),
+            Err(e) => (false, e),
+        };
+        let run = crate::goodput::Run {
+            flows: times
+                .iter()
+                .map(|(s, f)| match (s.get(), f.get()) {
+                    (Some(s), Some(f)) => Some((f - s).as_micros()),
+                    _ => None,
+                })
+                .collect(),
+            bytes: total as u64,
+            link: link_stats,
+            exec,
+            end_us: exec::now_us(),
+            finished,
+        };
+        drop(list);
+        run
+    })
+}
+
+/// Writes `total` pattern bytes in [`APP_CHUNK`] pieces, then closes the sending half.
+async fn send_pattern(s: &mut TcpSocket<'_>, total: usize, what: &str) {
+    let mut sent = 0usize;
+    while sent < total {
+        let len = (total - sent).min(APP_CHUNK);
+        sent += s.write(pattern::slice(sent, len)).await.expect(what);
+    }
+    s.close();
+}
+
+/// Reads and checks `total` pattern bytes.
+async fn recv_pattern(s: &mut TcpSocket<'_>, total: usize) {
+    let mut buf = vec![0u8; APP_CHUNK];
+    let mut got = 0usize;
+    while got < total {
+        let n = s
+            .read(&mut buf[..APP_CHUNK.min(total - got)])
+            .await
+            .expect("goodput: read");
+        assert!(n > 0, "goodput: end of stream after {got} of {total} bytes");
+        pattern::verify("goodput", got, &buf[..n]);
+        got += n;
+    }
+}
+
+/// Reads the end of the stream after `total` bytes.
+async fn recv_end(s: &mut TcpSocket<'_>, total: usize) {
+    let mut buf = [0u8; 1];
+    let n = s.read(&mut buf).await.expect("goodput: read at the end");
+    assert_eq!(n, 0, "goodput: more than {total} bytes arrived");
 }
