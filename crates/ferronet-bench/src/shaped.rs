@@ -295,6 +295,8 @@ struct Link {
     pool: Vec<Vec<u8>>,
     /// The last [`TRACE_LEN`] frames sent, summarised (for [`LinkHandle::describe`]).
     trace: VecDeque<String>,
+    /// Print every frame's summary on stderr (environment variable `GOODPUT_TRACE_ALL`).
+    print_trace: bool,
 }
 
 /// Frames [`LinkHandle::describe`] lists.
@@ -439,8 +441,11 @@ impl Link {
         if self.trace.len() == TRACE_LEN {
             self.trace.pop_front();
         }
-        self.trace
-            .push_back(summarise(now_ns / 1000, to, &data, lost, tx_full));
+        let line = summarise(now_ns / 1000, to, &data, lost, tx_full);
+        if self.print_trace {
+            eprintln!("{line}");
+        }
+        self.trace.push_back(line);
         let dir = &mut self.dirs[to];
         if tx_full {
             dir.stats.tx_dropped += 1;
@@ -489,6 +494,7 @@ pub fn pair(shape: Shape) -> (ShapedDevice, ShapedDevice, LinkHandle) {
         wait_other_ns: 0,
         pool: Vec::new(),
         trace: VecDeque::new(),
+        print_trace: std::env::var_os("GOODPUT_TRACE_ALL").is_some(),
     }));
     let a = ShapedDevice {
         link: link.clone(),

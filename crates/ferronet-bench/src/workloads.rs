@@ -553,9 +553,11 @@ pub fn goodput(
             .collect();
         let outcome = exec::run_virtual(&mut list, limit_s * 1_000_000);
         let link_stats = link.stats();
-        if outcome.is_err() && std::env::var_os("GOODPUT_DEBUG").is_some() {
+        if (outcome.is_err() && std::env::var_os("GOODPUT_DEBUG").is_some())
+            || std::env::var_os("GOODPUT_TRACE").is_some()
+        {
             eprintln!(
-                "goodput: run did not finish at {} us ({:?}):\n{}",
+                "goodput: run ended at {} us ({:?}):\n{}",
                 exec::now_us(),
                 outcome,
                 link.describe()
