@@ -134,6 +134,43 @@ struct Flag {
     ready: AtomicBool,
     index: usize,
     woken: Option<Arc<Mutex<Vec<usize>>>>,
+    /// With [`run_external`]: told of every wake, so the executor's wait ends.
+    bell: Option<Arc<Bell>>,
+}
+
+/// Wakes an executor waiting in [`run_external`] (wakes may come from other threads).
+#[derive(Default)]
+struct Bell {
+    rung: Mutex<bool>,
+    cond: std::sync::Condvar,
+}
+
+impl Bell {
+    fn ring(&self) {
+        *self.rung.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.cond.notify_one();
+    }
+
+    /// Waits until rung (or until `timeout`, if any) and clears it.
+    fn wait(&self, timeout: Option<std::time::Duration>) {
+        let mut rung = self.rung.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*rung {
+            match timeout {
+                Some(t) => {
+                    let (guard, result) = self
+                        .cond
+                        .wait_timeout(rung, t)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    rung = guard;
+                    if result.timed_out() {
+                        break;
+                    }
+                }
+                None => rung = self.cond.wait(rung).unwrap_or_else(PoisonError::into_inner),
+            }
+        }
+        *rung = false;
+    }
 }
 
 impl Wake for Flag {
@@ -142,6 +179,11 @@ impl Wake for Flag {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(bell) = &self.bell {
+            self.ready.store(true, Ordering::Release);
+            bell.ring();
+            return;
+        }
         match &self.woken {
             None => self.ready.store(true, Ordering::Release),
             Some(list) => {
@@ -232,12 +274,30 @@ pub fn run_virtual(tasks: &mut [Task<'_>], limit_us: u64) -> Result<ExecStats, E
     run_inner(tasks, Some(limit_us))
 }
 
+/// Like [`run`] (sweep order, real clock), for tasks woken by other threads (a TAP device's
+/// reader): when nothing is ready it waits for a wake or the next timer instead of sleeping,
+/// and with no timer pending it waits for a wake. Runs until every required task is done.
+pub fn run_external(tasks: &mut [Task<'_>]) -> ExecStats {
+    VIRTUAL_NOW.with(|v| v.set(None));
+    match run_inner_with(tasks, None, Some(Arc::new(Bell::default()))) {
+        Ok(stats) | Err(stats) => stats,
+    }
+}
+
 fn run_inner(tasks: &mut [Task<'_>], virtual_limit: Option<u64>) -> Result<ExecStats, ExecStats> {
+    run_inner_with(tasks, virtual_limit, None)
+}
+
+fn run_inner_with(
+    tasks: &mut [Task<'_>],
+    virtual_limit: Option<u64>,
+    bell: Option<Arc<Bell>>,
+) -> Result<ExecStats, ExecStats> {
     clear_timers();
     let mut polls_at_instant = 0u64;
     // Sweep: no list, every task looked at in slice order. Lifo: the woken tasks, in the order
     // of their wakes (all of them at first, the first task on top).
-    let woken = (order() == Order::Lifo)
+    let woken = (order() == Order::Lifo && bell.is_none())
         .then(|| Arc::new(Mutex::new((0..tasks.len()).rev().collect::<Vec<usize>>())));
     let flags: Vec<Arc<Flag>> = (0..tasks.len())
         .map(|index| {
@@ -245,6 +305,7 @@ fn run_inner(tasks: &mut [Task<'_>], virtual_limit: Option<u64>) -> Result<ExecS
                 ready: AtomicBool::new(true),
                 index,
                 woken: woken.clone(),
+                bell: bell.clone(),
             })
         })
         .collect();
@@ -326,6 +387,13 @@ fn run_inner(tasks: &mut [Task<'_>], virtual_limit: Option<u64>) -> Result<ExecS
         let fired = fire_due(now);
         stats.timer_wakes += fired as u64;
         if polled || fired > 0 {
+            continue;
+        }
+        if let Some(bell) = &bell {
+            stats.sleeps += 1;
+            bell.wait(
+                next_deadline().map(|at| std::time::Duration::from_micros(at.saturating_sub(now))),
+            );
             continue;
         }
         match next_deadline() {

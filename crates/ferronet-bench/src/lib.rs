@@ -90,6 +90,8 @@ pub mod goodput;
 pub mod link;
 pub mod pattern;
 pub mod shaped;
+#[cfg(target_os = "linux")]
+pub mod tap;
 
 use std::fmt::Write as _;
 use std::time::Duration;

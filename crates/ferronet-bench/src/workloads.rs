@@ -617,3 +617,188 @@ async fn recv_end(s: &mut TcpSocket<'_>, total: usize) {
     let n = s.read(&mut buf).await.expect("goodput: read at the end");
     assert_eq!(n, 0, "goodput: more than {total} bytes arrived");
 }
+
+/// The workloads of the `tap` binary: one stack on a Linux TAP device, Linux as the peer
+/// (`scripts/throughput.sh`). Byte `i` of every stream is `i % 251` (`scripts/netpeer.py
+/// --pattern`), checked on receipt.
+#[cfg(target_os = "linux")]
+pub mod tap {
+    use super::*;
+    use crate::tap::{Mode, Options};
+    use ferronet_tuntap::TapDevice;
+
+    /// Byte `i` of a stream.
+    fn fill(offset: usize, buf: &mut [u8]) {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = ((offset + i) % 251) as u8;
+        }
+    }
+
+    fn check(offset: usize, buf: &[u8]) -> Result<(), String> {
+        match buf
+            .iter()
+            .enumerate()
+            .find(|(i, b)| **b != ((offset + i) % 251) as u8)
+        {
+            Some((i, b)) => Err(format!(
+                "byte {} is {b}, not {}",
+                offset + i,
+                (offset + i) % 251
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `opts` on `dev`; prints one line per connection on stdout. `Err`: what went wrong.
+    pub fn run(dev: TapDevice, opts: &Options) -> Result<(), String> {
+        let cfg = Config::ipv4_static(StaticConfigV4 {
+            address: Ipv4Cidr::new(opts.ip.0, opts.ip.1),
+            gateway: None,
+            dns_servers: Default::default(),
+        });
+        let mut res = Box::new(StackResources::<SOCKETS>::new());
+        let (stack, mut runner) = net::new(dev, cfg, &mut *res, opts.seed);
+        let error: core::cell::RefCell<Option<String>> = core::cell::RefCell::new(None);
+        // Connections served; set to `u64::MAX` on an error, which ends the run.
+        let served = Notify::default();
+        let fail = |e: String| {
+            error.borrow_mut().get_or_insert(e);
+            served.set(u64::MAX);
+        };
+        let listeners = match opts.mode {
+            Mode::Http => SOCKETS - 1,
+            _ => 1,
+        };
+        let count = opts.count as u64;
+        let peer = IpEndpoint::new((*opts.peer.ip()).into(), opts.peer.port());
+        let mut tasks: Vec<core::pin::Pin<Box<dyn Future<Output = ()> + '_>>> = Vec::new();
+        for l in 0..listeners {
+            let (served, fail) = (&served, &fail);
+            tasks.push(Box::pin(async move {
+                stack.wait_config_up().await;
+                if l == 0 && opts.mode != Mode::Send {
+                    println!("listening on {}", opts.port);
+                }
+                let mut rx = vec![0u8; opts.buffer];
+                let mut tx = vec![0u8; opts.buffer];
+                let mut buf = vec![0u8; 16 * 1024];
+                while served.get() < count {
+                    let mut s = TcpSocket::new(stack, &mut rx, &mut tx);
+                    s.set_timeout(Some(embassy_time::Duration::from_secs(30)));
+                    s.set_nagle_enabled(opts.nagle);
+                    let opened = match opts.mode {
+                        Mode::Send => s.connect(peer).await.map_err(|e| format!("connect: {e:?}")),
+                        _ => s
+                            .accept(opts.port)
+                            .await
+                            .map_err(|e| format!("accept: {e:?}")),
+                    };
+                    if let Err(e) = opened {
+                        return fail(e);
+                    }
+                    let started = embassy_time::Instant::now();
+                    let moved = match opts.mode {
+                        Mode::Sink => sink(&mut s, &mut buf).await,
+                        Mode::Send => send(&mut s, &mut buf, opts.bytes).await,
+                        Mode::Http => http(&mut s, &mut buf, opts.bytes).await,
+                    };
+                    s.close();
+                    let _ = s.flush().await;
+                    let n = match moved {
+                        Ok(n) => n,
+                        Err(e) => return fail(e),
+                    };
+                    let secs = (embassy_time::Instant::now() - started).as_micros() as f64 / 1e6;
+                    if opts.mode != Mode::Http {
+                        println!(
+                            "{} {n} bytes in {secs:.3} s ({:.1} MB/s)",
+                            if opts.mode == Mode::Sink {
+                                "received"
+                            } else {
+                                "sent"
+                            },
+                            n as f64 / secs.max(1e-9) / 1e6
+                        );
+                    }
+                    served.set(served.get().saturating_add(1));
+                }
+            }));
+        }
+        let mut done = pin!(served.wait_until(|v| v >= count));
+        let mut run = pin!(async {
+            runner.run().await;
+        });
+        let mut list: Vec<Task<'_>> = tasks
+            .iter_mut()
+            .map(|f| Task::background(f.as_mut()))
+            .collect();
+        list.push(Task::required(done.as_mut()));
+        list.push(Task::background(run.as_mut()));
+        exec::run_external(&mut list);
+        drop(list);
+        drop(tasks);
+        let result = error.borrow_mut().take();
+        match result {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn sink(s: &mut TcpSocket<'_>, buf: &mut [u8]) -> Result<usize, String> {
+        let mut got = 0usize;
+        loop {
+            let n = s.read(buf).await.map_err(|e| format!("read: {e:?}"))?;
+            if n == 0 {
+                return Ok(got);
+            }
+            check(got, &buf[..n])?;
+            got += n;
+        }
+    }
+
+    async fn send(s: &mut TcpSocket<'_>, buf: &mut [u8], total: usize) -> Result<usize, String> {
+        let mut sent = 0usize;
+        while sent < total {
+            let len = (total - sent).min(buf.len());
+            fill(sent, &mut buf[..len]);
+            let mut off = 0;
+            while off < len {
+                off += s
+                    .write(&buf[off..len])
+                    .await
+                    .map_err(|e| format!("write: {e:?}"))?;
+            }
+            sent += len;
+        }
+        Ok(sent)
+    }
+
+    /// One HTTP/1.x request (read up to the blank line), answered with `body` pattern bytes.
+    async fn http(s: &mut TcpSocket<'_>, buf: &mut [u8], body: usize) -> Result<usize, String> {
+        let mut got = 0usize;
+        while !buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+            if got == buf.len() {
+                return Err("request head too long".into());
+            }
+            let n = s
+                .read(&mut buf[got..])
+                .await
+                .map_err(|e| format!("read: {e:?}"))?;
+            if n == 0 {
+                return Err("end of stream inside the request".into());
+            }
+            got += n;
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {body}\r\nConnection: close\r\n\r\n"
+        );
+        let mut off = 0;
+        while off < head.len() {
+            off += s
+                .write(&head.as_bytes()[off..])
+                .await
+                .map_err(|e| format!("write: {e:?}"))?;
+        }
+        send(s, buf, body).await
+    }
+}
