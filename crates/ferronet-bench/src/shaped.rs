@@ -19,7 +19,7 @@
 //!   delimiter, FCS and inter-frame gap; 60 the minimum frame without FCS), so 1460-byte TCP
 //!   segments in 1514-byte frames can carry at most 1460 / 1538 = 94.9 % of the link rate.
 //!   A frame leaves the TX ring when its last bit is on the wire.
-//! - Then it travels for [`Shape::delay`] (one way; RTT = 2 x delay plus serialisation) and is
+//! - Then it travels for [`Shape::delay_us`] (one way; RTT = 2 x delay plus serialisation) and is
 //!   lost with probability [`Shape::loss`] (each direction its own seeded PRNG, so the same
 //!   traffic meets the same losses on every run).
 //! - On arrival it goes into the peer's RX ring, or is **dropped** if the ring is full
