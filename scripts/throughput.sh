@@ -22,14 +22,22 @@
 # veth pair shaped the same way as the reference. Goodput in MB/s (10^6 B/s); the line allows
 # 100e6 / 8 x 1460 / 1514 = 12.05 MB/s of TCP payload (tbf counts the Ethernet header).
 #   scripts/throughput.sh --shaped [BYTES [RUNS [COUNT]]]   (default 16000000 bytes, 3, 100)
+#
+# With --shaped-loss, the same bulk transfers (16 and 64 KiB buffers) through a path with 1 %
+# loss and 2.5 ms of delay each way (the userspace relay of scripts/netpeer.py, as the interop
+# tests use where the kernel has no netem) and tbf at 100 Mbit/s both ways: Linux -> stack is
+# a Linux sender, stack -> Linux a smoltcp sender, on the same path.
+#   scripts/throughput.sh --shaped-loss [BYTES [RUNS]]       (default 8000000 bytes, 3)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 SHAPED=0
-if [ "${1:-}" = "--shaped" ]; then
+if [ "${1:-}" = "--shaped" ] || [ "${1:-}" = "--shaped-loss" ]; then
     SHAPED=1
+    LOSSY=0
+    [ "$1" = "--shaped-loss" ] && LOSSY=1
     shift
-    BYTES=${1:-16000000}
+    BYTES=${1:-$([ $LOSSY = 1 ] && echo 8000000 || echo 16000000)}
     RUNS=${2:-3}
     COUNT=${3:-100}
 else
@@ -132,15 +140,31 @@ if [ $SHAPED = 1 ]; then
     TAPB="$BIN/tap"
     limit=$((BYTES / 500000 + 60)) # seconds per transfer, at worst 0.5 MB/s
     NS="$PREFIX-shaped"
-    ip netns add "$NS" && ip -n "$NS" link set lo up &&
-        ip -n "$NS" tuntap add dev tap0 mode tap &&
-        ip -n "$NS" addr add 192.0.2.1/24 dev tap0 &&
-        ip -n "$NS" link set tap0 up && shape "$NS" tap0 ifb0 ||
-        { echo "throughput: namespace or tc set-up failed (tbf, ifb, u32 needed)" >&2; exit 1; }
+    if [ $LOSSY = 1 ]; then
+        # The stack's TAP (tap0) is the relay's; the Linux addresses are on wire0, shaped.
+        ip netns add "$NS" && ip -n "$NS" link set lo up &&
+            ip -n "$NS" tuntap add dev tap0 mode tap && ip -n "$NS" link set tap0 arp off &&
+            ip netns exec "$NS" sysctl -q net.ipv6.conf.tap0.disable_ipv6=1 &&
+            ip -n "$NS" link set tap0 up &&
+            ip -n "$NS" tuntap add dev wire0 mode tap &&
+            ip -n "$NS" addr add 192.0.2.1/24 dev wire0 && ip -n "$NS" link set wire0 up &&
+            shape "$NS" wire0 ifb0 ||
+            { echo "throughput: namespace or tc set-up failed (tbf, ifb, u32 needed)" >&2; exit 1; }
+        ip netns exec "$NS" timeout 3600 python3 "$NETPEER" relay tap0 wire0 0.01 2.5 1 >"$T/relay" 2>&1 &
+        wait_for "$T/relay" '^listening' 10 || { echo "throughput: relay did not start" >&2; exit 1; }
+        buffers="16384 65536"
+    else
+        ip netns add "$NS" && ip -n "$NS" link set lo up &&
+            ip -n "$NS" tuntap add dev tap0 mode tap &&
+            ip -n "$NS" addr add 192.0.2.1/24 dev tap0 &&
+            ip -n "$NS" link set tap0 up && shape "$NS" tap0 ifb0 ||
+            { echo "throughput: namespace or tc set-up failed (tbf, ifb, u32 needed)" >&2; exit 1; }
+        buffers="4096 8192 16384 65536"
+    fi
     python3 -c "import sys; sys.stdout.buffer.write(bytes(i % 251 for i in range(262144)))" >"$T/body"
     srows=()
     fail=0
-    for buffer in 4096 8192 16384 65536; do
+    for buffer in $buffers; do
         for stack in ferronet embassy; do
             k="$stack-$buffer"
             # Linux -> stack.
@@ -165,6 +189,10 @@ if [ $SHAPED = 1 ]; then
             wait_pid $pid 30
             [ "$(grep -c "^received $BYTES bytes" "$T/tx-$k")" = "$RUNS" ] || { echo "FAIL: $stack -> Linux, $buffer B: $(cat "$T/tx-$k")" >&2; fail=1; }
             tx=$(rates "$T/tx-$k" | median)
+            if [ $LOSSY = 1 ]; then
+                srows+=("| $((buffer / 1024)) KiB | $stack | $rx | $tx |")
+                continue
+            fi
             # HTTP over new connections: COUNT requests one after the other.
             ip netns exec "$NS" timeout $((COUNT + 60)) "$TAPB" --stack $stack --tap tap0 --ip 192.0.2.2/24 \
                 --mode http --port 8080 --bytes 262144 --count "$COUNT" --buffer $buffer >"$T/http-$k" 2>&1 &
@@ -187,6 +215,17 @@ if [ $SHAPED = 1 ]; then
         done
     done
     ns_del "$NS"
+    if [ $LOSSY = 1 ]; then
+        echo
+        echo "TCP through 1 % loss each way, 2.5 ms delay each way (userspace relay) and 100 Mbit/s" \
+            "(tc tbf both ways), $BYTES bytes per transfer, MB/s (10^6 B/s), median of $RUNS;" \
+            "Linux -> stack: a Linux sender; stack -> Linux: the stack's (smoltcp's) sender"
+        echo
+        echo "| socket buffers | stack | Linux → stack | stack → Linux |"
+        echo "|---|---|--:|--:|"
+        printf '%s\n' "${srows[@]}"
+        exit $fail
+    fi
 
     # Linux -> Linux over veth, shaped the same way (reference).
     A="$PREFIX-sa" B="$PREFIX-sb"
