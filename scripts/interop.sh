@@ -9,7 +9,8 @@
 # also on failure or Ctrl-C. Every ferronet run records a pcap; at the end tshark checks each
 # capture for bad checksums, malformed packets and expert errors.
 #
-# Usage: scripts/interop.sh [TEST...]     TEST: dhcp ping tcp udp slaac mcast netem tun bad
+# Usage: scripts/interop.sh [TEST...]     TEST: dhcp ping tcp listener udp slaac mcast netem
+#                                         tun bad
 #                                         (default: all)
 # Prints `PASS name` or `FAIL name: reason` per check and exits 1 if any failed. Without root
 # or a needed tool (after trying scripts/setup.sh): `SKIP interop: ...`, exit 0 (1 if CI=true).
@@ -59,7 +60,7 @@ fi
 [ -z "$(missing_tools)" ] || skip_all "needs $(missing_tools)(scripts/setup.sh could not install them)"
 [ -c /dev/net/tun ] || skip_all "needs /dev/net/tun (kernel module tun)"
 
-ALL_TESTS=(dhcp ping tcp udp slaac mcast netem tun bad)
+ALL_TESTS=(dhcp ping tcp listener udp slaac mcast netem tun bad)
 if [ $# -gt 0 ]; then
     for t in "$@"; do
         [[ " ${ALL_TESTS[*]} " == *" $t "* ]] || { echo "interop: unknown test $t (${ALL_TESTS[*]})" >&2; exit 2; }
@@ -431,6 +432,58 @@ t_tcp() {
     else
         fail tcp-echo-served-all "exit $rc: $(last "$T/tcp-echo.out") $(last "$T/tcp-echo.err")"
     fi
+    ns_del "$NS"
+}
+
+# TcpListener (feature tcp-listener): 64 Linux clients connect at once to ferronet's
+# tcp-server with 4 sockets and a backlog of 4. Each sends 64 KiB and must get them back
+# intact; no segment of the run may carry a RST (the capture is checked). Clients whose SYN
+# finds the backlog full retransmit it (Linux: after 1, 3, 7, 15, 31, 63 s).
+t_listener() {
+    ns_new listener && tap_new || { fail listener "namespace set-up failed"; return; }
+    local n=64 i pids=() bad=""
+    ferbg listener-server 200 tcp-server --tap tap0 --ip 192.0.2.2/24 --sockets 4 --count $n \
+        --timeout 190
+    local pid=$BGPID
+    if ! wait_for "$T/listener-server.out" '^listening on 7' 20 "$pid"; then
+        fail listener "tcp-server did not come up: $(last "$T/listener-server.err")"
+        stop "$pid"
+        ns_del "$NS"
+        return
+    fi
+    for ((i = 1; i <= n; i++)); do random_file "lst-in$i" 65536; done
+    local t0
+    t0=$(date +%s)
+    for ((i = 1; i <= n; i++)); do
+        ip netns exec "$NS" timeout -k 5 180 socat -t 60 -T 60 - TCP:192.0.2.2:7 \
+            <"$T/lst-in$i" >"$T/lst-out$i" 2>"$T/lst-c$i.err" &
+        pids+=($!)
+    done
+    for ((i = 1; i <= n; i++)); do
+        wait_pid "${pids[$((i - 1))]}" 190 || bad+=" client $i exited $?: $(last "$T/lst-c$i.err");"
+        cmp -s "$T/lst-in$i" "$T/lst-out$i" || bad+=" client $i: $(cmp "$T/lst-in$i" "$T/lst-out$i" 2>&1 | head -1);"
+    done
+    local secs=$(($(date +%s) - t0))
+    if [ -z "$bad" ]; then
+        pass "listener-$n-linux-clients-4-sockets-backlog-4 (64 KiB each, all in ${secs} s)"
+    else
+        fail listener-$n-linux-clients "$bad"
+    fi
+    wait_pid "$pid" 30
+    local rc=$?
+    if [ $rc = 0 ] && grep -q "^served $n connections, 0 failed" "$T/listener-server.out"; then
+        pass "listener-server-served-all ($n connections, exit 0)"
+    else
+        fail listener-server-served-all "exit $rc: $(last "$T/listener-server.out") $(last "$T/listener-server.err")"
+    fi
+    local resets
+    resets=$(timeout 120 tshark -r "$T/listener-server.pcap" -Y 'tcp.flags.reset == 1' 2>/dev/null | wc -l)
+    if [ "$resets" = 0 ]; then
+        pass "listener-no-reset ($(timeout 120 tshark -r "$T/listener-server.pcap" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 0' 2>/dev/null | wc -l) SYNs seen)"
+    else
+        fail listener-no-reset "$resets segments with RST in the capture"
+    fi
+    rm -f "$T"/lst-in* "$T"/lst-out*
     ns_del "$NS"
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing ferronet needs on a fresh Debian/Ubuntu machine with
 # rustup: the pinned toolchain (rust-toolchain.toml) with rustfmt, clippy and the embedded
-# targets. Safe to run again; it only installs what is missing.
+# targets; nightly with Miri and cargo-fuzz. Safe to run again; it only installs what is
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,23 @@ for target in thumbv7em-none-eabihf thumbv7m-none-eabi; do
     rustup target list --toolchain "$toolchain" --installed | grep -qx "$target" ||
         rustup target add --toolchain "$toolchain" "$target"
 done
+
+# Nightly with Miri (scripts/miri.sh) and cargo-fuzz (scripts/fuzz.sh). Those scripts say SKIP
+# when these are missing (and fail under CI=true), so a failure here is not fatal.
+nightly=${FUZZ_TOOLCHAIN:-nightly}
+if ! rustup toolchain list | grep -q "^$nightly"; then
+    rustup toolchain install "$nightly" --profile minimal ||
+        echo "setup: could not install the $nightly toolchain; scripts/miri.sh and scripts/fuzz.sh will say SKIP" >&2
+fi
+if rustup toolchain list | grep -q "^$nightly"; then
+    rustup component add --toolchain "$nightly" miri rust-src >/dev/null ||
+        echo "setup: could not add miri to $nightly; scripts/miri.sh will say SKIP" >&2
+    if ! cargo "+$nightly" fuzz --version >/dev/null 2>&1; then
+        echo "setup: installing cargo-fuzz"
+        cargo "+$nightly" install --locked cargo-fuzz ||
+            echo "setup: could not install cargo-fuzz; scripts/fuzz.sh will say SKIP" >&2
+    fi
+fi
 
 # Programs the capture and interop tests use: tshark (reads captures back), and the Linux
 # peers of the interop tests. Installed with apt-get when missing and when we may (root or

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
 # Every ferronet feature but the loggers (defmt and log exclude each other).
-ALL_FEATURES="tcp,udp,raw,icmp,auto-icmp-echo-reply,dns,mdns,mdns-responder,dhcpv4,dhcpv4-hostname,proto-ipv4,proto-ipv6,slaac,medium-ethernet,medium-ip,medium-ieee802154,multicast,igmp,counters,dhcpv4-server"
+ALL_FEATURES="tcp,tcp-listener,udp,raw,icmp,auto-icmp-echo-reply,dns,mdns,mdns-responder,dhcpv4,dhcpv4-hostname,proto-ipv4,proto-ipv6,slaac,medium-ethernet,medium-ip,medium-ieee802154,multicast,igmp,counters,dhcpv4-server"
 
 step() { printf '\n=== %s\n' "$*"; }
 

@@ -139,4 +139,6 @@ pub fn check_pattern(seed: u8, offset: usize, buf: &[u8]) -> Result<(), usize> {
 }
 
 pub mod faults;
+pub mod fuzz;
 pub mod peers;
+pub mod sim;

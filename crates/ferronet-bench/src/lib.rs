@@ -5,6 +5,10 @@
 //! crate counts instructions per byte / round trip / connection under valgrind; the memory
 //! table gives `size_of` of both stacks' types.
 //!
+//! The `goodput` binary (`cargo run --release -p ferronet-bench --bin goodput`) measures
+//! protocol behaviour instead of CPU cost: TCP transfers over a link with a rate, a delay, a
+//! device queue of N frames and loss, on a virtual clock; see [`goodput`] and [`shaped`].
+//!
 //! # Method
 //!
 //! **Same everything but the stack.** The workloads are written once
@@ -82,8 +86,12 @@
 
 pub mod ceiling;
 pub mod exec;
+pub mod goodput;
 pub mod link;
 pub mod pattern;
+pub mod shaped;
+#[cfg(target_os = "linux")]
+pub mod tap;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -273,6 +281,11 @@ impl StackKind {
         }
     }
 
+    /// The stack named `name` (`ceiling` included).
+    pub fn parse_stack(name: &str) -> Option<StackKind> {
+        Self::parse(name)
+    }
+
     fn parse(name: &str) -> Option<StackKind> {
         match name {
             "ferronet" => Some(StackKind::Ferronet),
@@ -363,7 +376,8 @@ usage: ferronet-bench [options]
                           lifo: most recently woken first, as embassy-executor
   -h, --help              this text";
 
-fn parse_size(s: &str) -> Option<u64> {
+/// Parses a size with an optional K, M or G suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().last()? {
         (i, 'k' | 'K') => (&s[..i], 1u64 << 10),

@@ -23,7 +23,9 @@ use net::{Config, IpEndpoint, Ipv4Address, Ipv4Cidr, StackResources, StaticConfi
 use crate::exec::{self, ExecStats, Notify, Task};
 use crate::link::{self, BenchDevice, LinkHandle};
 use crate::params::*;
+use crate::shaped;
 use crate::{Measurement, pattern};
+use embassy_net_driver::Driver;
 
 fn config(host: u8) -> Config {
     Config::ipv4_static(StaticConfigV4 {
@@ -37,18 +39,28 @@ fn endpoint(host: u8, port: u16) -> IpEndpoint {
     IpEndpoint::new(Ipv4Address::new(192, 0, 2, host).into(), port)
 }
 
-/// Two stacks joined by a bench link.
-struct Pair<'d> {
+/// Two stacks joined by a link (by default the bench link).
+struct Pair<'d, D: Driver = BenchDevice, L = LinkHandle> {
     a: net::Stack<'d>,
     b: net::Stack<'d>,
-    runner_a: net::Runner<'d, BenchDevice>,
-    runner_b: net::Runner<'d, BenchDevice>,
-    link: LinkHandle,
+    runner_a: net::Runner<'d, D>,
+    runner_b: net::Runner<'d, D>,
+    link: L,
 }
 
-/// Makes the stack resources, both stacks and the link, and hands them to `f`.
+/// Makes the stack resources, both stacks and the bench link, and hands them to `f`.
 fn with_pair<R>(f: impl for<'d> FnOnce(Pair<'d>) -> R) -> R {
     let (dev_a, dev_b, link) = link::pair();
+    with_devices(dev_a, dev_b, link, f)
+}
+
+/// Makes the stack resources and both stacks over the devices, and hands them to `f`.
+fn with_devices<D: Driver, L, R>(
+    dev_a: D,
+    dev_b: D,
+    link: L,
+    f: impl for<'d> FnOnce(Pair<'d, D, L>) -> R,
+) -> R {
     let mut res_a = Box::new(StackResources::<SOCKETS>::new());
     let mut res_b = Box::new(StackResources::<SOCKETS>::new());
     let (a, runner_a) = net::new(dev_a, config(HOST_A), &mut *res_a, SEED_A);
@@ -148,15 +160,7 @@ pub fn tcp_bulk(total: usize, buf_size: usize) -> Measurement {
             s.connect(endpoint(HOST_B, PORT))
                 .await
                 .expect("tcp_bulk: connect");
-            let mut sent = 0usize;
-            while sent < total {
-                let len = (total - sent).min(APP_CHUNK);
-                sent += s
-                    .write(pattern::slice(sent, len))
-                    .await
-                    .expect("tcp_bulk: write");
-            }
-            s.close();
+            send_pattern(&mut s, total, "tcp_bulk: write").await;
             park().await;
         };
         let exec = exec::run(&mut [
@@ -441,4 +445,360 @@ pub fn sizes() -> Vec<(String, usize)> {
         }
     });
     v
+}
+
+/// One TCP transfer of the goodput benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// Stack A (the client, which connects) sends; else B (the server) sends.
+    pub a_sends: bool,
+    /// B's listening port.
+    pub port: u16,
+}
+
+/// The goodput workload: over a [`shaped`] link on the virtual clock, each of `flows` carries
+/// `total` bytes (socket buffers of `buf_size` bytes, receive and transmit, both ends; the
+/// application writes and reads [`APP_CHUNK`] bytes at a time), all at once. A connects to B
+/// for every flow. Each flow is timed on the virtual clock from its sender's connection being
+/// established to its receiver having read and checked the last byte. `Err` if the transfers
+/// did not end within `limit_s` virtual seconds ([`crate::goodput::Run::finished`] false).
+pub fn goodput(
+    shape: shaped::Shape,
+    flows: &[Flow],
+    buf_size: usize,
+    total: usize,
+    limit_s: u64,
+) -> crate::goodput::Run {
+    /// A virtual instant, set once.
+    type Stamp = Cell<Option<embassy_time::Instant>>;
+    /// A task of the run and whether the run waits for it.
+    type BoxedTask<'a> = (bool, core::pin::Pin<Box<dyn Future<Output = ()> + 'a>>);
+    use embassy_time::Instant as VInstant;
+    let (dev_a, dev_b, link) = shaped::pair(shape);
+    with_devices(dev_a, dev_b, link, |p| {
+        let Pair {
+            a,
+            b,
+            mut runner_a,
+            mut runner_b,
+            link,
+        } = p;
+        let mut bufs: Vec<[Vec<u8>; 4]> = flows
+            .iter()
+            .map(|_| core::array::from_fn(|_| vec![0u8; buf_size]))
+            .collect();
+        let times: Vec<(Stamp, Stamp)> = flows
+            .iter()
+            .map(|_| (Cell::new(None), Cell::new(None)))
+            .collect();
+        let mut tasks: Vec<BoxedTask<'_>> = Vec::new();
+        for ((flow, [a_rx, a_tx, b_rx, b_tx]), (started, finished)) in
+            flows.iter().zip(bufs.iter_mut()).zip(times.iter())
+        {
+            let port = flow.port;
+            let a_sends = flow.a_sends;
+            let client = async move {
+                let mut s = TcpSocket::new(a, a_rx, a_tx);
+                s.connect(endpoint(HOST_B, port))
+                    .await
+                    .expect("goodput: connect");
+                if a_sends {
+                    started.set(Some(VInstant::now()));
+                    send_pattern(&mut s, total, "goodput: write").await;
+                    park().await;
+                } else {
+                    recv_pattern(&mut s, total).await;
+                    finished.set(Some(VInstant::now()));
+                    recv_end(&mut s, total).await;
+                }
+            };
+            let server = async move {
+                let mut s = TcpSocket::new(b, b_rx, b_tx);
+                s.accept(port).await.expect("goodput: accept");
+                if a_sends {
+                    recv_pattern(&mut s, total).await;
+                    finished.set(Some(VInstant::now()));
+                    recv_end(&mut s, total).await;
+                } else {
+                    started.set(Some(VInstant::now()));
+                    send_pattern(&mut s, total, "goodput: write").await;
+                    park().await;
+                }
+            };
+            // The receiving side's task is the one the run waits for.
+            tasks.push((!a_sends, Box::pin(client)));
+            tasks.push((a_sends, Box::pin(server)));
+        }
+        tasks.push((
+            false,
+            Box::pin(async {
+                runner_a.run().await;
+            }),
+        ));
+        tasks.push((
+            false,
+            Box::pin(async {
+                runner_b.run().await;
+            }),
+        ));
+        let mut list: Vec<Task<'_>> = tasks
+            .iter_mut()
+            .map(|(required, f)| {
+                if *required {
+                    Task::required(f.as_mut())
+                } else {
+                    Task::background(f.as_mut())
+                }
+            })
+            .collect();
+        let outcome = exec::run_virtual(&mut list, limit_s * 1_000_000);
+        let link_stats = link.stats();
+        if (outcome.is_err() && std::env::var_os("GOODPUT_DEBUG").is_some())
+            || std::env::var_os("GOODPUT_TRACE").is_some()
+        {
+            eprintln!(
+                "goodput: run ended at {} us ({:?}):\n{}",
+                exec::now_us(),
+                outcome,
+                link.describe()
+            );
+        }
+        let (finished, exec) = match outcome {
+            Ok(e) => (true, e),
+            Err(e) => (false, e),
+        };
+        let run = crate::goodput::Run {
+            flows: times
+                .iter()
+                .map(|(s, f)| match (s.get(), f.get()) {
+                    (Some(s), Some(f)) => Some((f - s).as_micros()),
+                    _ => None,
+                })
+                .collect(),
+            bytes: total as u64,
+            link: link_stats,
+            exec,
+            end_us: exec::now_us(),
+            finished,
+        };
+        drop(list);
+        run
+    })
+}
+
+/// Writes `total` pattern bytes in [`APP_CHUNK`] pieces, then closes the sending half.
+async fn send_pattern(s: &mut TcpSocket<'_>, total: usize, what: &str) {
+    let mut sent = 0usize;
+    while sent < total {
+        let len = (total - sent).min(APP_CHUNK);
+        sent += s.write(pattern::slice(sent, len)).await.expect(what);
+    }
+    s.close();
+}
+
+/// Reads and checks `total` pattern bytes.
+async fn recv_pattern(s: &mut TcpSocket<'_>, total: usize) {
+    let mut buf = vec![0u8; APP_CHUNK];
+    let mut got = 0usize;
+    while got < total {
+        let n = s
+            .read(&mut buf[..APP_CHUNK.min(total - got)])
+            .await
+            .expect("goodput: read");
+        assert!(n > 0, "goodput: end of stream after {got} of {total} bytes");
+        pattern::verify("goodput", got, &buf[..n]);
+        got += n;
+    }
+}
+
+/// Reads the end of the stream after `total` bytes.
+async fn recv_end(s: &mut TcpSocket<'_>, total: usize) {
+    let mut buf = [0u8; 1];
+    let n = s.read(&mut buf).await.expect("goodput: read at the end");
+    assert_eq!(n, 0, "goodput: more than {total} bytes arrived");
+}
+
+/// The workloads of the `tap` binary: one stack on a Linux TAP device, Linux as the peer
+/// (`scripts/throughput.sh`). Byte `i` of every stream is `i % 251` (`scripts/netpeer.py
+/// --pattern`), checked on receipt.
+#[cfg(target_os = "linux")]
+pub mod tap {
+    use super::*;
+    use crate::tap::{Mode, Options};
+    use ferronet_tuntap::TapDevice;
+
+    /// Byte `i` of a stream.
+    fn fill(offset: usize, buf: &mut [u8]) {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = ((offset + i) % 251) as u8;
+        }
+    }
+
+    fn check(offset: usize, buf: &[u8]) -> Result<(), String> {
+        match buf
+            .iter()
+            .enumerate()
+            .find(|(i, b)| **b != ((offset + i) % 251) as u8)
+        {
+            Some((i, b)) => Err(format!(
+                "byte {} is {b}, not {}",
+                offset + i,
+                (offset + i) % 251
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `opts` on `dev`; prints one line per connection on stdout. `Err`: what went wrong.
+    pub fn run(dev: TapDevice, opts: &Options) -> Result<(), String> {
+        let cfg = Config::ipv4_static(StaticConfigV4 {
+            address: Ipv4Cidr::new(opts.ip.0, opts.ip.1),
+            gateway: None,
+            dns_servers: Default::default(),
+        });
+        let mut res = Box::new(StackResources::<SOCKETS>::new());
+        let (stack, mut runner) = net::new(dev, cfg, &mut *res, opts.seed);
+        let error: core::cell::RefCell<Option<String>> = core::cell::RefCell::new(None);
+        // Connections served; set to `u64::MAX` on an error, which ends the run.
+        let served = Notify::default();
+        let fail = |e: String| {
+            error.borrow_mut().get_or_insert(e);
+            served.set(u64::MAX);
+        };
+        let listeners = match opts.mode {
+            Mode::Http => SOCKETS - 1,
+            _ => 1,
+        };
+        let count = opts.count as u64;
+        let peer = IpEndpoint::new((*opts.peer.ip()).into(), opts.peer.port());
+        let mut tasks: Vec<core::pin::Pin<Box<dyn Future<Output = ()> + '_>>> = Vec::new();
+        for l in 0..listeners {
+            let (served, fail) = (&served, &fail);
+            tasks.push(Box::pin(async move {
+                stack.wait_config_up().await;
+                if l == 0 && opts.mode != Mode::Send {
+                    println!("listening on {}", opts.port);
+                }
+                let mut rx = vec![0u8; opts.buffer];
+                let mut tx = vec![0u8; opts.buffer];
+                let mut buf = vec![0u8; 16 * 1024];
+                while served.get() < count {
+                    let mut s = TcpSocket::new(stack, &mut rx, &mut tx);
+                    s.set_timeout(Some(embassy_time::Duration::from_secs(30)));
+                    s.set_nagle_enabled(opts.nagle);
+                    let opened = match opts.mode {
+                        Mode::Send => s.connect(peer).await.map_err(|e| format!("connect: {e:?}")),
+                        _ => s
+                            .accept(opts.port)
+                            .await
+                            .map_err(|e| format!("accept: {e:?}")),
+                    };
+                    if let Err(e) = opened {
+                        return fail(e);
+                    }
+                    let started = embassy_time::Instant::now();
+                    let moved = match opts.mode {
+                        Mode::Sink => sink(&mut s, &mut buf).await,
+                        Mode::Send => send(&mut s, &mut buf, opts.bytes).await,
+                        Mode::Http => http(&mut s, &mut buf, opts.bytes).await,
+                    };
+                    s.close();
+                    let _ = s.flush().await;
+                    let n = match moved {
+                        Ok(n) => n,
+                        Err(e) => return fail(e),
+                    };
+                    let secs = (embassy_time::Instant::now() - started).as_micros() as f64 / 1e6;
+                    if opts.mode != Mode::Http {
+                        println!(
+                            "{} {n} bytes in {secs:.3} s ({:.1} MB/s)",
+                            if opts.mode == Mode::Sink {
+                                "received"
+                            } else {
+                                "sent"
+                            },
+                            n as f64 / secs.max(1e-9) / 1e6
+                        );
+                    }
+                    served.set(served.get().saturating_add(1));
+                }
+            }));
+        }
+        let mut done = pin!(served.wait_until(|v| v >= count));
+        let mut run = pin!(async {
+            runner.run().await;
+        });
+        let mut list: Vec<Task<'_>> = tasks
+            .iter_mut()
+            .map(|f| Task::background(f.as_mut()))
+            .collect();
+        list.push(Task::required(done.as_mut()));
+        list.push(Task::background(run.as_mut()));
+        exec::run_external(&mut list);
+        drop(list);
+        drop(tasks);
+        let result = error.borrow_mut().take();
+        match result {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn sink(s: &mut TcpSocket<'_>, buf: &mut [u8]) -> Result<usize, String> {
+        let mut got = 0usize;
+        loop {
+            let n = s.read(buf).await.map_err(|e| format!("read: {e:?}"))?;
+            if n == 0 {
+                return Ok(got);
+            }
+            check(got, &buf[..n])?;
+            got += n;
+        }
+    }
+
+    async fn send(s: &mut TcpSocket<'_>, buf: &mut [u8], total: usize) -> Result<usize, String> {
+        let mut sent = 0usize;
+        while sent < total {
+            let len = (total - sent).min(buf.len());
+            fill(sent, &mut buf[..len]);
+            let mut off = 0;
+            while off < len {
+                off += s
+                    .write(&buf[off..len])
+                    .await
+                    .map_err(|e| format!("write: {e:?}"))?;
+            }
+            sent += len;
+        }
+        Ok(sent)
+    }
+
+    /// One HTTP/1.x request (read up to the blank line), answered with `body` pattern bytes.
+    async fn http(s: &mut TcpSocket<'_>, buf: &mut [u8], body: usize) -> Result<usize, String> {
+        let mut got = 0usize;
+        while !buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+            if got == buf.len() {
+                return Err("request head too long".into());
+            }
+            let n = s
+                .read(&mut buf[got..])
+                .await
+                .map_err(|e| format!("read: {e:?}"))?;
+            if n == 0 {
+                return Err("end of stream inside the request".into());
+            }
+            got += n;
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {body}\r\nConnection: close\r\n\r\n"
+        );
+        let mut off = 0;
+        while off < head.len() {
+            off += s
+                .write(&head.as_bytes()[off..])
+                .await
+                .map_err(|e| format!("write: {e:?}"))?;
+        }
+        send(s, buf, body).await
+    }
 }

@@ -3,8 +3,7 @@
 //! The types and constructors are the same as embassy-net 0.9's, so existing configuration code
 //! compiles unchanged. A configuration is applied when the stack is created with
 //! [`new`](crate::new) and can be replaced at run time with
-//! [`Stack::set_config_v4`](crate::Stack::set_config_v4) and
-//! [`Stack::set_config_v6`](crate::Stack::set_config_v6).
+//! `Stack::set_config_v4` (with `proto-ipv4`) and `Stack::set_config_v6` (with `proto-ipv6`).
 
 use heapless::Vec;
 #[cfg(feature = "proto-ipv4")]

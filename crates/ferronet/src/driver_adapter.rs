@@ -29,6 +29,9 @@ pub(crate) struct DriverAdapter<'d, 'c, T: Driver> {
     /// Watches neighbor solicitations and answers (Ethernet medium only).
     #[cfg(feature = "medium-ethernet")]
     pub guard: Option<&'d NeighborGuard>,
+    /// Holds SYNs for TCP listeners.
+    #[cfg(feature = "tcp-listener")]
+    pub listeners: &'d crate::tcp::listener::Table,
     /// Checks TCP resets against what was acknowledged.
     #[cfg(feature = "tcp")]
     pub rst: &'d crate::rst_guard::RstGuard,
@@ -137,6 +140,8 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
                 filter: self.filter,
                 #[cfg(feature = "medium-ethernet")]
                 guard: self.guard,
+                #[cfg(feature = "tcp-listener")]
+                listeners: self.listeners,
                 #[cfg(feature = "tcp")]
                 rst: self.rst,
             },
@@ -227,6 +232,8 @@ pub(crate) struct RxTokenAdapter<'a, T: RxToken> {
     filter: &'a SourceFilter,
     #[cfg(feature = "medium-ethernet")]
     guard: Option<&'a NeighborGuard>,
+    #[cfg(feature = "tcp-listener")]
+    listeners: &'a crate::tcp::listener::Table,
     #[cfg(feature = "tcp")]
     rst: &'a crate::rst_guard::RstGuard,
 }
@@ -237,6 +244,12 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
         F: FnOnce(&[u8]) -> R,
     {
         self.token.consume(|buf| {
+            #[cfg(all(feature = "slaac", feature = "medium-ethernet"))]
+            if self.filter.framing() == crate::ingress::Framing::Ethernet
+                && crate::ra_guard::neutralize(buf)
+            {
+                warn!("router advertisement with a prefix length over 128: option ignored");
+            }
             trace_frame("rx", buf);
             if self.filter.rejects(buf) {
                 debug!("dropped a packet from an impossible source address");
@@ -253,6 +266,11 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
             #[cfg(feature = "medium-ethernet")]
             if let Some(g) = self.guard {
                 g.on_receive(buf);
+            }
+            // A SYN held for a listener's backlog (or dropped, the backlog being full).
+            #[cfg(feature = "tcp-listener")]
+            if self.listeners.withholds(buf, self.filter) {
+                return f(&[]);
             }
             f(buf)
         })

@@ -66,6 +66,12 @@ impl SourceFilter {
         self.framing
     }
 
+    /// Whether `addr` is one of the interface's (first four) addresses.
+    #[cfg(feature = "tcp-listener")]
+    pub(crate) fn is_own(&self, addr: &smoltcp::wire::IpAddress) -> bool {
+        self.own.iter().any(|c| c.address() == *addr)
+    }
+
     /// Whether the packet in `frame` comes from an address no host can have.
     pub(crate) fn rejects(&self, frame: &[u8]) -> bool {
         let Some(ip) = self.framing.ip_packet(frame) else {

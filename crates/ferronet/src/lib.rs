@@ -22,11 +22,15 @@ mod driver_adapter;
 #[cfg(feature = "icmp")]
 pub mod icmp;
 mod ingress;
+#[cfg(any(feature = "medium-ethernet", feature = "tcp-listener"))]
+mod inject;
 #[cfg(feature = "mdns-responder")]
 pub mod mdns_responder;
 mod mtu;
 #[cfg(feature = "medium-ethernet")]
 mod neighbor_guard;
+#[cfg(all(feature = "slaac", feature = "medium-ethernet"))]
+mod ra_guard;
 #[cfg(feature = "raw")]
 pub mod raw;
 #[cfg(feature = "tcp")]
@@ -69,6 +73,32 @@ pub use stats::Usage;
 pub use smoltcp::config::DNS_MAX_SERVER_COUNT;
 #[cfg(feature = "multicast")]
 pub use smoltcp::iface::MulticastError;
+
+/// Error returned by the non-blocking `try_*` socket methods (same as embassy-net's unreleased
+/// main branch).
+///
+/// [`WouldBlock`](TryError::WouldBlock) means the call could not complete without waiting (no
+/// data to read, no room to write, data not yet acknowledged); [`Other`](TryError::Other)
+/// carries the error the blocking method would have returned.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TryError<T> {
+    /// The operation would block; try again later.
+    WouldBlock,
+    /// A socket-specific error occurred.
+    Other(T),
+}
+
+impl<T: core::fmt::Display> core::fmt::Display for TryError<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::WouldBlock => f.write_str("operation would block"),
+            Self::Other(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<T: core::fmt::Debug + core::fmt::Display> core::error::Error for TryError<T> {}
 
 use embassy_net_driver::Driver;
 use embassy_time::Instant;
@@ -122,6 +152,8 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
         let has_ll = true;
         iface_cfg.slaac = has_ll && matches!(config.ipv6, ConfigV6::Slaac);
     }
+    #[cfg(feature = "slaac")]
+    let slaac_iface = iface_cfg.slaac;
 
     let now = time::instant_to_smoltcp(Instant::now());
     let iface = {
@@ -134,6 +166,10 @@ pub fn try_new<'d, D: Driver, const SOCK: usize>(
     let shared = stack::init(resources, iface, medium, ip_mtu, random_seed)?;
     {
         let mut inner = shared.inner.borrow_mut();
+        #[cfg(feature = "slaac")]
+        {
+            inner.slaac_iface = slaac_iface;
+        }
         #[cfg(feature = "proto-ipv4")]
         inner
             .set_config_v4(config.ipv4)

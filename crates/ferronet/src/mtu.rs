@@ -171,12 +171,13 @@ const fn fragmentation_limit() -> Option<usize> {
     None
 }
 
-#[cfg(test)]
+// The limits are only computed for the datagram sockets.
+#[cfg(all(test, any(feature = "udp", feature = "icmp", feature = "raw")))]
 mod tests {
     use super::*;
     use smoltcp::phy::Medium;
 
-    #[cfg(feature = "proto-ipv4")]
+    #[cfg(all(feature = "proto-ipv4", feature = "medium-ip", feature = "udp"))]
     const V4: IpAddress = IpAddress::Ipv4(smoltcp::wire::Ipv4Address::new(192, 0, 2, 1));
     #[cfg(feature = "proto-ipv6")]
     const V6: IpAddress = IpAddress::Ipv6(smoltcp::wire::Ipv6Address::new(

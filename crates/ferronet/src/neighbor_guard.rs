@@ -243,7 +243,8 @@ pub(crate) fn answer_given_up(
             // ingress as the interface's clock only until the next poll, which passes `ts`
             // again; an ARP reply or advertisement touches no socket.
             let dated = ts - (ENTRY_LIFETIME - HOLD);
-            let _ = iface.poll_ingress_single(dated, &mut Injected(Some(&buf[..n])), sockets);
+            let mut dev = crate::inject::Injected::new(&buf[..n], smoltcp::phy::Medium::Ethernet);
+            let _ = iface.poll_ingress_single(dated, &mut dev, sockets);
         }
     }
 }
@@ -275,59 +276,8 @@ pub(crate) fn fill_neighbor(
     if let Some(n) = answer_frame(&mut buf, mac, addr, own) {
         // Addressed to us, or smoltcp would not take it.
         smoltcp::wire::EthernetFrame::new_unchecked(&mut buf[..]).set_dst_addr(own_mac);
-        let _ = iface.poll_ingress_single(ts, &mut Injected(Some(&buf[..n])), sockets);
-    }
-}
-
-/// A device that delivers one frame and sends nothing.
-struct Injected<'f>(Option<&'f [u8]>);
-
-impl smoltcp::phy::Device for Injected<'_> {
-    type RxToken<'a>
-        = InjectedRx<'a>
-    where
-        Self: 'a;
-    type TxToken<'a>
-        = NoTx
-    where
-        Self: 'a;
-
-    fn receive(
-        &mut self,
-        _timestamp: smoltcp::time::Instant,
-    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        self.0.take().map(|f| (InjectedRx(f), NoTx))
-    }
-
-    fn transmit(&mut self, _timestamp: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
-        None
-    }
-
-    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
-        let mut caps = smoltcp::phy::DeviceCapabilities::default();
-        caps.medium = smoltcp::phy::Medium::Ethernet;
-        caps.max_transmission_unit = ANSWER_LEN;
-        caps
-    }
-}
-
-struct InjectedRx<'f>(&'f [u8]);
-
-impl smoltcp::phy::RxToken for InjectedRx<'_> {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(self.0)
-    }
-}
-
-/// The transmit token handed out with an injected frame. smoltcp answers neither an ARP
-/// reply nor a neighbor advertisement, so it is never used; should it be, what is written
-/// goes nowhere.
-struct NoTx;
-
-impl smoltcp::phy::TxToken for NoTx {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = [0u8; ANSWER_LEN];
-        f(&mut buf[..len.min(ANSWER_LEN)])
+        let mut dev = crate::inject::Injected::new(&buf[..n], smoltcp::phy::Medium::Ethernet);
+        let _ = iface.poll_ingress_single(ts, &mut dev, sockets);
     }
 }
 

@@ -208,6 +208,8 @@ impl<'d, D: Driver> Runner<'d, D> {
 
     fn poll(&mut self, cx: &mut Context<'_>) {
         let mut state_changed = false;
+        #[cfg(feature = "tcp-listener")]
+        let syn_held;
         {
             let mut guard = self.shared.inner.borrow_mut();
             let inner: &mut Inner = &mut guard;
@@ -251,6 +253,10 @@ impl<'d, D: Driver> Runner<'d, D> {
             let ts = instant_to_smoltcp(now);
             let keep_alive_due = release_keep_alives(inner, now);
             let io = self.io(cx, inner, ts);
+            #[cfg(feature = "tcp-listener")]
+            {
+                syn_held = inner.listeners.take_wake();
+            }
 
             #[allow(unused_mut)]
             let mut reconfigure = false;
@@ -324,6 +330,11 @@ impl<'d, D: Driver> Runner<'d, D> {
         if state_changed {
             self.shared.state_waiters.wake_all();
         }
+        // Tasks in `TcpListener::accept`: a SYN was held for them.
+        #[cfg(feature = "tcp-listener")]
+        if syn_held {
+            self.shared.listener_waiters.wake_all();
+        }
     }
 
     /// Move frames: up to [`RX_BUDGET`] received frames, then up to [`TX_BUDGET`] egress
@@ -357,6 +368,8 @@ impl<'d, D: Driver> Runner<'d, D> {
             slaac,
             #[cfg(feature = "medium-ethernet")]
             neighbor_guard,
+            #[cfg(feature = "tcp-listener")]
+            listeners,
             #[cfg(feature = "tcp")]
             rst_guard,
             #[cfg(feature = "dhcpv4-server")]
@@ -364,6 +377,8 @@ impl<'d, D: Driver> Runner<'d, D> {
             ..
         } = inner;
         let filter = SourceFilter::new(framing, iface.ip_addrs());
+        #[cfg(feature = "tcp-listener")]
+        listeners.set_now(instant_from_smoltcp(ts));
         #[cfg(feature = "medium-ethernet")]
         if neighbor_guard.has_given_up() {
             crate::neighbor_guard::answer_given_up(neighbor_guard, iface, sockets, ts);
@@ -377,6 +392,8 @@ impl<'d, D: Driver> Runner<'d, D> {
             filter: &filter,
             #[cfg(feature = "medium-ethernet")]
             guard: (framing == Framing::Ethernet).then_some(&*neighbor_guard),
+            #[cfg(feature = "tcp-listener")]
+            listeners: &*listeners,
             #[cfg(feature = "tcp")]
             rst: rst_guard,
             #[cfg(feature = "proto-ipv4-fragmentation")]
@@ -398,6 +415,11 @@ impl<'d, D: Driver> Runner<'d, D> {
                 }
                 PollIngressSingleResult::PacketProcessed
                 | PollIngressSingleResult::SocketStateChanged => res.progress = true,
+            }
+            // A SYN was held for a listener with tasks waiting in `accept`: let them take it.
+            #[cfg(feature = "tcp-listener")]
+            if listeners.yield_to_accept() {
+                break;
             }
         }
         // A router advertisement taken in just now is applied to the interface by the

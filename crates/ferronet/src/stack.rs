@@ -245,6 +245,9 @@ pub(crate) struct Shared {
     /// Tasks waiting for a free DNS query slot.
     #[cfg(feature = "dns")]
     pub(crate) dns_waiters: WaitQueue,
+    /// Tasks waiting in `TcpListener::accept`.
+    #[cfg(feature = "tcp-listener")]
+    pub(crate) listener_waiters: WaitQueue,
 }
 
 pub(crate) struct Inner {
@@ -273,6 +276,9 @@ pub(crate) struct Inner {
     /// Neighbors that never answer (see `neighbor_guard`).
     #[cfg(feature = "medium-ethernet")]
     pub(crate) neighbor_guard: crate::neighbor_guard::NeighborGuard,
+    /// TCP listeners and their backlogs of held SYNs.
+    #[cfg(feature = "tcp-listener")]
+    pub(crate) listeners: crate::tcp::listener::Table,
     /// What the connections last acknowledged, to check resets against (see `rst_guard`).
     #[cfg(feature = "tcp")]
     pub(crate) rst_guard: crate::rst_guard::RstGuard,
@@ -313,6 +319,10 @@ pub(crate) struct Inner {
     /// The DHCPv4 server.
     #[cfg(feature = "dhcpv4-server")]
     pub(crate) dhcp_server: crate::dhcp_server::Server,
+    /// smoltcp's SLAAC is on: it was asked for at creation, and smoltcp then solicits routers
+    /// from the link-local address (and panics without one) whatever the configuration is now.
+    #[cfg(feature = "slaac")]
+    pub(crate) slaac_iface: bool,
 }
 
 /// How long a DHCP lease held when the link comes back is kept while the DHCP client asks the
@@ -474,6 +484,8 @@ pub(crate) fn init<'d, const SOCK: usize>(
         keep_alive_held: 0,
         #[cfg(feature = "medium-ethernet")]
         neighbor_guard: crate::neighbor_guard::NeighborGuard::new(),
+        #[cfg(feature = "tcp-listener")]
+        listeners: crate::tcp::listener::Table::new(),
         #[cfg(feature = "tcp")]
         rst_guard: crate::rst_guard::RstGuard::new(),
         runner_waker: WakerRegistration::new(),
@@ -509,12 +521,16 @@ pub(crate) fn init<'d, const SOCK: usize>(
         mdns: crate::mdns_responder::Responder::new(mdns, seed),
         #[cfg(feature = "dhcpv4-server")]
         dhcp_server: crate::dhcp_server::Server::new(dhcp_server_buffers),
+        #[cfg(feature = "slaac")]
+        slaac_iface: false,
     };
     Ok(resources.shared.write(Shared {
         inner: RefCell::new(inner),
         state_waiters: WaitQueue::new(),
         #[cfg(feature = "dns")]
         dns_waiters: WaitQueue::new(),
+        #[cfg(feature = "tcp-listener")]
+        listener_waiters: WaitQueue::new(),
     }))
 }
 
@@ -806,8 +822,9 @@ impl Inner {
             heapless::Vec::new();
         // With SLAAC the link-local address goes first: smoltcp sends router solicitations
         // from it (and panics if it is missing), so it must never be the one that does not fit.
+        // It stays after a switch away from SLAAC: smoltcp's SLAAC cannot be turned off.
         #[cfg(feature = "slaac")]
-        if self.slaac
+        if (self.slaac || self.slaac_iface)
             && let Some(ll) = self.link_local_address()
         {
             let _ = addrs.push(ll);
@@ -1103,6 +1120,9 @@ impl<'d> Stack<'d> {
 
     /// Replace the IPv6 configuration. It takes effect at once, like
     /// [`set_config_v4`](Self::set_config_v4).
+    ///
+    /// A stack created with [`ConfigV6::Slaac`] keeps its link-local address under any later
+    /// configuration: smoltcp's router solicitation cannot be turned off.
     #[cfg(feature = "proto-ipv6")]
     pub fn set_config_v6(&self, config: ConfigV6) {
         self.with_mut(|i| {

@@ -45,11 +45,19 @@
 //! # }
 //! ```
 //!
+//! # Without waiting
+//!
+//! Every read, write and flush has a non-blocking `try_*` twin (embassy-net main's names):
+//! it returns [`TryError::WouldBlock`] where the async call would
+//! wait, and the async call's error in [`TryError::Other`].
+//!
 //! # Not implemented
 //!
-//! No listen backlog (a socket accepts one connection), no TCP Fast Open, no urgent data,
-//! no SACK (smoltcp's limits). Dropping a connected socket frees it at once without sending
-//! anything (as embassy-net does): call `close` and `flush`, or `abort` and `flush`, first.
+//! No listen backlog for plain sockets (a socket in `accept` takes one connection; a SYN
+//! that finds none is answered with a RST): the `listener` module (cargo feature
+//! `tcp-listener`) adds one. No TCP Fast Open, no urgent data, no SACK (smoltcp's limits).
+//! Dropping a connected socket frees it at once without sending anything (as embassy-net
+//! does): call `close` and `flush`, or `abort` and `flush`, first.
 
 use core::future::{Future, poll_fn};
 use core::task::{Context, Poll};
@@ -61,8 +69,11 @@ use smoltcp::socket::{AnySocket, tcp};
 
 pub mod client;
 pub(crate) mod keep_alive;
+#[cfg(feature = "tcp-listener")]
+pub mod listener;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
+use crate::TryError;
 use crate::stack::{Inner, SlotMeta, SocketTableFull, Stack, erase_lifetime, slot_of};
 use crate::time::duration_to_smoltcp;
 
@@ -186,6 +197,27 @@ impl<'a> TcpReader<'a> {
         self.io.read_with(f).await
     }
 
+    /// Read without waiting: like [`read`](Self::read), but `Err(TryError::WouldBlock)`
+    /// when no data is available yet (or the connection is still being set up).
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<usize, TryError<Error>> {
+        self.io.try_read(buf)
+    }
+
+    /// Copy received data into `buf` without dequeueing it and without waiting:
+    /// `Err(TryError::WouldBlock)` when none is available. Not in embassy-net.
+    pub fn try_peek(&mut self, buf: &mut [u8]) -> Result<usize, TryError<Error>> {
+        self.io.try_peek(buf)
+    }
+
+    /// Like [`read_with`](Self::read_with) without waiting: `Err(TryError::WouldBlock)` (and
+    /// `f` not called) when no data is available.
+    pub fn try_read_with<F, R>(&mut self, f: F) -> Result<R, TryError<Error>>
+    where
+        F: FnOnce(&mut [u8]) -> (usize, R),
+    {
+        self.io.try_read_with(f)
+    }
+
     /// The capacity of the receive buffer.
     pub fn recv_capacity(&self) -> usize {
         self.io.with(|s| s.recv_capacity())
@@ -226,6 +258,27 @@ impl<'a> TcpWriter<'a> {
         F: FnOnce(&mut [u8]) -> (usize, R),
     {
         self.io.write_with(f).await
+    }
+
+    /// Write without waiting: like [`write`](Self::write), but `Err(TryError::WouldBlock)`
+    /// when the transmit buffer is full (or the connection is still being set up).
+    pub fn try_write(&mut self, buf: &[u8]) -> Result<usize, TryError<Error>> {
+        self.io.try_write(buf)
+    }
+
+    /// Check without waiting whether everything written has been sent and acknowledged:
+    /// `Err(TryError::WouldBlock)` while it has not (see [`flush`](Self::flush)).
+    pub fn try_flush(&mut self) -> Result<(), TryError<Error>> {
+        self.io.try_flush()
+    }
+
+    /// Like [`write_with`](Self::write_with) without waiting: `Err(TryError::WouldBlock)` (and
+    /// `f` not called) when the transmit buffer is full.
+    pub fn try_write_with<F, R>(&mut self, f: F) -> Result<R, TryError<Error>>
+    where
+        F: FnOnce(&mut [u8]) -> (usize, R),
+    {
+        self.io.try_write_with(f)
     }
 
     /// The capacity of the transmit buffer.
@@ -310,6 +363,96 @@ impl<'a> TcpSocket<'a> {
         F: FnOnce(&mut [u8]) -> (usize, R),
     {
         self.io.read_with(f).await
+    }
+
+    /// Read without waiting: like [`read`](Self::read), but `Err(TryError::WouldBlock)`
+    /// when no data is available yet (or the connection is still being set up). `Ok(0)` is
+    /// end of stream; other errors are those of `read`, in `TryError::Other`.
+    ///
+    /// ```no_run
+    /// # fn demo(socket: &mut ferronet::tcp::TcpSocket<'_>) -> Result<(), ferronet::tcp::Error> {
+    /// use ferronet::TryError;
+    ///
+    /// let mut buf = [0u8; 64];
+    /// match socket.try_read(&mut buf) {
+    ///     Ok(0) => { /* the peer closed its send half */ }
+    ///     Ok(n) => { /* use buf[..n] */ let _ = n; }
+    ///     Err(TryError::WouldBlock) => { /* nothing yet: do something else */ }
+    ///     Err(TryError::Other(e)) => return Err(e),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<usize, TryError<Error>> {
+        self.io.try_read(buf)
+    }
+
+    /// Copy received data into `buf` without dequeueing it and without waiting:
+    /// `Err(TryError::WouldBlock)` when none is available; the next read returns the same
+    /// bytes. Not in embassy-net (0.9 or main).
+    ///
+    /// ```no_run
+    /// # fn demo(socket: &mut ferronet::tcp::TcpSocket<'_>) {
+    /// let mut line = [0u8; 128];
+    /// if let Ok(n) = socket.try_peek(&mut line) {
+    ///     if let Some(end) = line[..n].iter().position(|&b| b == b'\n') {
+    ///         // A whole line is there: now consume it.
+    ///         let _ = socket.try_read(&mut line[..=end]);
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn try_peek(&mut self, buf: &mut [u8]) -> Result<usize, TryError<Error>> {
+        self.io.try_peek(buf)
+    }
+
+    /// Like [`read_with`](Self::read_with) without waiting: `Err(TryError::WouldBlock)` (and
+    /// `f` not called) when no data is available.
+    pub fn try_read_with<F, R>(&mut self, f: F) -> Result<R, TryError<Error>>
+    where
+        F: FnOnce(&mut [u8]) -> (usize, R),
+    {
+        self.io.try_read_with(f)
+    }
+
+    /// Write without waiting: like [`write`](Self::write), but `Err(TryError::WouldBlock)`
+    /// when the transmit buffer is full (or the connection is still being set up). Returns
+    /// how many bytes were queued.
+    ///
+    /// ```no_run
+    /// # fn demo(socket: &mut ferronet::tcp::TcpSocket<'_>) -> Result<(), ferronet::tcp::Error> {
+    /// use ferronet::TryError;
+    ///
+    /// let data = b"status: ok\n";
+    /// let mut sent = 0;
+    /// while sent < data.len() {
+    ///     match socket.try_write(&data[sent..]) {
+    ///         Ok(n) => sent += n,
+    ///         Err(TryError::WouldBlock) => break, // buffer full: come back later
+    ///         Err(TryError::Other(e)) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_write(&mut self, buf: &[u8]) -> Result<usize, TryError<Error>> {
+        self.io.try_write(buf)
+    }
+
+    /// Check without waiting whether everything written (and after `close` the FIN, after
+    /// `abort` the RST) has been sent and acknowledged: `Err(TryError::WouldBlock)` while it
+    /// has not; errors as for [`flush`](Self::flush).
+    pub fn try_flush(&mut self) -> Result<(), TryError<Error>> {
+        self.io.try_flush()
+    }
+
+    /// Like [`write_with`](Self::write_with) without waiting: `Err(TryError::WouldBlock)` (and
+    /// `f` not called) when the transmit buffer is full.
+    pub fn try_write_with<F, R>(&mut self, f: F) -> Result<R, TryError<Error>>
+    where
+        F: FnOnce(&mut [u8]) -> (usize, R),
+    {
+        self.io.try_write_with(f)
     }
 
     /// Split the socket into a reader and a writer half, which can be used from two tasks at
@@ -416,7 +559,16 @@ impl<'a> TcpSocket<'a> {
         let local = local_endpoint.into();
         // The set-up is a plain function, so that nothing it uses is kept in the future.
         self.start_accept(local)?;
+        self.wait_accepted(Some(local)).await
+    }
 
+    /// Wait until a connection being accepted is established. A half-open one (see
+    /// [`accept`](Self::accept)) is dropped silently after [`HALF_OPEN_TIMEOUT`]; the socket
+    /// then listens on `relisten` again, or fails with `ConnectionReset` without one.
+    async fn wait_accepted(
+        &mut self,
+        relisten: Option<IpListenEndpoint>,
+    ) -> Result<(), AcceptError> {
         let mut half_open_since: Option<embassy_time::Instant> = None;
         poll_fn(|cx| {
             self.io.with_mut_quiet(|s, _| match s.state() {
@@ -425,10 +577,18 @@ impl<'a> TcpSocket<'a> {
                     let give_up = *half_open_since.get_or_insert(now) + HALF_OPEN_TIMEOUT;
                     if now >= give_up {
                         // Silently: the SYN most likely came from a spoofed address.
-                        debug!("half-open connection timed out; listening again");
+                        debug!("half-open connection timed out");
                         s.abort();
-                        let _ = s.listen(local);
                         half_open_since = None;
+                        match relisten {
+                            Some(local) => {
+                                let _ = s.listen(local);
+                            }
+                            None => {
+                                forget_connection(s);
+                                return Poll::Ready(Err(AcceptError::ConnectionReset));
+                            }
+                        }
                     } else {
                         embassy_time_driver::schedule_wake(give_up.as_ticks(), cx.waker());
                     }
@@ -778,73 +938,53 @@ impl<'d> TcpIo<'d> {
         })
     }
 
+    /// Run one non-blocking `step` and turn its `WouldBlock` into a wait: the waker is
+    /// registered for the receive (`recv`) or send direction in the same borrow, so no wake-up
+    /// is lost between the check and the registration.
+    fn poll_step<T>(
+        &self,
+        cx: &mut Context<'_>,
+        recv: bool,
+        step: impl FnOnce(&mut Inner, SocketHandle) -> Result<T, TryError<Error>>,
+    ) -> Poll<Result<T, Error>> {
+        self.stack.with_mut(|i| match step(i, self.handle) {
+            Ok(r) => Poll::Ready(Ok(r)),
+            Err(TryError::Other(e)) => Poll::Ready(Err(e)),
+            Err(TryError::WouldBlock) => {
+                let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
+                if recv {
+                    s.register_recv_waker(cx.waker());
+                } else {
+                    s.register_send_waker(cx.waker());
+                }
+                Poll::Pending
+            }
+        })
+    }
+
     fn read<'s>(
         &'s mut self,
         buf: &'s mut [u8],
     ) -> impl Future<Output = Result<usize, Error>> + 's {
-        poll_fn(move |cx| {
-            self.stack.with_mut(|i| {
-                let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
-                if buf.is_empty() {
-                    return Poll::Ready(Ok(0));
-                }
-                if s.recv_capacity() == 0 {
-                    return Poll::Ready(Err(Error::InvalidState));
-                }
-                match s.recv_slice(buf) {
-                    Ok(0) => {
-                        s.register_recv_waker(cx.waker());
-                        Poll::Pending
-                    }
-                    Ok(n) => {
-                        // The receive window opened: the runner may have to advertise it.
-                        i.wake_runner();
-                        Poll::Ready(Ok(n))
-                    }
-                    Err(tcp::RecvError::Finished) => Poll::Ready(Ok(0)),
-                    Err(tcp::RecvError::InvalidState) => {
-                        if connecting(s.state()) {
-                            s.register_recv_waker(cx.waker());
-                            Poll::Pending
-                        } else {
-                            Poll::Ready(Err(recv_error(s, &i.slots[slot_of(self.handle)])))
-                        }
-                    }
-                }
-            })
-        })
+        poll_fn(move |cx| self.poll_step(cx, true, |i, h| read_step(i, h, buf, false)))
+    }
+
+    fn try_read(&mut self, buf: &mut [u8]) -> Result<usize, TryError<Error>> {
+        self.stack
+            .with_mut(|i| read_step(i, self.handle, buf, false))
+    }
+
+    fn try_peek(&mut self, buf: &mut [u8]) -> Result<usize, TryError<Error>> {
+        self.stack
+            .with_mut(|i| read_step(i, self.handle, buf, true))
     }
 
     fn write<'s>(&'s mut self, buf: &'s [u8]) -> impl Future<Output = Result<usize, Error>> + 's {
-        poll_fn(move |cx| {
-            self.stack.with_mut(|i| {
-                let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
-                if buf.is_empty() {
-                    return Poll::Ready(Ok(0));
-                }
-                if s.send_capacity() == 0 {
-                    return Poll::Ready(Err(Error::InvalidState));
-                }
-                match s.send_slice(buf) {
-                    Ok(0) => {
-                        s.register_send_waker(cx.waker());
-                        Poll::Pending
-                    }
-                    Ok(n) => {
-                        i.wake_runner();
-                        Poll::Ready(Ok(n))
-                    }
-                    Err(tcp::SendError::InvalidState) => {
-                        if connecting(s.state()) {
-                            s.register_send_waker(cx.waker());
-                            Poll::Pending
-                        } else {
-                            Poll::Ready(Err(send_error(&i.slots[slot_of(self.handle)])))
-                        }
-                    }
-                }
-            })
-        })
+        poll_fn(move |cx| self.poll_step(cx, false, |i, h| write_step(i, h, buf)))
+    }
+
+    fn try_write(&mut self, buf: &[u8]) -> Result<usize, TryError<Error>> {
+        self.stack.with_mut(|i| write_step(i, self.handle, buf))
     }
 
     async fn write_with<F, R>(&mut self, f: F) -> Result<R, Error>
@@ -852,33 +992,15 @@ impl<'d> TcpIo<'d> {
         F: FnOnce(&mut [u8]) -> (usize, R),
     {
         let mut f = Some(f);
-        poll_fn(move |cx| {
-            self.stack.with_mut(|i| {
-                let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
-                if s.send_capacity() == 0 {
-                    return Poll::Ready(Err(Error::InvalidState));
-                }
-                if !s.can_send() {
-                    if s.may_send() || connecting(s.state()) {
-                        s.register_send_waker(cx.waker());
-                        return Poll::Pending;
-                    }
-                    return Poll::Ready(Err(send_error(&i.slots[slot_of(self.handle)])));
-                }
-                let Some(f) = f.take() else {
-                    return Poll::Ready(Err(Error::InvalidState));
-                };
-                let r = match s.send(f) {
-                    Ok(r) => Ok(r),
-                    Err(tcp::SendError::InvalidState) => {
-                        Err(send_error(&i.slots[slot_of(self.handle)]))
-                    }
-                };
-                i.wake_runner();
-                Poll::Ready(r)
-            })
-        })
-        .await
+        poll_fn(move |cx| self.poll_step(cx, false, |i, h| write_with_step(i, h, &mut f))).await
+    }
+
+    fn try_write_with<F, R>(&mut self, f: F) -> Result<R, TryError<Error>>
+    where
+        F: FnOnce(&mut [u8]) -> (usize, R),
+    {
+        self.stack
+            .with_mut(|i| write_with_step(i, self.handle, &mut Some(f)))
     }
 
     async fn read_with<F, R>(&mut self, f: F) -> Result<R, Error>
@@ -886,79 +1008,195 @@ impl<'d> TcpIo<'d> {
         F: FnOnce(&mut [u8]) -> (usize, R),
     {
         let mut f = Some(f);
-        poll_fn(move |cx| {
-            self.stack.with_mut(|i| {
-                let s = i.sockets.get_mut::<tcp::Socket>(self.handle);
-                if s.recv_capacity() == 0 {
-                    return Poll::Ready(Err(Error::InvalidState));
-                }
-                if !s.can_recv() {
-                    if s.may_recv() || connecting(s.state()) {
-                        s.register_recv_waker(cx.waker());
-                        return Poll::Pending;
-                    }
-                    let Some(f) = f.take() else {
-                        return Poll::Ready(Err(Error::InvalidState));
-                    };
-                    return Poll::Ready(match s.recv_slice(&mut []) {
-                        // End of stream: tell `f` with an empty slice.
-                        Err(tcp::RecvError::Finished) => Ok(f(&mut []).1),
-                        _ => Err(recv_error(s, &i.slots[slot_of(self.handle)])),
-                    });
-                }
-                let Some(f) = f.take() else {
-                    return Poll::Ready(Err(Error::InvalidState));
-                };
-                let r = match s.recv(f) {
-                    Ok(r) => Ok(r),
-                    Err(_) => Err(recv_error(s, &i.slots[slot_of(self.handle)])),
-                };
-                i.wake_runner();
-                Poll::Ready(r)
-            })
-        })
-        .await
+        poll_fn(move |cx| self.poll_step(cx, true, |i, h| read_with_step(i, h, &mut f))).await
+    }
+
+    fn try_read_with<F, R>(&mut self, f: F) -> Result<R, TryError<Error>>
+    where
+        F: FnOnce(&mut [u8]) -> (usize, R),
+    {
+        self.stack
+            .with_mut(|i| read_with_step(i, self.handle, &mut Some(f)))
     }
 
     fn flush(&mut self) -> impl Future<Output = Result<(), Error>> + '_ {
-        poll_fn(move |cx| {
-            self.with_mut_quiet(|s, meta| {
-                let state = s.state();
-                // An abort's RST is waited for; after a timeout there is no one to tell.
-                let rst_pending = state == tcp::State::Closed
-                    && s.remote_endpoint().is_some()
-                    && !meta.timed_out();
-                if rst_pending {
-                    s.register_send_waker(cx.waker());
-                    return Poll::Pending;
-                }
-                if state == tcp::State::Closed {
-                    // Data that was never acknowledged is lost, unless the user threw it away.
-                    return if (s.send_queue() > 0 || meta.data_lost()) && !meta.aborted() {
-                        Poll::Ready(Err(if meta.address_lost {
-                            Error::NoRoute
-                        } else if meta.timed_out() {
-                            Error::TimedOut
-                        } else {
-                            Error::ConnectionReset
-                        }))
-                    } else {
-                        Poll::Ready(Ok(()))
-                    };
-                }
-                let data_pending = s.send_queue() > 0;
-                let fin_pending = matches!(
-                    state,
-                    tcp::State::FinWait1 | tcp::State::Closing | tcp::State::LastAck
-                );
-                if data_pending || fin_pending {
-                    s.register_send_waker(cx.waker());
-                    Poll::Pending
-                } else {
-                    Poll::Ready(Ok(()))
-                }
-            })
-        })
+        poll_fn(move |cx| self.poll_step(cx, false, flush_step))
+    }
+
+    fn try_flush(&mut self) -> Result<(), TryError<Error>> {
+        self.stack.with_mut(|i| flush_step(i, self.handle))
+    }
+}
+
+/// One non-blocking read (or peek, which leaves the data in the buffer).
+fn read_step(
+    i: &mut Inner,
+    handle: SocketHandle,
+    buf: &mut [u8],
+    peek: bool,
+) -> Result<usize, TryError<Error>> {
+    let s = i.sockets.get_mut::<tcp::Socket>(handle);
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    if s.recv_capacity() == 0 {
+        return Err(TryError::Other(Error::InvalidState));
+    }
+    let res = if peek {
+        s.peek_slice(buf)
+    } else {
+        s.recv_slice(buf)
+    };
+    match res {
+        Ok(0) => Err(TryError::WouldBlock),
+        Ok(n) => {
+            if !peek {
+                // The receive window opened: the runner may have to advertise it.
+                i.wake_runner();
+            }
+            Ok(n)
+        }
+        Err(tcp::RecvError::Finished) => Ok(0),
+        Err(tcp::RecvError::InvalidState) => {
+            if connecting(s.state()) {
+                Err(TryError::WouldBlock)
+            } else {
+                Err(TryError::Other(recv_error(s, &i.slots[slot_of(handle)])))
+            }
+        }
+    }
+}
+
+/// One non-blocking write.
+fn write_step(i: &mut Inner, handle: SocketHandle, buf: &[u8]) -> Result<usize, TryError<Error>> {
+    let s = i.sockets.get_mut::<tcp::Socket>(handle);
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    if s.send_capacity() == 0 {
+        return Err(TryError::Other(Error::InvalidState));
+    }
+    match s.send_slice(buf) {
+        Ok(0) => Err(TryError::WouldBlock),
+        Ok(n) => {
+            i.wake_runner();
+            Ok(n)
+        }
+        Err(tcp::SendError::InvalidState) => {
+            if connecting(s.state()) {
+                Err(TryError::WouldBlock)
+            } else {
+                Err(TryError::Other(send_error(&i.slots[slot_of(handle)])))
+            }
+        }
+    }
+}
+
+/// One non-blocking `write_with`; `f` is taken only when it runs.
+fn write_with_step<F, R>(
+    i: &mut Inner,
+    handle: SocketHandle,
+    f: &mut Option<F>,
+) -> Result<R, TryError<Error>>
+where
+    F: FnOnce(&mut [u8]) -> (usize, R),
+{
+    let s = i.sockets.get_mut::<tcp::Socket>(handle);
+    if s.send_capacity() == 0 {
+        return Err(TryError::Other(Error::InvalidState));
+    }
+    if !s.can_send() {
+        if s.may_send() || connecting(s.state()) {
+            return Err(TryError::WouldBlock);
+        }
+        return Err(TryError::Other(send_error(&i.slots[slot_of(handle)])));
+    }
+    let Some(f) = f.take() else {
+        return Err(TryError::Other(Error::InvalidState));
+    };
+    let r = match s.send(f) {
+        Ok(r) => Ok(r),
+        Err(tcp::SendError::InvalidState) => {
+            Err(TryError::Other(send_error(&i.slots[slot_of(handle)])))
+        }
+    };
+    i.wake_runner();
+    r
+}
+
+/// One non-blocking `read_with`; `f` is taken only when it runs (with an empty slice at end
+/// of stream).
+fn read_with_step<F, R>(
+    i: &mut Inner,
+    handle: SocketHandle,
+    f: &mut Option<F>,
+) -> Result<R, TryError<Error>>
+where
+    F: FnOnce(&mut [u8]) -> (usize, R),
+{
+    let s = i.sockets.get_mut::<tcp::Socket>(handle);
+    if s.recv_capacity() == 0 {
+        return Err(TryError::Other(Error::InvalidState));
+    }
+    if !s.can_recv() {
+        if s.may_recv() || connecting(s.state()) {
+            return Err(TryError::WouldBlock);
+        }
+        let Some(f) = f.take() else {
+            return Err(TryError::Other(Error::InvalidState));
+        };
+        return match s.recv_slice(&mut []) {
+            // End of stream: tell `f` with an empty slice.
+            Err(tcp::RecvError::Finished) => Ok(f(&mut []).1),
+            _ => Err(TryError::Other(recv_error(s, &i.slots[slot_of(handle)]))),
+        };
+    }
+    let Some(f) = f.take() else {
+        return Err(TryError::Other(Error::InvalidState));
+    };
+    let r = match s.recv(f) {
+        Ok(r) => Ok(r),
+        Err(_) => Err(TryError::Other(recv_error(s, &i.slots[slot_of(handle)]))),
+    };
+    i.wake_runner();
+    r
+}
+
+/// One non-blocking flush: `Ok` once everything queued (and a FIN or RST) is out and
+/// acknowledged.
+fn flush_step(i: &mut Inner, handle: SocketHandle) -> Result<(), TryError<Error>> {
+    let s = i.sockets.get_mut::<tcp::Socket>(handle);
+    let meta = &i.slots[slot_of(handle)];
+    let state = s.state();
+    // An abort's RST is waited for; after a timeout there is no one to tell.
+    let rst_pending =
+        state == tcp::State::Closed && s.remote_endpoint().is_some() && !meta.timed_out();
+    if rst_pending {
+        return Err(TryError::WouldBlock);
+    }
+    if state == tcp::State::Closed {
+        // Data that was never acknowledged is lost, unless the user threw it away.
+        return if (s.send_queue() > 0 || meta.data_lost()) && !meta.aborted() {
+            Err(TryError::Other(if meta.address_lost {
+                Error::NoRoute
+            } else if meta.timed_out() {
+                Error::TimedOut
+            } else {
+                Error::ConnectionReset
+            }))
+        } else {
+            Ok(())
+        };
+    }
+    let data_pending = s.send_queue() > 0;
+    let fin_pending = matches!(
+        state,
+        tcp::State::FinWait1 | tcp::State::Closing | tcp::State::LastAck
+    );
+    if data_pending || fin_pending {
+        Err(TryError::WouldBlock)
+    } else {
+        Ok(())
     }
 }
 

@@ -53,6 +53,7 @@ use smoltcp::socket::udp;
 pub use smoltcp::socket::udp::{PacketMetadata, UdpMetadata};
 use smoltcp::wire::IpListenEndpoint;
 
+use crate::TryError;
 use crate::stack::{Inner, SocketTableFull, Stack, erase_lifetime};
 
 // embedded-nal-async UDP (`UdpStack`), which embassy-net lacks.
@@ -241,23 +242,40 @@ impl<'a> UdpSocket<'a> {
         buf: &mut [u8],
         cx: &mut Context<'_>,
     ) -> Poll<Result<(usize, UdpMetadata), RecvError>> {
-        self.stack.with_mut(|i| {
-            let s = i.sockets.get_mut::<udp::Socket>(self.handle);
-            match s.recv() {
-                Ok((data, meta)) => {
-                    if data.len() > buf.len() {
-                        Poll::Ready(Err(RecvError::Truncated))
-                    } else {
-                        buf[..data.len()].copy_from_slice(data);
-                        Poll::Ready(Ok((data.len(), meta)))
-                    }
-                }
-                Err(udp::RecvError::Exhausted) | Err(udp::RecvError::Truncated) => {
+        self.stack
+            .with_mut(|i| match recv_step(i, self.handle, buf) {
+                Ok(r) => Poll::Ready(Ok(r)),
+                Err(TryError::Other(e)) => Poll::Ready(Err(e)),
+                Err(TryError::WouldBlock) => {
+                    let s = i.sockets.get_mut::<udp::Socket>(self.handle);
                     s.register_recv_waker(cx.waker());
                     Poll::Pending
                 }
-            }
-        })
+            })
+    }
+
+    /// Receive a datagram without waiting: like [`recv_from`](Self::recv_from), but
+    /// `Err(TryError::WouldBlock)` when none is queued.
+    ///
+    /// ```no_run
+    /// # fn demo(socket: &ferronet::udp::UdpSocket<'_>) {
+    /// use ferronet::TryError;
+    ///
+    /// let mut buf = [0u8; 512];
+    /// loop {
+    ///     match socket.try_recv_from(&mut buf) {
+    ///         Ok((n, meta)) => { /* datagram buf[..n] from meta.endpoint */ let _ = (n, meta); }
+    ///         Err(TryError::WouldBlock) => break, // queue drained
+    ///         Err(TryError::Other(e)) => { /* too large for buf: dropped */ let _ = e; }
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn try_recv_from(
+        &self,
+        buf: &mut [u8],
+    ) -> Result<(usize, UdpMetadata), TryError<RecvError>> {
+        self.stack.with_mut(|i| recv_step(i, self.handle, buf))
     }
 
     /// Receive a datagram without copying: waits for one and calls `f` with its payload and
@@ -328,27 +346,33 @@ impl<'a> UdpSocket<'a> {
         T: Into<UdpMetadata>,
     {
         let meta: UdpMetadata = remote_endpoint.into();
-        self.stack.with_mut(|i| {
-            if let Err(e) = check_send(i, self.handle, buf.len(), &meta) {
-                return Poll::Ready(Err(e));
-            }
-            let s = i.sockets.get_mut::<udp::Socket>(self.handle);
-            match s.send_slice(buf, meta) {
-                Ok(()) => {
-                    i.wake_runner();
-                    Poll::Ready(Ok(()))
-                }
-                Err(udp::SendError::BufferFull) => {
-                    s.register_send_waker(cx.waker());
-                    Poll::Pending
-                }
-                Err(udp::SendError::Unaddressable) => Poll::Ready(Err(if s.endpoint().port == 0 {
-                    SendError::SocketNotBound
-                } else {
-                    SendError::NoRoute
-                })),
-            }
-        })
+        self.stack
+            .with_mut(|i| send_poll(i, self.handle, cx, |i, h| send_step(i, h, buf, &meta)))
+    }
+
+    /// Send a datagram without waiting: like [`send_to`](Self::send_to), but
+    /// `Err(TryError::WouldBlock)` when the transmit buffer has no room for it now. The
+    /// checks that fail `send_to` at once fail this too, in `TryError::Other`.
+    ///
+    /// ```no_run
+    /// # fn demo(socket: &ferronet::udp::UdpSocket<'_>) {
+    /// use ferronet::{IpEndpoint, Ipv4Address, TryError};
+    ///
+    /// let peer = IpEndpoint::new(Ipv4Address::new(192, 0, 2, 1).into(), 9000);
+    /// match socket.try_send_to(b"sample 42", peer) {
+    ///     Ok(()) => {}
+    ///     Err(TryError::WouldBlock) => { /* full: drop this sample */ }
+    ///     Err(TryError::Other(e)) => { /* no route, too large, not bound */ let _ = e; }
+    /// }
+    /// # }
+    /// ```
+    pub fn try_send_to<T>(&self, buf: &[u8], remote_endpoint: T) -> Result<(), TryError<SendError>>
+    where
+        T: Into<UdpMetadata>,
+    {
+        let meta: UdpMetadata = remote_endpoint.into();
+        self.stack
+            .with_mut(|i| send_step(i, self.handle, buf, &meta))
     }
 
     /// Send a datagram of at most `max_size` bytes written in place by `f`, which returns the
@@ -369,48 +393,42 @@ impl<'a> UdpSocket<'a> {
         let mut f = Some(f);
         poll_fn(move |cx| {
             self.stack.with_mut(|i| {
-                if let Err(e) = check_send(i, self.handle, max_size, &meta) {
-                    return Poll::Ready(Err(e));
-                }
-                let s = i.sockets.get_mut::<udp::Socket>(self.handle);
-                let mut ret = None;
-                let mut fill = |buf: &mut [u8]| match f.take() {
-                    Some(f) => {
-                        let (size, r) = f(buf);
-                        ret = Some(r);
-                        size.min(buf.len())
-                    }
-                    None => 0,
-                };
-                let mut res = s.send_with(max_size, meta, &mut fill);
-                if matches!(res, Err(udp::SendError::BufferFull))
-                    && rewind_empty_tx_ring(s, max_size)
-                {
-                    res = s.send_with(max_size, meta, &mut fill);
-                }
-                match res {
-                    Ok(_) => {
-                        i.wake_runner();
-                        match ret {
-                            Some(r) => Poll::Ready(Ok(r)),
-                            None => Poll::Ready(Err(SendError::PacketTooLarge)),
-                        }
-                    }
-                    Err(udp::SendError::BufferFull) => {
-                        s.register_send_waker(cx.waker());
-                        Poll::Pending
-                    }
-                    Err(udp::SendError::Unaddressable) => {
-                        Poll::Ready(Err(if s.endpoint().port == 0 {
-                            SendError::SocketNotBound
-                        } else {
-                            SendError::NoRoute
-                        }))
-                    }
-                }
+                send_poll(i, self.handle, cx, |i, h| {
+                    send_with_step(i, h, max_size, &meta, &mut f)
+                })
             })
         })
         .await
+    }
+
+    /// Send a datagram of exactly `size` bytes written in place by `f`, without waiting:
+    /// `Err(TryError::WouldBlock)` (and `f` not called) when the transmit buffer has no room
+    /// for it now. Errors as for [`send_to_with`](Self::send_to_with). The shape is embassy-net
+    /// main's (`f` returns only its value; the datagram has `size` bytes).
+    ///
+    /// ```no_run
+    /// # fn demo(socket: &mut ferronet::udp::UdpSocket<'_>) {
+    /// use ferronet::{IpEndpoint, Ipv4Address};
+    ///
+    /// let peer = IpEndpoint::new(Ipv4Address::new(192, 0, 2, 1).into(), 9000);
+    /// let reading: u32 = 1234;
+    /// let _ = socket.try_send_to_with(4, peer, |buf| buf.copy_from_slice(&reading.to_be_bytes()));
+    /// # }
+    /// ```
+    pub fn try_send_to_with<T, F, R>(
+        &mut self,
+        size: usize,
+        remote_endpoint: T,
+        f: F,
+    ) -> Result<R, TryError<SendError>>
+    where
+        T: Into<UdpMetadata>,
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let meta: UdpMetadata = remote_endpoint.into();
+        let mut f = Some(move |buf: &mut [u8]| (size, f(buf)));
+        self.stack
+            .with_mut(|i| send_with_step(i, self.handle, size, &meta, &mut f))
     }
 
     /// Wait until every queued datagram has been handed to the driver.
@@ -484,6 +502,111 @@ impl<'a> UdpSocket<'a> {
                 .get_mut::<udp::Socket>(self.handle)
                 .set_hop_limit(hop_limit)
         })
+    }
+}
+
+/// One non-blocking receive into `buf`.
+fn recv_step(
+    i: &mut Inner,
+    handle: SocketHandle,
+    buf: &mut [u8],
+) -> Result<(usize, UdpMetadata), TryError<RecvError>> {
+    let s = i.sockets.get_mut::<udp::Socket>(handle);
+    match s.recv() {
+        Ok((data, meta)) => {
+            if data.len() > buf.len() {
+                Err(TryError::Other(RecvError::Truncated))
+            } else {
+                buf[..data.len()].copy_from_slice(data);
+                Ok((data.len(), meta))
+            }
+        }
+        Err(udp::RecvError::Exhausted) | Err(udp::RecvError::Truncated) => {
+            Err(TryError::WouldBlock)
+        }
+    }
+}
+
+/// Run one non-blocking send `step`, turning `WouldBlock` into a wait for room.
+fn send_poll<R>(
+    i: &mut Inner,
+    handle: SocketHandle,
+    cx: &mut Context<'_>,
+    step: impl FnOnce(&mut Inner, SocketHandle) -> Result<R, TryError<SendError>>,
+) -> Poll<Result<R, SendError>> {
+    match step(i, handle) {
+        Ok(r) => Poll::Ready(Ok(r)),
+        Err(TryError::Other(e)) => Poll::Ready(Err(e)),
+        Err(TryError::WouldBlock) => {
+            let s = i.sockets.get_mut::<udp::Socket>(handle);
+            s.register_send_waker(cx.waker());
+            Poll::Pending
+        }
+    }
+}
+
+/// The error for smoltcp's `Unaddressable`.
+fn unaddressable(s: &udp::Socket) -> SendError {
+    if s.endpoint().port == 0 {
+        SendError::SocketNotBound
+    } else {
+        SendError::NoRoute
+    }
+}
+
+/// One non-blocking send of `buf`.
+fn send_step(
+    i: &mut Inner,
+    handle: SocketHandle,
+    buf: &[u8],
+    meta: &UdpMetadata,
+) -> Result<(), TryError<SendError>> {
+    check_send(i, handle, buf.len(), meta).map_err(TryError::Other)?;
+    let s = i.sockets.get_mut::<udp::Socket>(handle);
+    match s.send_slice(buf, *meta) {
+        Ok(()) => {
+            i.wake_runner();
+            Ok(())
+        }
+        Err(udp::SendError::BufferFull) => Err(TryError::WouldBlock),
+        Err(udp::SendError::Unaddressable) => Err(TryError::Other(unaddressable(s))),
+    }
+}
+
+/// One non-blocking send of at most `max_size` bytes written by `f` (taken only when it
+/// runs).
+fn send_with_step<F, R>(
+    i: &mut Inner,
+    handle: SocketHandle,
+    max_size: usize,
+    meta: &UdpMetadata,
+    f: &mut Option<F>,
+) -> Result<R, TryError<SendError>>
+where
+    F: FnOnce(&mut [u8]) -> (usize, R),
+{
+    check_send(i, handle, max_size, meta).map_err(TryError::Other)?;
+    let s = i.sockets.get_mut::<udp::Socket>(handle);
+    let mut ret = None;
+    let mut fill = |buf: &mut [u8]| match f.take() {
+        Some(f) => {
+            let (size, r) = f(buf);
+            ret = Some(r);
+            size.min(buf.len())
+        }
+        None => 0,
+    };
+    let mut res = s.send_with(max_size, *meta, &mut fill);
+    if matches!(res, Err(udp::SendError::BufferFull)) && rewind_empty_tx_ring(s, max_size) {
+        res = s.send_with(max_size, *meta, &mut fill);
+    }
+    match res {
+        Ok(_) => {
+            i.wake_runner();
+            ret.ok_or(TryError::Other(SendError::PacketTooLarge))
+        }
+        Err(udp::SendError::BufferFull) => Err(TryError::WouldBlock),
+        Err(udp::SendError::Unaddressable) => Err(TryError::Other(unaddressable(s))),
     }
 }
 
