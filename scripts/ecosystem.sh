@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# Ecosystem tests: third-party crates that depend on embassy-net 0.9, running on ferronet
+# through the compatibility package (examples/ecosystem, patched with one [patch.crates-io]
+# line), against Linux programs in network namespaces:
+#
+#   picoserve  picoserve HTTP server; curl fetches pages and 1 MiB bodies, 8 clients at once
+#   mqtt       rust-mqtt client; 1,000 messages each way through mosquitto, none lost
+#   reqwless   reqwless HTTP client (ferronet's embedded-nal-async TcpConnect + Dns); fetches
+#              from python3 -m http.server, the name resolved by dnsmasq
+#   sntp       sntpc over sntpc-net-embassy; the time from chronyd, offset within 10 ms
+#   mdns       edge-mdns responder over edge-nal-embassy; avahi-resolve / dig find NAME.local
+#   dhcp       edge-dhcp server over edge-nal-embassy; a Linux DHCP client gets a lease
+#
+# Each scenario has a namespace of its own (feco-PID-NAME) with a TAP device tap0 in it: the
+# kernel side 192.0.2.1/24, ferronet 192.0.2.2/24. Only documentation prefixes are used,
+# nothing is configured in the root namespace, and the namespaces are deleted at the end, also
+# on failure or Ctrl-C. Every step is bounded in time.
+#
+# Usage: scripts/ecosystem.sh [SCENARIO...]   (default: all)
+# Prints `PASS name` / `FAIL name: reason` per check and `N passed, N failed` at the end;
+# exits 1 if any failed. Without root or a needed program (after trying apt-get):
+# `SKIP ecosystem: ...` and exit 0, or exit 1 when CI=true. FNET_KEEP=1 keeps the logs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+loud() { printf '\n!!!!!!!! %s !!!!!!!!\n\n' "$*"; }
+skip_all() {
+    loud "SKIP ecosystem: $*"
+    if [ "${CI:-}" = true ]; then
+        echo "ecosystem: CI=true, so this is a failure" >&2
+        exit 1
+    fi
+    exit 0
+}
+
+ALL=(picoserve mqtt reqwless sntp mdns dhcp)
+if [ $# -gt 0 ]; then
+    for s in "$@"; do
+        [[ " ${ALL[*]} " == *" $s "* ]] || { echo "ecosystem: unknown scenario $s (${ALL[*]})" >&2; exit 2; }
+    done
+    RUN=("$@")
+else
+    RUN=("${ALL[@]}")
+fi
+
+# --- prerequisites -------------------------------------------------------------------------
+
+[ "$(id -u)" = 0 ] || skip_all "needs root (network namespaces, TAP devices)"
+[ -c /dev/net/tun ] || skip_all "needs /dev/net/tun (kernel module tun)"
+
+# program -> Debian package
+declare -A pkg=(
+    [ip]=iproute2 [ss]=iproute2 [curl]=curl [python3]=python3 [cmp]=diffutils
+    [mosquitto]=mosquitto [mosquitto_pub]=mosquitto-clients [mosquitto_sub]=mosquitto-clients
+    [chronyd]=chrony [dnsmasq]=dnsmasq-base [dig]=dnsutils [avahi-resolve]=avahi-utils
+    [avahi-daemon]=avahi-daemon [dhclient]=isc-dhcp-client
+)
+missing() {
+    local p
+    for p in "${!pkg[@]}"; do command -v "$p" >/dev/null 2>&1 || echo "${pkg[$p]}"; done | sort -u | tr '\n' ' '
+}
+if [ -n "$(missing)" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "ecosystem: installing $(missing)"
+    # shellcheck disable=SC2046
+    DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q --no-install-recommends $(missing) >/dev/null 2>&1 ||
+        { timeout 300 apt-get update -q >/dev/null 2>&1 &&
+            DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q --no-install-recommends $(missing) >/dev/null 2>&1; }
+fi
+[ -z "$(missing)" ] || skip_all "needs the packages $(missing)(apt-get could not install them)"
+
+PREFIX="feco-$$"
+T=$(mktemp -d /tmp/fnet-ecosystem.XXXXXX)
+RESULTS="$T/results"
+: >"$RESULTS"
+BIN="$PWD/examples/ecosystem/target/release"
+
+ns_del() {
+    local pids i
+    pids=$(ip netns pids "$1" 2>/dev/null | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    [ -z "${pids// /}" ] || kill $pids 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+        [ -z "$(ip netns pids "$1" 2>/dev/null)" ] && break
+        sleep 0.1
+    done
+    pids=$(ip netns pids "$1" 2>/dev/null | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    [ -z "${pids// /}" ] || kill -9 $pids 2>/dev/null
+    ip netns del "$1" 2>/dev/null
+}
+cleanup() {
+    local ns
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX-"); do ns_del "$ns"; done
+    if [ "${FNET_KEEP:-}" = 1 ] || grep -q '^FAIL' "$RESULTS" 2>/dev/null; then
+        echo "ecosystem: logs kept in $T"
+    else
+        rm -rf "$T"
+    fi
+}
+trap cleanup EXIT
+trap 'echo "ecosystem: interrupted"; exit 130' INT TERM
+
+echo "ecosystem: building examples/ecosystem (its own workspace; embassy-net patched to ferronet)"
+if ! timeout 3600 cargo build --release -q --manifest-path examples/ecosystem/Cargo.toml 2>"$T/build.err"; then
+    cat "$T/build.err" >&2
+    echo "FAIL build"
+    exit 1
+fi
+
+pass() { echo "PASS $1" | tee -a "$RESULTS"; }
+fail() {
+    local name=$1
+    shift
+    echo "FAIL $name: $*" | tee -a "$RESULTS"
+}
+last() { tail -n 1 "$1" 2>/dev/null | tr -d '\r'; }
+
+# ns_new NAME: namespace $NS with loopback up and tap0 (192.0.2.1/24, 2001:db8::1/64) up.
+ns_new() {
+    NS="$PREFIX-$1"
+    ip netns add "$NS" &&
+        ip -n "$NS" link set lo up &&
+        ip -n "$NS" tuntap add dev tap0 mode tap &&
+        ip -n "$NS" addr add 192.0.2.1/24 dev tap0 &&
+        ip -n "$NS" addr add 2001:db8::1/64 dev tap0 nodad &&
+        ip -n "$NS" link set tap0 up
+}
+
+# nsrun SECS CMD...: CMD in $NS, at most SECS.
+nsrun() {
+    local secs=$1
+    shift
+    ip netns exec "$NS" timeout -k 5 "$secs" "$@"
+}
+
+# bg NAME SECS CMD...: CMD in $NS in the background (at most SECS), output in $T/NAME.out and
+# $T/NAME.err; its process id in BGPID.
+bg() {
+    local name=$1 secs=$2
+    shift 2
+    ip netns exec "$NS" timeout -k 5 "$secs" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null &
+    BGPID=$!
+}
+
+# until_ok SECS CMD...: polls CMD every 0.1 s until it succeeds (true) or SECS pass (false).
+until_ok() {
+    local secs=$1 i
+    shift
+    for ((i = 0; i < secs * 10; i++)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# grep_file FILE REGEX: whether FILE has a line matching REGEX.
+grep_file() { grep -qE -- "$2" "$1" 2>/dev/null; }
+
+tcp_listening() { [ -n "$(ip netns exec "$NS" ss -Hltn "sport = :$1")" ]; }
+udp_listening() { [ -n "$(ip netns exec "$NS" ss -Hlun "sport = :$1")" ]; }
+
+# finish PID SECS: waits for PID; its exit status, or 124 (stopped) after SECS.
+finish() {
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$1" 2>/dev/null; then
+        kill "$1" 2>/dev/null
+        wait "$1" 2>/dev/null
+        return 124
+    fi
+    wait "$1"
+}
+
+# pattern FILE BYTES: the examples' test pattern (byte i = i mod 251).
+pattern() { python3 -c 'import sys; n=int(sys.argv[1]); sys.stdout.buffer.write(bytes(i % 251 for i in range(n)))' "$2" >"$1"; }
+
+MIB=1048576
+export RUST_LOG=${RUST_LOG:-warn}
+
+# --- scenarios -----------------------------------------------------------------------------
+
+s_picoserve() {
+    ns_new picoserve || { fail picoserve "namespace set-up failed"; return; }
+    bg picoserve 300 "$BIN/picoserve-server" --tap tap0
+    local pid=$BGPID
+    if ! until_ok 20 nsrun 3 curl -s -o /dev/null http://192.0.2.2/; then
+        fail picoserve "no answer on http://192.0.2.2/: $(last "$T/picoserve.err")"
+        ns_del "$NS"
+        return
+    fi
+    if nsrun 10 curl -sf http://192.0.2.2/ -o "$T/index.html" -D "$T/index.hdr" &&
+        grep -q '<h1>picoserve on ferronet</h1>' "$T/index.html" &&
+        grep -qi '^content-type: text/html' "$T/index.hdr" &&
+        [ "$(nsrun 10 curl -sf http://192.0.2.2/hello/ferronet)" = "Hello, ferronet!" ] &&
+        [ "$(nsrun 10 curl -s -o /dev/null -w '%{http_code}' http://192.0.2.2/nowhere)" = 404 ]; then
+        pass "picoserve-pages (/, /hello/NAME, 404)"
+    else
+        fail picoserve-pages "$(head -c 200 "$T/index.html" 2>/dev/null)"
+    fi
+
+    # 8 clients at once, each fetching a 1 MiB body twice on one connection (keep-alive).
+    pattern "$T/want.bin" $MIB
+    local i pids=() bad=0
+    for i in 1 2 3 4 5 6 7 8; do
+        ip netns exec "$NS" timeout -k 5 120 curl -sf -o "$T/big$i.a" http://192.0.2.2/pattern/$MIB \
+            -o "$T/big$i.b" http://192.0.2.2/pattern/$MIB 2>"$T/curl$i.err" &
+        pids+=($!)
+    done
+    for i in 1 2 3 4 5 6 7 8; do
+        wait "${pids[$((i - 1))]}" || { bad=1; echo "client $i: curl exited $?: $(last "$T/curl$i.err")" >>"$T/picoserve-big.txt"; }
+        cmp -s "$T/want.bin" "$T/big$i.a" && cmp -s "$T/want.bin" "$T/big$i.b" ||
+            { bad=1; echo "client $i: body differs ($(stat -c %s "$T/big$i.a" "$T/big$i.b" 2>/dev/null | tr '\n' ' ')bytes)" >>"$T/picoserve-big.txt"; }
+    done
+    if [ $bad = 0 ]; then
+        pass "picoserve-8x2x1MiB (16 bodies of 1 MiB to 8 concurrent clients, every byte checked)"
+    else
+        fail picoserve-8x2x1MiB "$(head -n 2 "$T/picoserve-big.txt" | tr '\n' ' ')"
+    fi
+    kill -0 "$pid" 2>/dev/null || fail picoserve "the server died: $(last "$T/picoserve.err")"
+    ns_del "$NS"
+}
+
+started=$(date +%s)
+for s in "${RUN[@]}"; do
+    if declare -F "s_$s" >/dev/null; then
+        "s_$s"
+    else
+        fail "$s" "not implemented yet"
+    fi
+done
+
+passed=$(grep -c '^PASS' "$RESULTS")
+failed=$(grep -c '^FAIL' "$RESULTS")
+echo "ecosystem: $(($(date +%s) - started)) s"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
