@@ -223,6 +223,56 @@ s_picoserve() {
     ns_del "$NS"
 }
 
+s_mqtt() {
+    ns_new mqtt || { fail mqtt "namespace set-up failed"; return; }
+    local n=1000
+    cat >"$T/mosquitto.conf" <<CONF
+listener 1883 192.0.2.1
+allow_anonymous true
+persistence false
+max_queued_messages 2000
+CONF
+    bg mosquitto 300 mosquitto -v -c "$T/mosquitto.conf"
+    if ! until_ok 15 tcp_listening 1883; then
+        fail mqtt "mosquitto did not start: $(last "$T/mosquitto.err")"
+        ns_del "$NS"
+        return
+    fi
+    # Linux's subscriber first, so that none of ferronet's messages can come before it.
+    bg mosquitto-sub 200 mosquitto_sub -h 192.0.2.1 -t ferronet/out -q 1 -C $n -W 180
+    local sub=$BGPID
+    if ! until_ok 15 grep_file "$T/mosquitto.err" 'Received SUBSCRIBE'; then
+        fail mqtt "mosquitto_sub did not subscribe: $(last "$T/mosquitto-sub.err")"
+        ns_del "$NS"
+        return
+    fi
+    bg mqtt-client 200 "$BIN/mqtt-client" --tap tap0 --broker 192.0.2.1 --count $n --timeout 180
+    local client=$BGPID
+    if ! until_ok 30 grep_file "$T/mqtt-client.out" '^subscribed$'; then
+        fail mqtt "ferronet's client did not subscribe: $(last "$T/mqtt-client.err")"
+        ns_del "$NS"
+        return
+    fi
+    seq 0 $((n - 1)) | sed 's/^/in-/' >"$T/mqtt-in.txt"
+    seq 0 $((n - 1)) | sed 's/^/out-/' >"$T/mqtt-out-want.txt"
+    nsrun 120 mosquitto_pub -h 192.0.2.1 -t ferronet/in -q 1 -l <"$T/mqtt-in.txt" 2>"$T/mosquitto-pub.err" ||
+        fail mqtt-linux-to-ferronet "mosquitto_pub failed: $(last "$T/mosquitto-pub.err")"
+    finish "$client" 190
+    local rc=$?
+    if [ $rc = 0 ] && grep -qx "received $n" "$T/mqtt-client.out"; then
+        pass "mqtt-linux-to-ferronet ($n QoS 1 messages from mosquitto_pub, all received in order)"
+    else
+        fail mqtt-linux-to-ferronet "mqtt-client exited $rc: $(last "$T/mqtt-client.err")"
+    fi
+    finish "$sub" 30
+    if cmp -s "$T/mqtt-out-want.txt" "$T/mosquitto-sub.out"; then
+        pass "mqtt-ferronet-to-linux ($n QoS 1 messages to mosquitto_sub, none lost)"
+    else
+        fail mqtt-ferronet-to-linux "mosquitto_sub got $(wc -l <"$T/mosquitto-sub.out") of $n lines or other ones: $(last "$T/mosquitto-sub.err")"
+    fi
+    ns_del "$NS"
+}
+
 started=$(date +%s)
 for s in "${RUN[@]}"; do
     if declare -F "s_$s" >/dev/null; then
