@@ -350,6 +350,43 @@ s_reqwless() {
     ns_del "$NS"
 }
 
+s_sntp() {
+    ns_new sntp || { fail sntp "namespace set-up failed"; return; }
+    # chronyd serves its local clock (the host's: a namespace shares it) as stratum 9 and never
+    # sets the clock (-x).
+    cat >"$T/chrony.conf" <<CONF
+local stratum 9
+allow 192.0.2.0/24
+bindaddress 192.0.2.1
+port 123
+cmdport 0
+pidfile $T/chronyd.pid
+driftfile $T/chrony.drift
+CONF
+    bg chronyd 120 chronyd -d -x -u root -f "$T/chrony.conf"
+    if ! until_ok 15 udp_listening 123; then
+        fail sntp "chronyd did not start: $(last "$T/chronyd.err")"
+        ns_del "$NS"
+        return
+    fi
+    # chronyd answers as soon as it listens; an answer before its local reference is selected
+    # has stratum 0 (unsynchronised): ask until the stratum is 9, at most 20 times.
+    local i rc=1
+    for ((i = 0; i < 20; i++)); do
+        nsrun 30 "$BIN/sntp-client" --tap tap0 --server 192.0.2.1 --max-offset-ms 10 \
+            >"$T/sntp.out" 2>"$T/sntp.err"
+        rc=$?
+        grep -qx 'stratum 9' "$T/sntp.out" && break
+        sleep 1
+    done
+    if [ $rc = 0 ] && grep -qx 'stratum 9' "$T/sntp.out"; then
+        pass "sntp (chronyd's time, stratum 9, $(grep offset_us "$T/sntp.out"), within 10 ms)"
+    else
+        fail sntp "exit $rc: $(tr '\n' ' ' <"$T/sntp.out") $(last "$T/sntp.err")"
+    fi
+    ns_del "$NS"
+}
+
 started=$(date +%s)
 for s in "${RUN[@]}"; do
     if declare -F "s_$s" >/dev/null; then
