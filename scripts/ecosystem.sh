@@ -8,8 +8,9 @@
 #   reqwless   reqwless HTTP client (ferronet's embedded-nal-async TcpConnect + Dns); fetches
 #              from python3 -m http.server, the name resolved by dnsmasq
 #   sntp       sntpc over sntpc-net-embassy; the time from chronyd, offset within 10 ms
-#   mdns       edge-mdns responder over edge-nal-embassy; avahi-resolve / dig find NAME.local
-#   dhcp       edge-dhcp server over edge-nal-embassy; a Linux DHCP client gets a lease
+#   mdns       edge-mdns responder over edge-nal-embassy; dig -p 5353 @192.0.2.2 finds
+#              NAME.local, and queries to the group 224.0.0.251 are answered (mdns-query.py)
+#   dhcp       edge-dhcp server over edge-nal-embassy; ISC dhclient gets a lease
 #
 # Each scenario has a namespace of its own (feco-PID-NAME) with a TAP device tap0 in it: the
 # kernel side 192.0.2.1/24, ferronet 192.0.2.2/24. Only documentation prefixes are used,
@@ -52,8 +53,8 @@ fi
 declare -A pkg=(
     [ip]=iproute2 [ss]=iproute2 [curl]=curl [python3]=python3 [cmp]=diffutils
     [mosquitto]=mosquitto [mosquitto_pub]=mosquitto-clients [mosquitto_sub]=mosquitto-clients
-    [chronyd]=chrony [dnsmasq]=dnsmasq-base [dig]=dnsutils [avahi-resolve]=avahi-utils
-    [avahi-daemon]=avahi-daemon [dhclient]=isc-dhcp-client
+    [chronyd]=chrony [dnsmasq]=dnsmasq-base [dig]=dnsutils [dhclient]=isc-dhcp-client
+    [openssl]=openssl
 )
 missing() {
     local p
@@ -384,6 +385,81 @@ CONF
     else
         fail sntp "exit $rc: $(tr '\n' ' ' <"$T/sntp.out") $(last "$T/sntp.err")"
     fi
+    ns_del "$NS"
+}
+
+s_mdns() {
+    ns_new mdns || { fail mdns "namespace set-up failed"; return; }
+    # The route for multicast queries from the namespace (inside it only).
+    ip -n "$NS" route add 224.0.0.0/4 dev tap0
+    bg mdns 120 "$BIN/mdns-responder" --tap tap0 --name fnet-device
+    local pid=$BGPID
+    if ! until_ok 20 grep_file "$T/mdns.out" '^responding as fnet-device.local$'; then
+        fail mdns "the responder did not start: $(last "$T/mdns.err")"
+        ns_del "$NS"
+        return
+    fi
+    local got
+    # Queries to the group 224.0.0.251 (scripts/mdns-query.py: dig @224.0.0.251 cannot take
+    # the unicast answer, see there): a one-shot query answered to its own port, and a full
+    # mDNS query from port 5353 answered to the group.
+    got=$(nsrun 20 python3 scripts/mdns-query.py legacy fnet-device.local 2>&1)
+    if [ "$got" = 192.0.2.2 ]; then
+        pass "mdns-legacy-query (to 224.0.0.251 from a random port: fnet-device.local is 192.0.2.2)"
+    else
+        fail mdns-legacy-query "got '$got'"
+    fi
+    got=$(nsrun 20 python3 scripts/mdns-query.py multicast fnet-device.local 2>&1)
+    if [ "$got" = 192.0.2.2 ]; then
+        pass "mdns-multicast-query (from port 5353, the answer to the group 224.0.0.251)"
+    else
+        fail mdns-multicast-query "got '$got'"
+    fi
+    got=$(nsrun 20 dig +short +tries=3 +time=2 -p 5353 @192.0.2.2 fnet-device.local A 2>&1)
+    if [ "$got" = 192.0.2.2 ]; then
+        pass "mdns-dig (dig -p 5353 @192.0.2.2 fnet-device.local: 192.0.2.2)"
+    else
+        fail mdns-unicast-query "dig answered '$got'"
+    fi
+    got=$(nsrun 20 dig +short +tries=2 +time=2 -p 5353 @192.0.2.2 nosuch.local A 2>&1)
+    if [ -z "$got" ] || [[ "$got" == *"timed out"* ]]; then
+        pass "mdns-other-name (no answer for nosuch.local)"
+    else
+        fail mdns-other-name "dig answered '$got'"
+    fi
+    kill -0 "$pid" 2>/dev/null || fail mdns "the responder died: $(last "$T/mdns.err")"
+    ns_del "$NS"
+}
+
+s_dhcp() {
+    ns_new dhcp || { fail dhcp "namespace set-up failed"; return; }
+    # The Linux side is the client here: no address of its own on the link.
+    ip -n "$NS" addr flush dev tap0
+    bg dhcp-server 120 "$BIN/dhcp-server" --tap tap0 --ip 192.0.2.2/24 --lease-secs 600
+    if ! until_ok 20 grep_file "$T/dhcp-server.out" '^serving$'; then
+        fail dhcp "the server did not start: $(last "$T/dhcp-server.err")"
+        ns_del "$NS"
+        return
+    fi
+    # dhclient with a script that changes nothing (-sf /bin/true): only the lease is checked.
+    bg dhclient 60 dhclient -1 -d -v -sf /bin/true -lf "$T/dhclient.leases" -pf "$T/dhclient.pid" tap0
+    local cpid=$BGPID
+    if until_ok 40 grep_file "$T/dhclient.err" '^bound to '; then
+        local addr
+        addr=$(sed -n 's/^ *fixed-address \(.*\);/\1/p' "$T/dhclient.leases" | tail -n 1)
+        if [[ "$addr" =~ ^192\.0\.2\.([0-9]+)$ ]] && ((BASH_REMATCH[1] >= 50 && BASH_REMATCH[1] <= 200)) &&
+            grep -q 'option dhcp-server-identifier 192.0.2.2;' "$T/dhclient.leases" &&
+            grep -q 'option routers 192.0.2.2;' "$T/dhclient.leases" &&
+            grep -q 'option domain-name-servers 192.0.2.2;' "$T/dhclient.leases" &&
+            grep -q 'option dhcp-lease-time 600;' "$T/dhclient.leases"; then
+            pass "dhcp-lease (dhclient got $addr from ferronet's edge-dhcp server, router and DNS 192.0.2.2, 600 s)"
+        else
+            fail dhcp-lease "lease file: $(tr '\n' ' ' <"$T/dhclient.leases")"
+        fi
+    else
+        fail dhcp-lease "dhclient got no lease: $(grep -E 'DHCP|bound' "$T/dhclient.err" | tail -n 3 | tr '\n' ' ')"
+    fi
+    finish "$cpid" 1
     ns_del "$NS"
 }
 
