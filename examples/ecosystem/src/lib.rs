@@ -126,9 +126,26 @@ pub async fn start(spawner: Spawner, net: &NetArgs) -> Result<Stack<'static>, St
     Ok(stack)
 }
 
-/// Ends the program with `code` after printing `error` (if any) to stderr; the executor of
-/// `#[embassy_executor::main]` never returns, so the examples end through this.
-pub fn exit(result: Result<(), String>) -> ! {
+/// Sets up logging (`env_logger`: `RUST_LOG`, `info` by default; ferronet's own messages
+/// come through its `log` feature) and parses the command line (`--help`, `--version` and
+/// usage errors end the program, as clap does).
+pub fn init<A: clap::Parser>() -> A {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    A::parse()
+}
+
+/// Starts the stack on the interface [`start`], runs `app` on it, and ends the program: exit
+/// status 0 when `app` returned `Ok`, 1 after printing the error on stderr otherwise. (The
+/// executor of `#[embassy_executor::main]` never returns, so the examples end through this.)
+pub async fn run(
+    spawner: Spawner,
+    net: &NetArgs,
+    app: impl AsyncFnOnce(Stack<'static>) -> Result<(), String>,
+) -> ! {
+    let result = match start(spawner, net).await {
+        Ok(stack) => app(stack).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(()) => std::process::exit(0),
         Err(e) => {

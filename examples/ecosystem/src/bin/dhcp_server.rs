@@ -11,17 +11,16 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use clap::Parser;
 use edge_dhcp::io::DEFAULT_SERVER_PORT;
 use edge_dhcp::server::{Server, ServerOptions};
 use edge_nal::UdpBind;
 use edge_nal_embassy::{Udp, UdpBuffers};
 use embassy_executor::Spawner;
 use embassy_time::Instant;
-use ferronet_ecosystem::{NetArgs, exit, start};
+use ferronet_ecosystem::{NetArgs, init, run};
 
 /// edge-dhcp on ferronet: a DHCPv4 server.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
     #[command(flatten)]
@@ -33,13 +32,8 @@ struct Args {
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = Args::parse();
-    let result = match start(spawner, &args.net).await {
-        Ok(stack) => serve(stack, &args).await,
-        Err(e) => Err(e),
-    };
-    exit(result)
+    let args: Args = init();
+    run(spawner, &args.net, async |stack| serve(stack, &args).await).await
 }
 
 async fn serve(stack: embassy_net::Stack<'static>, args: &Args) -> Result<(), String> {

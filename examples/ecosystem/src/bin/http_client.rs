@@ -15,18 +15,17 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use clap::Parser;
 use embassy_executor::Spawner;
 use embassy_net::dns::DnsSocket;
 use embassy_net::tcp::client::{TcpClient, TcpClientState};
 use embassy_time::{Duration, with_timeout};
 use embedded_io_async::Read;
-use ferronet_ecosystem::{NetArgs, exit, start};
+use ferronet_ecosystem::{NetArgs, init, run};
 use reqwless::client::{HttpClient, TlsConfig, TlsVerify};
 use reqwless::request::Method;
 
 /// reqwless on ferronet: fetch a URL over HTTP or HTTPS (TLS 1.3).
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
     #[command(flatten)]
@@ -47,20 +46,16 @@ struct Args {
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = Args::parse();
-    let result = match start(spawner, &args.net).await {
-        Ok(stack) => {
-            let state = TcpClientState::<1, 4096, 4096>::new();
-            let tcp = TcpClient::new(stack, &state);
-            let dns = DnsSocket::new(stack);
-            with_timeout(Duration::from_secs(args.timeout), fetch(&tcp, &dns, &args))
-                .await
-                .unwrap_or_else(|_| Err(format!("not done after {} s", args.timeout)))
-        }
-        Err(e) => Err(e),
-    };
-    exit(result)
+    let args: Args = init();
+    run(spawner, &args.net, async |stack| {
+        let state = TcpClientState::<1, 4096, 4096>::new();
+        let tcp = TcpClient::new(stack, &state);
+        let dns = DnsSocket::new(stack);
+        with_timeout(Duration::from_secs(args.timeout), fetch(&tcp, &dns, &args))
+            .await
+            .unwrap_or_else(|_| Err(format!("not done after {} s", args.timeout)))
+    })
+    .await
 }
 
 async fn fetch(

@@ -13,7 +13,6 @@
 
 use std::net::Ipv6Addr;
 
-use clap::Parser;
 use edge_mdns::HostAnswersMdnsHandler;
 use edge_mdns::buf::VecBufAccess;
 use edge_mdns::domain::base::Ttl;
@@ -24,12 +23,12 @@ use edge_nal_embassy::{Udp, UdpBuffers};
 use embassy_executor::Spawner;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_sync::signal::Signal;
-use ferronet_ecosystem::{NetArgs, exit, start};
+use ferronet_ecosystem::{NetArgs, init, run};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 /// edge-mdns on ferronet: an mDNS responder for NAME.local.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
     #[command(flatten)]
@@ -41,13 +40,11 @@ struct Args {
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = Args::parse();
-    let result = match start(spawner, &args.net).await {
-        Ok(stack) => respond(stack, &args).await,
-        Err(e) => Err(e),
-    };
-    exit(result)
+    let args: Args = init();
+    run(spawner, &args.net, async |stack| {
+        respond(stack, &args).await
+    })
+    .await
 }
 
 async fn respond(stack: embassy_net::Stack<'static>, args: &Args) -> Result<(), String> {

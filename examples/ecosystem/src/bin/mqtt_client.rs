@@ -15,11 +15,11 @@
 use std::net::Ipv4Addr;
 use std::num::NonZero;
 
-use clap::Parser;
 use embassy_executor::Spawner;
+use embassy_net::Stack;
 use embassy_net::tcp::TcpSocket;
-use embassy_time::{Duration, Instant, with_deadline};
-use ferronet_ecosystem::{NetArgs, exit, start};
+use embassy_time::{Duration, with_timeout};
+use ferronet_ecosystem::{NetArgs, init, run};
 use rust_mqtt::Bytes;
 use rust_mqtt::buffer::AllocBuffer;
 use rust_mqtt::client::Client;
@@ -31,7 +31,7 @@ use rust_mqtt::config::KeepAlive;
 use rust_mqtt::types::{MqttString, TopicFilter, TopicName};
 
 /// rust-mqtt on ferronet: publish and subscribe through an MQTT broker.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
     #[command(flatten)]
@@ -61,31 +61,27 @@ type Mqtt<'a, 'c> = Client<'a, 'c, TcpSocket<'a>, AllocBuffer, 1, 16, 1, 0, 0, 0
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = Args::parse();
-    let result = match start(spawner, &args.net).await {
-        Ok(stack) => {
-            let deadline = Instant::now() + Duration::from_secs(args.timeout);
-            let (mut rx, mut tx) = ([0u8; 4096], [0u8; 4096]);
-            let mut socket = TcpSocket::new(stack, &mut rx, &mut tx);
-            socket.set_timeout(Some(Duration::from_secs(30)));
-            match socket.connect((args.broker, args.port)).await {
-                Ok(()) => {
-                    let mut buffer = AllocBuffer;
-                    let mut client: Mqtt = Client::new(&mut buffer);
-                    with_deadline(deadline, exchange(&mut client, socket, &args))
-                        .await
-                        .unwrap_or_else(|_| Err(format!("not done after {} s", args.timeout)))
-                }
-                Err(e) => Err(format!(
-                    "connecting to {}:{}: {e:?}",
-                    args.broker, args.port
-                )),
-            }
-        }
-        Err(e) => Err(e),
-    };
-    exit(result)
+    let args: Args = init();
+    run(spawner, &args.net, async |stack| {
+        with_timeout(Duration::from_secs(args.timeout), session(stack, &args))
+            .await
+            .unwrap_or_else(|_| Err(format!("not done after {} s", args.timeout)))
+    })
+    .await
+}
+
+/// Connects to the broker and runs the [`exchange`].
+async fn session(stack: Stack<'static>, args: &Args) -> Result<(), String> {
+    let (mut rx, mut tx) = ([0u8; 4096], [0u8; 4096]);
+    let mut socket = TcpSocket::new(stack, &mut rx, &mut tx);
+    socket.set_timeout(Some(Duration::from_secs(30)));
+    socket
+        .connect((args.broker, args.port))
+        .await
+        .map_err(|e| format!("connecting to {}:{}: {e:?}", args.broker, args.port))?;
+    let mut buffer = AllocBuffer;
+    let mut client: Mqtt = Client::new(&mut buffer);
+    exchange(&mut client, socket, args).await
 }
 
 fn mqtt_str(s: &str) -> Result<MqttString<'_>, String> {
@@ -116,10 +112,11 @@ async fn exchange<'a>(
 
     let mut received = 0usize;
     // Waits for the broker's answer to what was just sent (`want`), recording the messages
-    // that arrive on the subscribed topic meanwhile.
+    // that arrive on the subscribed topic meanwhile; with no `want`, returns after the next
+    // message.
     let wait_for = async |client: &mut Mqtt<'a, '_>,
                           received: &mut usize,
-                          want: fn(&Event<'_, 0, 0>) -> bool|
+                          want: Option<fn(&Event<'_, 0, 0>) -> bool>|
            -> Result<(), String> {
         loop {
             let event = client.poll().await.map_err(|e| format!("poll: {e:?}"))?;
@@ -133,14 +130,22 @@ async fn exchange<'a>(
                     ));
                 }
                 *received += 1;
-            } else if want(&event) {
+                if want.is_none() {
+                    return Ok(());
+                }
+            } else if want.is_some_and(|want| want(&event)) {
                 return Ok(());
             } else {
                 return Err(format!("unexpected event {event:?}"));
             }
         }
     };
-    wait_for(client, &mut received, |e| matches!(e, Event::Suback(_))).await?;
+    wait_for(
+        client,
+        &mut received,
+        Some(|e| matches!(e, Event::Suback(_))),
+    )
+    .await?;
     println!("subscribed");
 
     let topic = TopicName::new(mqtt_str(&args.pub_topic)?).ok_or("bad --pub topic")?;
@@ -152,16 +157,20 @@ async fn exchange<'a>(
             .publish(&options, Bytes::from(text.as_bytes()))
             .await
             .map_err(|e| format!("publish {i}: {e:?}"))?;
-        wait_for(client, &mut received, |e| {
-            matches!(e, Event::PublishAcknowledged(_))
-        })
+        wait_for(
+            &mut *client,
+            &mut received,
+            Some(|e| matches!(e, Event::PublishAcknowledged(_))),
+        )
         .await?;
     }
     log::info!("published {} messages", args.count);
     println!("published {}", args.count);
 
     while received < args.count {
-        wait_for(client, &mut received, |_| false).await?;
+        wait_for(client, &mut received, None)
+            .await
+            .map_err(|e| format!("after {received} of {} messages: {e}", args.count))?;
     }
     println!("received {received}");
     client

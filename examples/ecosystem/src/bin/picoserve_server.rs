@@ -12,10 +12,10 @@
 //! It serves until it is stopped (SIGTERM or Ctrl-C); it exits 1 if the interface cannot be
 //! used.
 
-use clap::Parser;
 use embassy_executor::Spawner;
 use embassy_futures::join::join_array;
-use ferronet_ecosystem::{NetArgs, exit, pattern_byte, start};
+use embassy_net::Stack;
+use ferronet_ecosystem::{NetArgs, init, pattern_byte, run};
 use picoserve::io::Write;
 use picoserve::response::Content;
 use picoserve::routing::{get, parse_path_segment};
@@ -24,7 +24,7 @@ use picoserve::routing::{get, parse_path_segment};
 const WORKERS: usize = 8;
 
 /// picoserve on ferronet: an HTTP server on a TAP interface.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
     #[command(flatten)]
@@ -71,13 +71,12 @@ const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>ferronet</title></head>
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = Args::parse();
-    let stack = match start(spawner, &args.net).await {
-        Ok(stack) => stack,
-        Err(e) => exit(Err(e)),
-    };
+    let args: Args = init();
+    run(spawner, &args.net, async |stack| serve(stack, &args).await).await
+}
 
+/// Serves with [`WORKERS`] tasks until the program is stopped.
+async fn serve(stack: Stack<'static>, args: &Args) -> Result<(), String> {
     let app = picoserve::Router::new()
         .route(
             "/",
@@ -110,12 +109,14 @@ async fn main(spawner: Spawner) {
     println!("serving on port {} with {WORKERS} workers", args.port);
     let app = &app;
     let config = &config;
+    let port = args.port;
     join_array(core::array::from_fn::<_, WORKERS, _>(|id| async move {
         let (mut rx, mut tx, mut http) = ([0u8; 4096], [0u8; 16384], [0u8; 2048]);
         picoserve::Server::new(app, config, &mut http)
-            .listen_and_serve(id, stack, args.port, &mut rx, &mut tx)
+            .listen_and_serve(id, stack, port, &mut rx, &mut tx)
             .await
             .into_never::<()>()
     }))
     .await;
+    Ok(())
 }

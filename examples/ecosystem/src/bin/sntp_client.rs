@@ -11,16 +11,16 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use clap::Parser;
 use embassy_executor::Spawner;
+use embassy_net::Stack;
 use embassy_net::udp::{PacketMetadata, UdpSocket};
 use embassy_time::{Duration, with_timeout};
-use ferronet_ecosystem::{NetArgs, exit, start};
+use ferronet_ecosystem::{NetArgs, init, run};
 use sntpc::{NtpContext, StdTimestampGen};
 use sntpc_net_embassy::UdpSocketWrapper;
 
 /// sntpc on ferronet: the time from an NTP server.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
     #[command(flatten)]
@@ -41,47 +41,36 @@ struct Args {
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = Args::parse();
-    let result = match start(spawner, &args.net).await {
-        Ok(stack) => {
-            let (mut rx_meta, mut tx_meta) =
-                ([PacketMetadata::EMPTY; 4], [PacketMetadata::EMPTY; 4]);
-            let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
-            let mut socket = UdpSocket::new(stack, &mut rx_meta, &mut rx, &mut tx_meta, &mut tx);
-            match socket.bind(0) {
-                Ok(()) => {
-                    let socket = UdpSocketWrapper::new(socket);
-                    let server = SocketAddr::from((args.server, args.port));
-                    let context = NtpContext::new(StdTimestampGen::default());
-                    match with_timeout(
-                        Duration::from_secs(args.timeout),
-                        sntpc::get_time(server, &socket, context),
-                    )
-                    .await
-                    {
-                        Ok(Ok(time)) => {
-                            println!("seconds {}", time.sec());
-                            println!("stratum {}", time.stratum);
-                            println!("offset_us {}", time.offset);
-                            println!("roundtrip_us {}", time.roundtrip);
-                            if time.offset.unsigned_abs() <= args.max_offset_ms * 1000 {
-                                Ok(())
-                            } else {
-                                Err(format!(
-                                    "offset {} us is over {} ms",
-                                    time.offset, args.max_offset_ms
-                                ))
-                            }
-                        }
-                        Ok(Err(e)) => Err(format!("sntpc: {e:?}")),
-                        Err(_) => Err(format!("no answer from {server} in {} s", args.timeout)),
-                    }
-                }
-                Err(e) => Err(format!("bind: {e:?}")),
-            }
-        }
-        Err(e) => Err(e),
-    };
-    exit(result)
+    let args: Args = init();
+    run(spawner, &args.net, async |stack| query(stack, &args).await).await
+}
+
+/// Asks the server once and checks the offset.
+async fn query(stack: Stack<'static>, args: &Args) -> Result<(), String> {
+    let (mut rx_meta, mut tx_meta) = ([PacketMetadata::EMPTY; 4], [PacketMetadata::EMPTY; 4]);
+    let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
+    let mut socket = UdpSocket::new(stack, &mut rx_meta, &mut rx, &mut tx_meta, &mut tx);
+    socket.bind(0).map_err(|e| format!("bind: {e:?}"))?;
+    let socket = UdpSocketWrapper::new(socket);
+    let server = SocketAddr::from((args.server, args.port));
+    let context = NtpContext::new(StdTimestampGen::default());
+    let time = with_timeout(
+        Duration::from_secs(args.timeout),
+        sntpc::get_time(server, &socket, context),
+    )
+    .await
+    .map_err(|_| format!("no answer from {server} in {} s", args.timeout))?
+    .map_err(|e| format!("sntpc: {e:?}"))?;
+    println!("seconds {}", time.sec());
+    println!("stratum {}", time.stratum);
+    println!("offset_us {}", time.offset);
+    println!("roundtrip_us {}", time.roundtrip);
+    if time.offset.unsigned_abs() <= args.max_offset_ms * 1000 {
+        Ok(())
+    } else {
+        Err(format!(
+            "offset {} us is over {} ms",
+            time.offset, args.max_offset_ms
+        ))
+    }
 }
