@@ -21,7 +21,7 @@ use ferronet_ecosystem::{NetArgs, init, run};
 
 /// edge-dhcp on ferronet: a DHCPv4 server.
 #[derive(Debug, clap::Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     #[command(flatten)]
     net: NetArgs,

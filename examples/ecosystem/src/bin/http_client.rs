@@ -26,7 +26,7 @@ use reqwless::request::Method;
 
 /// reqwless on ferronet: fetch a URL over HTTP or HTTPS (TLS 1.3).
 #[derive(Debug, clap::Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     #[command(flatten)]
     net: NetArgs,

@@ -29,7 +29,7 @@ use rand::rngs::StdRng;
 
 /// edge-mdns on ferronet: an mDNS responder for NAME.local.
 #[derive(Debug, clap::Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     #[command(flatten)]
     net: NetArgs,

@@ -32,7 +32,7 @@ use rust_mqtt::types::{MqttString, TopicFilter, TopicName};
 
 /// rust-mqtt on ferronet: publish and subscribe through an MQTT broker.
 #[derive(Debug, clap::Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     #[command(flatten)]
     net: NetArgs,

@@ -25,7 +25,7 @@ const WORKERS: usize = 8;
 
 /// picoserve on ferronet: an HTTP server on a TAP interface.
 #[derive(Debug, clap::Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     #[command(flatten)]
     net: NetArgs,

@@ -21,7 +21,7 @@ use sntpc_net_embassy::UdpSocketWrapper;
 
 /// sntpc on ferronet: the time from an NTP server.
 #[derive(Debug, clap::Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     #[command(flatten)]
     net: NetArgs,
