@@ -8,7 +8,9 @@
 #
 # resolves embassy-net to this repository's compatibility package everywhere in its graph
 # (`cargo tree -i embassy-net`), with no other embassy-net left, and compiles against it.
-# The git variant clones the repository's committed HEAD, as a user's git patch would; it is
+# It also checks that every cargo feature of embassy-net 0.9.1 (as `cargo info` lists them) is
+# forwarded to ferronet's feature of the same name. The git variant clones the repository's
+# committed HEAD, as a user's git patch would; it is
 # skipped (loudly) when the repository is not a git checkout.
 #
 # Prints `PASS name` / `FAIL name: reason` per check; exits 1 if any failed.
@@ -93,6 +95,27 @@ check() {
     fi
     pass "$name"
 }
+
+# Every cargo feature of embassy-net 0.9.1 exists in the compatibility package, forwarded to
+# ferronet's feature of the same name.
+compat_features() {
+    sed -n '/^\[features\]/,/^\[/p' crates/embassy-net-compat/Cargo.toml
+}
+upstream=$(cd "$T" && timeout 120 cargo info -q embassy-net@0.9.1 2>/dev/null |
+    awk '/^features:/ {f = 1; next} f && /^[a-z]/ {f = 0} f {sub(/^ *\+?/, ""); split($0, a, " "); print a[1]}')
+if [ -z "$upstream" ]; then
+    fail features "cargo info embassy-net@0.9.1 listed no features"
+else
+    missing=""
+    for f in $upstream; do
+        compat_features | grep -qx "$f = \[\"ferronet/$f\"\]" || missing="$missing $f"
+    done
+    if [ -z "$missing" ]; then
+        pass "features (all $(echo "$upstream" | wc -l) of embassy-net 0.9.1's, each to ferronet's of the same name)"
+    else
+        fail features "not forwarded:$missing"
+    fi
+fi
 
 project path "{ path = \"$ROOT/crates/embassy-net-compat\" }"
 check path "$ROOT/crates/embassy-net-compat\)"
