@@ -23,11 +23,15 @@ trap 'rm -rf "$T"' EXIT
 # Keep the small project's build products between runs (ignored by git).
 export CARGO_TARGET_DIR="$ROOT/target/compat-check"
 
-failed=0
-pass() { echo "PASS $1"; }
+failed=0 npass=0 nfail=0
+pass() {
+    echo "PASS $1"
+    npass=$((npass + 1))
+}
 fail() {
     echo "FAIL $1: $2"
     failed=1
+    nfail=$((nfail + 1))
 }
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' crates/embassy-net-compat/Cargo.toml)
@@ -128,4 +132,5 @@ else
     [ "${CI:-}" != true ] || fail git "CI=true and no git checkout"
 fi
 
+echo "compat-check: $npass passed, $nfail failed"
 exit $failed

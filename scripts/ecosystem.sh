@@ -185,7 +185,7 @@ export RUST_LOG=${RUST_LOG:-warn}
 
 s_picoserve() {
     ns_new picoserve || { fail picoserve "namespace set-up failed"; return; }
-    bg picoserve 300 "$BIN/picoserve-server" --tap tap0
+    bg picoserve 300 "$BIN/picoserve-server" --tap tap0 --ip6 2001:db8::2/64
     local pid=$BGPID
     if ! until_ok 20 nsrun 3 curl -s -o /dev/null http://192.0.2.2/; then
         fail picoserve "no answer on http://192.0.2.2/: $(last "$T/picoserve.err")"
@@ -200,6 +200,11 @@ s_picoserve() {
         pass "picoserve-pages (/, /hello/NAME, 404)"
     else
         fail picoserve-pages "$(head -c 200 "$T/index.html" 2>/dev/null)"
+    fi
+    if [ "$(nsrun 10 curl -sf -g 'http://[2001:db8::2]/hello/ipv6')" = "Hello, ipv6!" ]; then
+        pass "picoserve-ipv6 (http://[2001:db8::2]/hello/ipv6)"
+    else
+        fail picoserve-ipv6 "no answer over IPv6"
     fi
 
     # 8 clients at once, each fetching a 1 MiB body twice on one connection (keep-alive).
