@@ -1,12 +1,16 @@
 //! A guard against router advertisements that smoltcp 0.14 panics on.
 //!
-//! smoltcp 0.14's SLAAC builds an `Ipv6Cidr` from the prefix-information option of a router
-//! advertisement without checking the prefix length, and `Ipv6Cidr::new` asserts that it is at
-//! most 128: one such frame from anyone on the link would panic the stack. So every received
-//! Ethernet frame first goes through [`neutralize`], which gives such an option an unassigned
-//! option type (253, for experiments, RFC 4727) that smoltcp skips; the rest of the
-//! advertisement still counts. The option was invalid anyway (RFC 4861, section 4.6.2: the
-//! prefix length is 0 to 128).
+//! smoltcp 0.14's SLAAC checks little of the prefix-information option of a router
+//! advertisement, and one such frame from anyone on the link panics the stack:
+//!
+//! - a prefix length over 128: `Ipv6Cidr::new` asserts that it is at most 128;
+//! - a multicast prefix (ff00::/8) of length 64: the address it forms is not unicast, and
+//!   `Interface::update_ip_addrs` panics on it.
+//!
+//! So every received Ethernet frame first goes through [`neutralize`], which gives such an
+//! option an unassigned option type (253, for experiments, RFC 4727) that smoltcp skips; the
+//! rest of the advertisement still counts. Such options are invalid anyway (RFC 4861, section
+//! 4.6.2: the prefix length is 0 to 128; RFC 4862: SLAAC forms unicast addresses).
 //!
 //! Covered: Ethernet frames carrying IPv6 with at most a hop-by-hop options header before
 //! ICMPv6, which is all smoltcp 0.14 processes (it does not reassemble IPv6 fragments here).
@@ -26,12 +30,17 @@ const ROUTER_ADVERT: u8 = 134;
 const ROUTER_ADVERT_LEN: usize = 16;
 /// NDISC prefix information option.
 const PREFIX_INFO: u8 = 3;
+/// Offsets of the prefix length and of the prefix in a prefix information option.
+const PREFIX_LEN_AT: usize = 2;
+const PREFIX_AT: usize = 16;
+/// First byte of a multicast IPv6 address.
+const MULTICAST: u8 = 0xff;
 /// The option type given to an invalid prefix information option.
 const EXPERIMENTAL: u8 = 253;
 
 /// If `frame` is an Ethernet frame with an IPv6 router advertisement, give every prefix
-/// information option whose prefix length is over 128 another option type, so that smoltcp
-/// ignores it. Returns whether the frame was changed. Never panics, whatever `frame` holds.
+/// information option whose prefix length is over 128 or whose prefix is multicast another
+/// option type, so that smoltcp ignores it. Returns whether the frame was changed. Never panics, whatever `frame` holds.
 pub(crate) fn neutralize(frame: &mut [u8]) -> bool {
     if frame.get(12..14) != Some(&ETHERTYPE_IPV6[..]) {
         return false;
@@ -56,15 +65,15 @@ pub(crate) fn neutralize(frame: &mut [u8]) -> bool {
     }
     let mut changed = false;
     let mut option = offset + ROUTER_ADVERT_LEN;
-    // Options: type, length in 8-byte units (0 is invalid: smoltcp stops there), data. A
-    // prefix information option has the prefix length in its third byte.
-    while let (Some(&kind), Some(&len), Some(&prefix_len)) =
-        (ip.get(option), ip.get(option + 1), ip.get(option + 2))
-    {
+    // Options: type, length in 8-byte units (0 is invalid: smoltcp stops there), data.
+    while let (Some(&kind), Some(&len)) = (ip.get(option), ip.get(option + 1)) {
         if len == 0 {
             break;
         }
-        if kind == PREFIX_INFO && prefix_len > 128 {
+        let invalid = |at: usize, bad: fn(u8) -> bool| ip.get(option + at).is_some_and(|b| bad(*b));
+        if kind == PREFIX_INFO
+            && (invalid(PREFIX_LEN_AT, |l| l > 128) || invalid(PREFIX_AT, |b| b == MULTICAST))
+        {
             ip[option] = EXPERIMENTAL;
             changed = true;
         }
@@ -107,8 +116,19 @@ mod tests {
 
     fn prefix_option(prefix_len: u8) -> Vec<u8> {
         let mut o = vec![PREFIX_INFO, 4, prefix_len, 0xc0];
-        o.extend([0u8; 28]);
+        o.extend([0u8; 12]);
+        o.extend([0x20, 0x01, 0x0d, 0xb8]);
+        o.extend([0u8; 12]);
         o
+    }
+
+    #[test]
+    fn a_multicast_prefix_is_neutralized() {
+        let mut option = prefix_option(64);
+        option[PREFIX_AT] = MULTICAST;
+        let mut frame = ra(false, &option);
+        assert!(neutralize(&mut frame));
+        assert_eq!(frame[frame.len() - 32], EXPERIMENTAL);
     }
 
     #[test]
