@@ -53,3 +53,15 @@ step "firmware in QEMU: the LAN9118 driver on target, then the qemu-mps2 firmwar
 (cd examples/qemu-mps2 && cargo fmt -- --check && cargo clippy -q --release -- -D warnings)
 ./crates/ferronet-lan9118/qemu-check/run.sh
 ./scripts/qemu-test.sh
+
+step "embassy-net compatibility package: a patched project resolves to ferronet"
+./scripts/compat-check.sh
+
+step "ecosystem crates on ferronet against Linux programs (network namespaces)"
+./scripts/ecosystem.sh
+
+step "Miri on the tests that exercise ferronet's unsafe code"
+./scripts/miri.sh
+
+step "fuzz targets, a short bounded run each"
+./scripts/fuzz.sh 20
