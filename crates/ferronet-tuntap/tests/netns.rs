@@ -532,6 +532,17 @@ fn tool_works(cmd: &str, args: &[&str]) -> bool {
 /// Linux DHCP clients for the DHCP server test, each in a network namespace of its own with a
 /// veth pair whose other end is a port of the bridge `br0`. Dropping it kills the clients
 /// (by process id) and deletes the namespaces.
+///
+/// The clients' scripts never remove a leased address, on purpose. Removing an interface's
+/// last IPv4 address makes Linux flush the interface's neighbour table (`fib_disable_ip` ->
+/// `arp_ifdown`), which also drops the packets waiting there for an ARP reply. A client sends
+/// its DHCPRELEASE (unicast, from the leased address) and then runs its script: a script that
+/// removed the address would race ferronet's ARP reply, and the RELEASE would be lost whenever
+/// that reply came later than the script's `ip addr flush` (a loaded host). A renewal that
+/// re-added the address would also empty the neighbour table, so every RELEASE would need a
+/// fresh ARP exchange. So `bound`/`renew` replace the address only if it changed, and the
+/// release events only log: the RELEASE leaves at once (the server's MAC is still cached
+/// from the renewal), or, if it must wait for ARP, stays queued until the reply comes.
 struct DhcpClients {
     dir: std::path::PathBuf,
     /// (namespace, interface inside it, running client).
@@ -611,8 +622,8 @@ impl DhcpClients {
             &script,
             format!(
                 "#!/bin/sh\ncase \"$1\" in\n\
-                 bound|renew) ip addr flush dev \"$interface\"; ip addr add \"$ip/$mask\" dev \"$interface\"; echo \"$1 $ip\" >>{log};;\n\
-                 deconfig) ip addr flush dev \"$interface\"; echo deconfig >>{log};;\n\
+                 bound|renew) ip -4 addr show dev \"$interface\" | grep -qF \" $ip/\" || ip addr flush dev \"$interface\"; ip addr replace \"$ip/$mask\" dev \"$interface\"; echo \"$1 $ip\" >>{log};;\n\
+                 deconfig) echo deconfig >>{log};;\n\
                  *) echo \"$1\" >>{log};;\nesac\n",
                 log = self.log(i).display()
             ),
@@ -656,9 +667,9 @@ impl DhcpClients {
             &script,
             format!(
                 "#!/bin/sh\ncase \"$reason\" in\n\
-                 BOUND|RENEW|REBIND|REBOOT) ip addr flush dev \"$interface\"; ip addr add \"$new_ip_address/24\" dev \"$interface\"; echo \"$reason $new_ip_address\" >>{log};;\n\
+                 BOUND|RENEW|REBIND|REBOOT) ip -4 addr show dev \"$interface\" | grep -qF \" $new_ip_address/\" || ip addr flush dev \"$interface\"; ip addr replace \"$new_ip_address/24\" dev \"$interface\"; echo \"$reason $new_ip_address\" >>{log};;\n\
                  PREINIT) ;;\n\
-                 *) ip addr flush dev \"$interface\"; echo \"$reason\" >>{log};;\nesac\n",
+                 *) echo \"$reason\" >>{log};;\nesac\n",
                 log = self.log(i).display()
             ),
         )
