@@ -67,7 +67,6 @@ fn udp_echo_answers_an_injected_datagram() {
 /// then answers none (smoltcp moves to `Maintaining` only on an advertisement received in the
 /// `Discovering` phase).
 #[test]
-#[ignore = "fails: smoltcp 0.14 SLAAC keeps a stale router-solicitation deadline; see the fuzz report"]
 fn slaac_without_a_router_does_not_wake_the_runner_every_millisecond() {
     // Ethernet, static IPv4 + SLAAC, no router (first byte bits 2 and 3); a time step of
     // 255³ µs (16.6 s; at most 15 s without a router).

@@ -28,10 +28,41 @@ const TX_FULL_RECHECK: embassy_time::Duration = embassy_time::Duration::from_sec
 /// Once a multicast group was joined, the longest the runner sleeps (see [`Runner::run`]).
 #[cfg(feature = "multicast")]
 const MULTICAST_TICK: embassy_time::Duration = embassy_time::Duration::from_secs(1);
-/// How long the runner waits before polling again when smoltcp asks to be polled "now" but the
-/// previous poll did nothing at all (no frame in or out, no socket change). This breaks any
-/// busy loop, whatever its cause.
-const IDLE_BACKOFF: embassy_time::Duration = embassy_time::Duration::from_millis(1);
+/// Backing off when smoltcp asks to be polled "now" but the poll did nothing at all (no frame
+/// in or out, no socket change): this breaks any busy loop, whatever its cause.
+///
+/// The wait doubles with each such poll in a row, from 1 ms to [`IdleBackoff::MAX`], and starts
+/// again at 1 ms after any poll that did something or was asked for a later time. smoltcp 0.14
+/// keeps reporting a router solicitation deadline that has passed once SLAAC has sent its last
+/// solicitation without an answer (a SLAAC device on a LAN without an IPv6 router): a fixed 1 ms
+/// wait then woke the runner a thousand times a second, forever. The longest wait delays a
+/// socket timer hidden behind such a deadline by at most [`IdleBackoff::MAX`].
+struct IdleBackoff {
+    /// Idle "now" polls in a row (capped).
+    streak: u8,
+}
+
+impl IdleBackoff {
+    const FIRST_MS: u64 = 1;
+    const MAX: embassy_time::Duration = embassy_time::Duration::from_millis(64);
+
+    const fn new() -> Self {
+        Self { streak: 0 }
+    }
+
+    /// Another poll that did nothing: how long to wait.
+    fn next(&mut self) -> embassy_time::Duration {
+        let wait = embassy_time::Duration::from_millis(Self::FIRST_MS << self.streak);
+        if wait < Self::MAX {
+            self.streak += 1;
+        }
+        wait.min(Self::MAX)
+    }
+
+    fn reset(&mut self) {
+        self.streak = 0;
+    }
+}
 
 /// What one round of frame processing did.
 #[derive(Default)]
@@ -169,6 +200,7 @@ pub struct Runner<'d, D: Driver> {
     pub(crate) driver: D,
     pub(crate) shared: &'d Shared,
     defer: Defer,
+    idle: IdleBackoff,
     /// IPv4 fragments pending (see `FragGate`).
     #[cfg(feature = "proto-ipv4-fragmentation")]
     frag: crate::driver_adapter::FragGate,
@@ -180,6 +212,7 @@ impl<'d, D: Driver> Runner<'d, D> {
             driver,
             shared,
             defer: Defer::new(),
+            idle: IdleBackoff::new(),
             #[cfg(feature = "proto-ipv4-fragmentation")]
             frag: crate::driver_adapter::FragGate::default(),
         }
@@ -299,13 +332,16 @@ impl<'d, D: Driver> Runner<'d, D> {
                     Some(at) if !reconfigure => at,
                     _ => inner.iface.poll_at(ts, &inner.sockets),
                 };
+                if io.progress || poll_at.is_none_or(|at| at > ts) {
+                    self.idle.reset();
+                }
                 let next = match poll_at {
                     Some(at) if at <= ts => {
                         if io.progress {
                             cx.waker().wake_by_ref();
                             None
                         } else {
-                            Some(now + IDLE_BACKOFF)
+                            Some(now + self.idle.next())
                         }
                     }
                     Some(at) => Some(instant_from_smoltcp(at)),
@@ -619,6 +655,20 @@ mod tests {
         // Activity already there: no extra turn.
         assert!(d.decide(true, false, || true));
         assert!(!d.extend(true));
+    }
+
+    #[test]
+    fn idle_backoff_doubles_to_its_cap_and_starts_again() {
+        use super::IdleBackoff;
+        use embassy_time::Duration;
+        let mut b = IdleBackoff::new();
+        let mut waits = [0u64; 10];
+        for w in &mut waits {
+            *w = b.next().as_millis();
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 64, 64, 64]);
+        b.reset();
+        assert_eq!(b.next(), Duration::from_millis(1));
     }
 
     #[test]
