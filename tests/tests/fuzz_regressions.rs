@@ -200,16 +200,16 @@ fn every_committed_crash_input_runs() {
     assert!(count >= 4, "{count} inputs in {}", dir.display());
 }
 
-/// Found by `structured` in the last long run (crash-ca22c9cd..., not minimized, not fixed):
-/// smoltcp 0.14 panics in `NeighborCache::lookup` (`assertion failed:
-/// protocol_addr.is_unicast()`), called from `egress_permitted` / `has_neighbor` during
-/// `poll_egress`: a socket's neighbor-wait state holds a non-unicast address. Kept under
-/// tests/fuzz-inputs-open/ until it is understood and fixed.
+/// Found by `structured` in the last long run (crash-ca22c9cd..., not minimized): smoltcp 0.14
+/// panicked in `NeighborCache::lookup` (`assertion failed: protocol_addr.is_unicast()`), called
+/// from `egress_permitted` / `has_neighbor` during `poll_egress`: the configuration named a
+/// gateway that is not a unicast address, the default route pointed at it, and a socket
+/// waiting for the next hop of an off-link destination had smoltcp look the gateway up. The
+/// stack now ignores such a gateway (see `non_unicast_gateways_are_ignored` in hostile.rs).
 #[test]
-#[ignore = "fails: smoltcp 0.14 neighbor lookup of a non-unicast address; see the fuzz report"]
-fn open_crash_neighbor_lookup_of_a_non_unicast_address() {
+fn non_unicast_gateway_from_dhcp_never_reaches_the_neighbor_cache() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz-inputs-open/structured-crash-ca22c9cd");
+        .join("fuzz-inputs/structured-crash-ca22c9cd");
     run_structured(&std::fs::read(path).expect("the input is committed"));
 }
 

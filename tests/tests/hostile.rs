@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use embassy_time::{Duration, Instant};
 use ferronet::udp::{PacketMetadata, UdpSocket};
-use ferronet::{EthernetAddress, IpAddress, Ipv4Address, Ipv6Address, Stack};
+use ferronet::{EthernetAddress, IpAddress, IpEndpoint, Ipv4Address, Ipv6Address, Stack};
 use ferronet_integration::peers::{Peer, parse_udp, udp_v4_frame, udp_v6_frame};
 use ferronet_integration::*;
 use ferronet_sim::executor::Executor;
@@ -454,4 +454,51 @@ fn only_an_exactly_matching_rst_resets_a_connection() {
     let mut tmp = [0u8; 4];
     let r = ex.try_run_until(client.read(&mut tmp), LIMIT).unwrap();
     assert_eq!(r, Err(Error::ConnectionReset));
+}
+
+/// A gateway that is not a unicast address (0.0.0.0, 255.255.255.255, a multicast address, as
+/// a DHCP server or an application may name) gets no default route: smoltcp 0.14 panicked
+/// when a socket waiting for its next hop had it look such a gateway up (found by fuzzing).
+#[test]
+fn non_unicast_gateways_are_ignored() {
+    use ferronet::udp::SendError;
+    use ferronet::{ConfigV4, Ipv4Cidr, StaticConfigV4};
+    let ex = Executor::new();
+    let (stack, _peer, _seen) = setup(&ex);
+    let config = |gateway: Ipv4Address| {
+        ConfigV4::Static(StaticConfigV4 {
+            address: Ipv4Cidr::new(ip4(2), 24),
+            gateway: Some(gateway),
+            dns_servers: Default::default(),
+        })
+    };
+    let far = IpEndpoint::new(Ipv4Address::new(198, 51, 100, 9).into(), 9);
+    let mut s = UdpSocket::new(stack, metas(4), buf(1024), metas(4), buf(1024));
+    s.bind(0).unwrap();
+    // A gateway that never answers: the datagram waits for it.
+    stack.set_config_v4(config(ip4(77)));
+    ex.try_run_until(s.send_to(b"far away", far), LIMIT)
+        .unwrap()
+        .unwrap();
+    ex.run_for(Duration::from_millis(500));
+    for bad in [
+        Ipv4Address::BROADCAST,
+        Ipv4Address::UNSPECIFIED,
+        Ipv4Address::new(224, 0, 0, 1),
+    ] {
+        stack.set_config_v4(config(bad));
+        ex.run_for(Duration::from_secs(3));
+        assert_eq!(
+            ex.try_run_until(s.send_to(b"far away", far), LIMIT)
+                .unwrap(),
+            Err(SendError::NoRoute),
+            "gateway {bad}"
+        );
+    }
+    // A real gateway again: routed.
+    stack.set_config_v4(config(ip4(1)));
+    ex.try_run_until(s.send_to(b"far away", far), LIMIT)
+        .unwrap()
+        .unwrap();
+    ex.run_for(Duration::from_secs(1));
 }

@@ -836,11 +836,20 @@ impl Inner {
                 if addrs.push(IpCidr::Ipv4(c.address)).is_err() {
                     warn!("address table full, IPv4 address not set (see IFACE_MAX_ADDR_COUNT)");
                 }
+                // A gateway that is not a unicast address (a DHCP server or a configuration
+                // may name 0.0.0.0 or 255.255.255.255) would make smoltcp 0.14 panic when it
+                // looks the gateway up in its neighbor cache: ignore it.
                 match c.gateway {
-                    Some(gw) => {
+                    Some(gw)
+                        if !(gw.is_unspecified() || gw.is_broadcast() || gw.is_multicast()) =>
+                    {
                         if self.iface.routes_mut().add_default_ipv4_route(gw).is_err() {
                             warn!("route table full, IPv4 default route not set");
                         }
+                    }
+                    Some(_) => {
+                        warn!("IPv4 gateway is not a unicast address: no default route");
+                        self.iface.routes_mut().remove_default_ipv4_route();
                     }
                     None => {
                         self.iface.routes_mut().remove_default_ipv4_route();
@@ -860,11 +869,16 @@ impl Inner {
                 {
                     warn!("address table full, IPv6 address not set (see IFACE_MAX_ADDR_COUNT)");
                 }
+                // As for IPv4: a multicast or unspecified gateway is ignored.
                 match c.gateway {
-                    Some(gw) => {
+                    Some(gw) if !(gw.is_unspecified() || gw.is_multicast()) => {
                         if self.iface.routes_mut().add_default_ipv6_route(gw).is_err() {
                             warn!("route table full, IPv6 default route not set");
                         }
+                    }
+                    Some(_) => {
+                        warn!("IPv6 gateway is not a unicast address: no default route");
+                        self.iface.routes_mut().remove_default_ipv6_route();
                     }
                     None => {
                         self.iface.routes_mut().remove_default_ipv6_route();
