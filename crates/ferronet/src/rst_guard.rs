@@ -93,6 +93,10 @@ impl RstGuard {
     /// is not the one expected (and must not reach smoltcp).
     #[inline]
     pub(crate) fn rejects(&self, ip: &[u8]) -> bool {
+        // Most segments are not resets: look at the flags before parsing the rest.
+        if tcp_flags(ip).is_none_or(|f| f & RST == 0) {
+            return false;
+        }
         let Some(seg) = segment(ip, true) else {
             return false;
         };
@@ -108,6 +112,17 @@ impl RstGuard {
             None => false,
         }
     }
+}
+
+/// The TCP flags of the segment in an IPv4 or IPv6 packet (no IPv6 extension headers).
+#[inline]
+fn tcp_flags(ip: &[u8]) -> Option<u8> {
+    let at = match ip.first()? >> 4 {
+        4 if *ip.get(9)? == 6 => usize::from(ip[0] & 0x0f) * 4,
+        6 if *ip.get(6)? == 6 => 40,
+        _ => return None,
+    };
+    ip.get(at + 13).copied()
 }
 
 /// The TCP segment in an IPv4 or IPv6 packet (no IPv6 extension headers), keyed from this

@@ -552,6 +552,7 @@ impl<'d, D: Driver> Runner<'d, D> {
 }
 
 /// The earlier of two optional deadlines.
+#[inline]
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -561,6 +562,7 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 
 /// Hand keep-alive intervals held back on idle connections to smoltcp once they are due (see
 /// `tcp::keep_alive`); returns when the next one is due.
+#[inline]
 fn release_keep_alives(inner: &mut Inner, now: Instant) -> Option<Instant> {
     #[cfg(feature = "tcp")]
     if inner.keep_alive_held > 0 {
