@@ -26,15 +26,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-loud() { printf '\n!!!!!!!! %s !!!!!!!!\n\n' "$*"; }
-skip_all() {
-    loud "SKIP ecosystem: $*"
-    if [ "${CI:-}" = true ]; then
-        echo "ecosystem: CI=true, so this is a failure" >&2
-        exit 1
-    fi
-    exit 0
-}
+# shellcheck source=scripts/lib/netns.sh
+. scripts/lib/netns.sh
 
 ALL=(picoserve mqtt reqwless sntp mdns dhcp)
 if [ $# -gt 0 ]; then
@@ -48,8 +41,8 @@ fi
 
 # --- prerequisites -------------------------------------------------------------------------
 
-[ "$(id -u)" = 0 ] || skip_all "needs root (network namespaces, TAP devices)"
-[ -c /dev/net/tun ] || skip_all "needs /dev/net/tun (kernel module tun)"
+[ "$(id -u)" = 0 ] || skip_all ecosystem "needs root (network namespaces, TAP devices)"
+[ -c /dev/net/tun ] || skip_all ecosystem "needs /dev/net/tun (kernel module tun)"
 
 # program -> Debian package
 declare -A pkg=(
@@ -69,7 +62,7 @@ if [ -n "$(missing)" ] && command -v apt-get >/dev/null 2>&1; then
         { timeout 300 apt-get update -q >/dev/null 2>&1 &&
             DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q --no-install-recommends $(missing) >/dev/null 2>&1; }
 fi
-[ -z "$(missing)" ] || skip_all "needs the packages $(missing)(apt-get could not install them)"
+[ -z "$(missing)" ] || skip_all ecosystem "needs the packages $(missing)(apt-get could not install them)"
 
 PREFIX="feco-$$"
 T=$(mktemp -d /tmp/fnet-ecosystem.XXXXXX)
@@ -77,23 +70,8 @@ RESULTS="$T/results"
 : >"$RESULTS"
 BIN=${FNET_ECOSYSTEM_BIN:-$PWD/examples/ecosystem/target/release}
 
-ns_del() {
-    local pids i
-    pids=$(ip netns pids "$1" 2>/dev/null | tr '\n' ' ')
-    # shellcheck disable=SC2086
-    [ -z "${pids// /}" ] || kill $pids 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-        [ -z "$(ip netns pids "$1" 2>/dev/null)" ] && break
-        sleep 0.1
-    done
-    pids=$(ip netns pids "$1" 2>/dev/null | tr '\n' ' ')
-    # shellcheck disable=SC2086
-    [ -z "${pids// /}" ] || kill -9 $pids 2>/dev/null
-    ip netns del "$1" 2>/dev/null
-}
 cleanup() {
-    local ns
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX-"); do ns_del "$ns"; done
+    ns_del_all
     if [ "${FNET_KEEP:-}" = 1 ] || grep -q '^FAIL' "$RESULTS" 2>/dev/null; then
         echo "ecosystem: logs kept in $T"
     else
@@ -114,14 +92,6 @@ if [ -z "${FNET_ECOSYSTEM_BIN:-}" ] && ! timeout 3600 cargo build --release -q -
     exit 1
 fi
 
-pass() { echo "PASS $1" | tee -a "$RESULTS"; }
-fail() {
-    local name=$1
-    shift
-    echo "FAIL $name: $*" | tee -a "$RESULTS"
-}
-last() { tail -n 1 "$1" 2>/dev/null | tr -d '\r'; }
-
 # ns_new NAME: namespace $NS with loopback up and tap0 (192.0.2.1/24, 2001:db8::1/64) up.
 ns_new() {
     NS="$PREFIX-$1"
@@ -133,53 +103,8 @@ ns_new() {
         ip -n "$NS" link set tap0 up
 }
 
-# nsrun SECS CMD...: CMD in $NS, at most SECS.
-nsrun() {
-    local secs=$1
-    shift
-    ip netns exec "$NS" timeout -k 5 "$secs" "$@"
-}
-
-# bg NAME SECS CMD...: CMD in $NS in the background (at most SECS), output in $T/NAME.out and
-# $T/NAME.err; its process id in BGPID.
-bg() {
-    local name=$1 secs=$2
-    shift 2
-    ip netns exec "$NS" timeout -k 5 "$secs" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null &
-    BGPID=$!
-}
-
-# until_ok SECS CMD...: polls CMD every 0.1 s until it succeeds (true) or SECS pass (false).
-until_ok() {
-    local secs=$1 i
-    shift
-    for ((i = 0; i < secs * 10; i++)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 # grep_file FILE REGEX: whether FILE has a line matching REGEX.
 grep_file() { grep -qE -- "$2" "$1" 2>/dev/null; }
-
-tcp_listening() { [ -n "$(ip netns exec "$NS" ss -Hltn "sport = :$1")" ]; }
-udp_listening() { [ -n "$(ip netns exec "$NS" ss -Hlun "sport = :$1")" ]; }
-
-# finish PID SECS: waits for PID; its exit status, or 124 (stopped) after SECS.
-finish() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$1" 2>/dev/null; then
-        kill "$1" 2>/dev/null
-        wait "$1" 2>/dev/null
-        return 124
-    fi
-    wait "$1"
-}
 
 # pattern FILE BYTES: the examples' test pattern (byte i = i mod 251).
 pattern() { python3 -c 'import sys; n=int(sys.argv[1]); sys.stdout.buffer.write(bytes(i % 251 for i in range(n)))' "$2" >"$1"; }
@@ -191,9 +116,9 @@ export RUST_LOG=${RUST_LOG:-warn}
 
 s_picoserve() {
     ns_new picoserve || { fail picoserve "namespace set-up failed"; return; }
-    bg picoserve 300 "$BIN/picoserve-server" --tap tap0 --ip6 2001:db8::2/64
+    nsbg picoserve 300 "$BIN/picoserve-server" --tap tap0 --ip6 2001:db8::2/64
     local pid=$BGPID
-    if ! until_ok 20 nsrun 3 curl -s -o /dev/null http://192.0.2.2/; then
+    if ! wait_until 20 nsrun 3 curl -s -o /dev/null http://192.0.2.2/; then
         fail picoserve "no answer on http://192.0.2.2/: $(last "$T/picoserve.err")"
         ns_del "$NS"
         return
@@ -244,23 +169,23 @@ allow_anonymous true
 persistence false
 max_queued_messages 2000
 CONF
-    bg mosquitto 300 mosquitto -v -c "$T/mosquitto.conf"
-    if ! until_ok 15 tcp_listening 1883; then
+    nsbg mosquitto 300 mosquitto -v -c "$T/mosquitto.conf"
+    if ! wait_until 15 tcp_listening 1883; then
         fail mqtt "mosquitto did not start: $(last "$T/mosquitto.err")"
         ns_del "$NS"
         return
     fi
     # Linux's subscriber first, so that none of ferronet's messages can come before it.
-    bg mosquitto-sub 200 mosquitto_sub -h 192.0.2.1 -t ferronet/out -q 1 -C $n -W 180
+    nsbg mosquitto-sub 200 mosquitto_sub -h 192.0.2.1 -t ferronet/out -q 1 -C $n -W 180
     local sub=$BGPID
-    if ! until_ok 15 grep_file "$T/mosquitto.err" 'Received SUBSCRIBE'; then
+    if ! wait_until 15 grep_file "$T/mosquitto.err" 'Received SUBSCRIBE'; then
         fail mqtt "mosquitto_sub did not subscribe: $(last "$T/mosquitto-sub.err")"
         ns_del "$NS"
         return
     fi
-    bg mqtt-client 200 "$BIN/mqtt-client" --tap tap0 --broker 192.0.2.1 --count $n --timeout 180
+    nsbg mqtt-client 200 "$BIN/mqtt-client" --tap tap0 --broker 192.0.2.1 --count $n --timeout 180
     local client=$BGPID
-    if ! until_ok 30 grep_file "$T/mqtt-client.out" '^subscribed$'; then
+    if ! wait_until 30 grep_file "$T/mqtt-client.out" '^subscribed$'; then
         fail mqtt "ferronet's client did not subscribe: $(last "$T/mqtt-client.err")"
         ns_del "$NS"
         return
@@ -269,14 +194,14 @@ CONF
     seq 0 $((n - 1)) | sed 's/^/out-/' >"$T/mqtt-out-want.txt"
     nsrun 120 mosquitto_pub -h 192.0.2.1 -t ferronet/in -q 1 -l <"$T/mqtt-in.txt" 2>"$T/mosquitto-pub.err" ||
         fail mqtt-linux-to-ferronet "mosquitto_pub failed: $(last "$T/mosquitto-pub.err")"
-    finish "$client" 190
+    wait_pid "$client" 190
     local rc=$?
     if [ $rc = 0 ] && grep -qx "received $n" "$T/mqtt-client.out"; then
         pass "mqtt-linux-to-ferronet ($n QoS 1 messages from mosquitto_pub, all received in order)"
     else
         fail mqtt-linux-to-ferronet "mqtt-client exited $rc: $(last "$T/mqtt-client.err")"
     fi
-    finish "$sub" 30
+    wait_pid "$sub" 30
     if cmp -s "$T/mqtt-out-want.txt" "$T/mosquitto-sub.out"; then
         pass "mqtt-ferronet-to-linux ($n QoS 1 messages to mosquitto_sub, none lost)"
     else
@@ -290,11 +215,11 @@ s_reqwless() {
     mkdir -p "$T/www"
     head -c $MIB /dev/urandom >"$T/www/file"
     # The name: dnsmasq answers files.fnet.test with the kernel side's address.
-    bg dnsmasq 200 dnsmasq --no-daemon --conf-file=/dev/null --interface=tap0 --bind-interfaces \
+    nsbg dnsmasq 200 dnsmasq --no-daemon --conf-file=/dev/null --interface=tap0 --bind-interfaces \
         --port=53 --host-record=files.fnet.test,192.0.2.1 --local=/fnet.test/ --no-resolv \
         --no-hosts --user=root --log-facility=-
-    (cd "$T/www" && bg http 200 python3 -m http.server 8000 --bind 192.0.2.1)
-    if ! until_ok 15 udp_listening 53 || ! until_ok 15 tcp_listening 8000; then
+    (cd "$T/www" && nsbg http 200 python3 -m http.server 8000 --bind 192.0.2.1)
+    if ! wait_until 15 udp_listening 53 || ! wait_until 15 tcp_listening 8000; then
         fail reqwless "dnsmasq or http.server did not start: $(last "$T/dnsmasq.err") $(last "$T/http.err")"
         ns_del "$NS"
         return
@@ -336,9 +261,9 @@ s_reqwless() {
     # byte (see examples/ecosystem/README.md).
     printf 'HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n' $MIB |
         cat - "$T/www/file" >"$T/www/file.http"
-    (cd "$T/www" && bg s_server 200 openssl s_server -accept 4433 -tls1_3 -HTTP \
+    (cd "$T/www" && nsbg s_server 200 openssl s_server -accept 4433 -tls1_3 -HTTP \
         -cert "$tls/server.pem" -key "$tls/server.key")
-    if ! until_ok 15 tcp_listening 4433; then
+    if ! wait_until 15 tcp_listening 4433; then
         fail reqwless-https "openssl s_server did not start: $(last "$T/s_server.err")"
         ns_del "$NS"
         return
@@ -376,8 +301,8 @@ cmdport 0
 pidfile $T/chronyd.pid
 driftfile $T/chrony.drift
 CONF
-    bg chronyd 120 chronyd -d -x -u root -f "$T/chrony.conf"
-    if ! until_ok 15 udp_listening 123; then
+    nsbg chronyd 120 chronyd -d -x -u root -f "$T/chrony.conf"
+    if ! wait_until 15 udp_listening 123; then
         fail sntp "chronyd did not start: $(last "$T/chronyd.err")"
         ns_del "$NS"
         return
@@ -404,9 +329,9 @@ s_mdns() {
     ns_new mdns || { fail mdns "namespace set-up failed"; return; }
     # The route for multicast queries from the namespace (inside it only).
     ip -n "$NS" route add 224.0.0.0/4 dev tap0
-    bg mdns 120 "$BIN/mdns-responder" --tap tap0 --name fnet-device
+    nsbg mdns 120 "$BIN/mdns-responder" --tap tap0 --name fnet-device
     local pid=$BGPID
-    if ! until_ok 20 grep_file "$T/mdns.out" '^responding as fnet-device.local$'; then
+    if ! wait_until 20 grep_file "$T/mdns.out" '^responding as fnet-device.local$'; then
         fail mdns "the responder did not start: $(last "$T/mdns.err")"
         ns_del "$NS"
         return
@@ -447,16 +372,16 @@ s_dhcp() {
     ns_new dhcp || { fail dhcp "namespace set-up failed"; return; }
     # The Linux side is the client here: no address of its own on the link.
     ip -n "$NS" addr flush dev tap0
-    bg dhcp-server 120 "$BIN/dhcp-server" --tap tap0 --ip 192.0.2.2/24 --lease-secs 600
-    if ! until_ok 20 grep_file "$T/dhcp-server.out" '^serving$'; then
+    nsbg dhcp-server 120 "$BIN/dhcp-server" --tap tap0 --ip 192.0.2.2/24 --lease-secs 600
+    if ! wait_until 20 grep_file "$T/dhcp-server.out" '^serving$'; then
         fail dhcp "the server did not start: $(last "$T/dhcp-server.err")"
         ns_del "$NS"
         return
     fi
     # dhclient with a script that changes nothing (-sf /bin/true): only the lease is checked.
-    bg dhclient 60 dhclient -1 -d -v -sf /bin/true -lf "$T/dhclient.leases" -pf "$T/dhclient.pid" tap0
+    nsbg dhclient 60 dhclient -1 -d -v -sf /bin/true -lf "$T/dhclient.leases" -pf "$T/dhclient.pid" tap0
     local cpid=$BGPID
-    if until_ok 40 grep_file "$T/dhclient.err" '^bound to '; then
+    if wait_until 40 grep_file "$T/dhclient.err" '^bound to '; then
         local addr
         addr=$(sed -n 's/^ *fixed-address \(.*\);/\1/p' "$T/dhclient.leases" | tail -n 1)
         if [[ "$addr" =~ ^192\.0\.2\.([0-9]+)$ ]] && ((BASH_REMATCH[1] >= 50 && BASH_REMATCH[1] <= 200)) &&
@@ -471,7 +396,7 @@ s_dhcp() {
     else
         fail dhcp-lease "dhclient got no lease: $(grep -E 'DHCP|bound' "$T/dhclient.err" | tail -n 3 | tr '\n' ' ')"
     fi
-    finish "$cpid" 1
+    wait_pid "$cpid" 1
     ns_del "$NS"
 }
 

@@ -33,20 +33,12 @@ cd "$(dirname "$0")/.."
 
 started=$(date +%s)
 
-loud() { printf '\n!!!!!!!! %s !!!!!!!!\n\n' "$*"; }
-
-skip_all() {
-    loud "SKIP interop: $*"
-    if [ "${CI:-}" = true ]; then
-        echo "interop: CI=true, so this is a failure" >&2
-        exit 1
-    fi
-    exit 0
-}
+# shellcheck source=scripts/lib/netns.sh
+. scripts/lib/netns.sh
 
 # --- prerequisites -------------------------------------------------------------------------
 
-[ "$(id -u)" = 0 ] || skip_all "needs root (network namespaces, TAP/TUN devices)"
+[ "$(id -u)" = 0 ] || skip_all interop "needs root (network namespaces, TAP/TUN devices)"
 
 tools=(ip tc ss dnsmasq radvd tshark socat ping python3 timeout cmp cargo)
 missing_tools() {
@@ -57,8 +49,8 @@ if [ -n "$(missing_tools)" ]; then
     echo "interop: missing $(missing_tools)- running scripts/setup.sh"
     ./scripts/setup.sh || true
 fi
-[ -z "$(missing_tools)" ] || skip_all "needs $(missing_tools)(scripts/setup.sh could not install them)"
-[ -c /dev/net/tun ] || skip_all "needs /dev/net/tun (kernel module tun)"
+[ -z "$(missing_tools)" ] || skip_all interop "needs $(missing_tools)(scripts/setup.sh could not install them)"
+[ -c /dev/net/tun ] || skip_all interop "needs /dev/net/tun (kernel module tun)"
 
 ALL_TESTS=(dhcp ping tcp listener udp slaac mcast netem tun bad)
 if [ $# -gt 0 ]; then
@@ -79,35 +71,11 @@ RESULTS="$T/results"
 BIN="$PWD/examples/std/target/release"
 NETPEER="$PWD/scripts/netpeer.py"
 
-# Stops every process in namespace $1 (by process id: only ours live there), bounded.
-ns_kill_all() {
-    local pids i
-    pids=$(ip netns pids "$1" 2>/dev/null | tr '\n' ' ')
-    [ -n "${pids// /}" ] || return 0
-    # shellcheck disable=SC2086
-    kill $pids 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-        [ -z "$(ip netns pids "$1" 2>/dev/null)" ] && return 0
-        sleep 0.1
-    done
-    pids=$(ip netns pids "$1" 2>/dev/null | tr '\n' ' ')
-    # shellcheck disable=SC2086
-    [ -z "${pids// /}" ] || kill -9 $pids 2>/dev/null
-}
-
-ns_del() {
-    ns_kill_all "$1"
-    ip netns del "$1" 2>/dev/null
-}
-
 netem_pid=
 cleanup() {
-    local ns
     # The background netem test first (our own subshell), then whatever runs in our namespaces.
     [ -z "$netem_pid" ] || kill "$netem_pid" 2>/dev/null
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX-"); do
-        ns_del "$ns"
-    done
+    ns_del_all
     if [ "${FNET_KEEP:-}" = 1 ] || grep -q '^FAIL' "$RESULTS" 2>/dev/null; then
         echo "interop: logs and captures kept in $T"
     else
@@ -120,10 +88,10 @@ trap 'echo "interop: interrupted"; exit 130' INT TERM
 # --- kernel features -----------------------------------------------------------------------
 
 probe="$PREFIX-probe"
-ip netns add "$probe" 2>/dev/null || skip_all "cannot create a network namespace"
+ip netns add "$probe" 2>/dev/null || skip_all interop "cannot create a network namespace"
 ip -n "$probe" link set lo up
 ip -n "$probe" tuntap add dev ptap0 mode tap 2>/dev/null ||
-    skip_all "the kernel cannot create TAP devices (module tun missing?)"
+    skip_all interop "the kernel cannot create TAP devices (module tun missing?)"
 HAVE_TUN=0 HAVE_IFB=0 HAVE_NETEM=0
 ip -n "$probe" tuntap add dev ptun0 mode tun 2>/dev/null && HAVE_TUN=1
 ip -n "$probe" link add pifb0 type ifb 2>/dev/null && HAVE_IFB=1
@@ -135,15 +103,6 @@ echo "interop: building the examples"
 timeout 3600 cargo build --release -q --manifest-path examples/std/Cargo.toml || { echo "FAIL build"; exit 1; }
 
 # --- helpers -------------------------------------------------------------------------------
-
-pass() { echo "PASS $1" | tee -a "$RESULTS"; }
-fail() {
-    local name=$1
-    shift
-    echo "FAIL $name: $*" | tee -a "$RESULTS"
-}
-# The last line of a log, for a failure reason.
-last() { tail -n 1 "$1" 2>/dev/null | tr -d '\r'; }
 
 # ns_new NAME: a fresh namespace in $NS, loopback up, no duplicate address detection.
 ns_new() {
@@ -165,22 +124,6 @@ tap_new() {
         ip -n "$NS" link set "$dev" up
 }
 
-# nsrun SECS CMD...: runs CMD in $NS for at most SECS.
-nsrun() {
-    local secs=$1
-    shift
-    ip netns exec "$NS" timeout -k 5 "$secs" "$@"
-}
-
-# nsbg NAME SECS CMD...: starts CMD in $NS in the background (at most SECS), output in
-# $T/NAME.out and $T/NAME.err; its process id in BGPID.
-nsbg() {
-    local name=$1 secs=$2
-    shift 2
-    ip netns exec "$NS" timeout -k 5 "$secs" "$@" >"$T/$name.out" 2>"$T/$name.err" </dev/null &
-    BGPID=$!
-}
-
 # fer NAME SECS PROGRAM ARGS...: runs a ferronet example in $NS (at most SECS), recording to
 # $T/NAME.pcap, output in $T/NAME.out and $T/NAME.err; returns its exit status.
 fer() {
@@ -197,57 +140,12 @@ ferbg() {
     nsbg "$name" "$secs" "$BIN/$prog" "$@" --pcap "$T/$name.pcap"
 }
 
-# wait_for FILE REGEX SECS [PID]: polls until a line of FILE matches REGEX (true), or SECS
-# pass or process PID ends without it (false).
-wait_for() {
-    local file=$1 re=$2 secs=$3 pid=${4:-} i
-    for ((i = 0; i < secs * 10; i++)); do
-        grep -qE -- "$re" "$file" 2>/dev/null && return 0
-        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-            grep -qE -- "$re" "$file" 2>/dev/null
-            return
-        fi
-        sleep 0.1
-    done
-    return 1
-}
-
-# wait_until SECS CMD...: polls CMD until it succeeds (true) or SECS pass (false).
-wait_until() {
-    local secs=$1 i
-    shift
-    for ((i = 0; i < secs * 10; i++)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# wait_pid PID SECS: waits for background process PID; returns its exit status, or stops it
-# and returns 124 after SECS.
-wait_pid() {
-    local pid=$1 secs=$2 i
-    for ((i = 0; i < secs * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        return 124
-    fi
-    wait "$pid"
-}
-
 # stop PID: ends a background server (SIGTERM) and reaps it.
 stop() {
     kill "$1" 2>/dev/null
     wait_pid "$1" 10 >/dev/null 2>&1
     return 0
 }
-
-tcp_listening() { [ -n "$(ip netns exec "$NS" ss -Hltn "sport = :$1")" ]; }
-udp_listening() { [ -n "$(ip netns exec "$NS" ss -Hlun "sport = :$1")" ]; }
 
 # socat_echo: a Linux TCP echo server on port 7 (IPv4 and IPv6) in $NS; process id in ECHOPID.
 socat_echo() {

@@ -49,53 +49,21 @@ for t in ip python3 timeout cargo; do
     command -v $t >/dev/null || { echo "throughput: needs $t" >&2; exit 1; }
 done
 
+# shellcheck source=scripts/lib/netns.sh
+. scripts/lib/netns.sh
 PREFIX="fnet-$$"
 T=$(mktemp -d /tmp/fnet-throughput.XXXXXX)
 # The examples are a workspace of their own (examples/std/Cargo.toml says why).
 BIN="$PWD/examples/std/target/release"
 NETPEER="$PWD/scripts/netpeer.py"
 
-ns_del() {
-    local pids i
-    pids=$(ip netns pids "$1" 2>/dev/null | tr '\n' ' ')
-    # shellcheck disable=SC2086
-    [ -z "${pids// /}" ] || kill $pids 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-        [ -z "$(ip netns pids "$1" 2>/dev/null)" ] && break
-        sleep 0.1
-    done
-    pids=$(ip netns pids "$1" 2>/dev/null | tr '\n' ' ')
-    # shellcheck disable=SC2086
-    [ -z "${pids// /}" ] || kill -9 $pids 2>/dev/null
-    ip netns del "$1" 2>/dev/null
-}
 cleanup() {
-    local ns
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX-"); do ns_del "$ns"; done
+    ns_del_all
     rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for FILE REGEX SECS: polls until a line of FILE matches (true) or SECS pass (false).
-wait_for() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -qE -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-# wait_pid PID SECS: waits for PID, stopping it after SECS.
-wait_pid() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-}
 # median of the numbers on stdin.
 median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else print a[int((NR + 1) / 2)]}'; }
 # The MB/s figures in a file, one per line.
