@@ -24,6 +24,8 @@ pub mod icmp;
 mod ingress;
 #[cfg(any(feature = "medium-ethernet", feature = "tcp-listener"))]
 mod inject;
+#[cfg(feature = "dns")]
+mod ip_literal;
 #[cfg(feature = "mdns-responder")]
 pub mod mdns_responder;
 mod mtu;
