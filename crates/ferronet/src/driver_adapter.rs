@@ -251,15 +251,14 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
                 warn!("router advertisement with a prefix length over 128: option ignored");
             }
             trace_frame("rx", buf);
-            if self.filter.rejects(buf) {
+            let headers = crate::ingress::Headers::parse(self.filter.framing(), buf);
+            if self.filter.rejects(&headers) {
                 debug!("dropped a packet from an impossible source address");
                 // smoltcp discards an empty frame as malformed.
                 return f(&[]);
             }
             #[cfg(feature = "tcp")]
-            if let Some(ip) = self.filter.framing().ip_packet(buf)
-                && self.rst.rejects(ip)
-            {
+            if self.rst.rejects(&headers) {
                 debug!("dropped an RST whose sequence number is not the one expected");
                 return f(&[]);
             }
@@ -309,9 +308,7 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
                 g.on_transmit(buf);
             }
             #[cfg(feature = "tcp")]
-            if let Some(ip) = framing.ip_packet(buf) {
-                rst.on_transmit(ip);
-            }
+            rst.on_transmit(&crate::ingress::Headers::parse(framing, buf));
             #[cfg(feature = "proto-ipv4-fragmentation")]
             frag.sent(buf, gated);
             r
