@@ -52,17 +52,17 @@ impl Framing {
 #[derive(Clone, Copy)]
 #[cfg_attr(not(feature = "tcp"), allow(dead_code))] // the RST guard reads every field
 pub(crate) struct Headers<'a> {
-    /// The IP version (4 or 6); 0 if the frame holds no IP packet the framing lets us check.
+    /// The IP version (4 or 6); 0 if the frame holds no IP packet the framing lets us check,
+    /// or one whose IP header is cut short or claims fewer than 20 bytes (smoltcp drops those
+    /// as malformed).
     pub(crate) version: u8,
     /// The IP protocol (IPv6: the first next header, so an extension header is not looked
-    /// through); 0 if the IP header is not whole.
+    /// through).
     pub(crate) protocol: u8,
-    /// The source and destination addresses (4 or 16 bytes each), empty if the packet is too
-    /// short to hold them.
+    /// The source and destination addresses (4 or 16 bytes each).
     pub(crate) src: &'a [u8],
     pub(crate) dst: &'a [u8],
-    /// From the transport header to the end of the frame; empty if the IP header is not whole
-    /// (or claims fewer than 20 bytes).
+    /// From the transport header to the end of the frame.
     pub(crate) transport: &'a [u8],
 }
 
@@ -71,27 +71,35 @@ impl<'a> Headers<'a> {
     #[inline]
     pub(crate) fn parse(framing: Framing, frame: &'a [u8]) -> Self {
         let ip = framing.ip_packet(frame).unwrap_or(&[]);
-        let Some(&first) = ip.first() else {
-            return Self::NONE;
-        };
-        // (offset of the protocol field, of the source address, address length, header length)
-        let (proto_at, src_at, len, header) = match first >> 4 {
+        // A packet whose IP header is cut short (or, IPv4, claims fewer than 20 bytes) is
+        // smoltcp's to drop as malformed.
+        match ip.first().map(|b| b >> 4) {
             #[cfg(feature = "proto-ipv4")]
-            4 => (9, 12, 4, usize::from(first & 0x0f) * 4),
+            Some(4) => {
+                let header = usize::from(ip[0] & 0x0f) * 4;
+                match (ip.get(..20), ip.get(header..)) {
+                    (Some(h), Some(transport)) if header >= 20 => Self {
+                        version: 4,
+                        protocol: h[9],
+                        src: &h[12..16],
+                        dst: &h[16..20],
+                        transport,
+                    },
+                    _ => Self::NONE,
+                }
+            }
             #[cfg(feature = "proto-ipv6")]
-            6 => (6, 8, 16, 40),
-            _ => return Self::NONE,
-        };
-        let (protocol, transport) = match ip.get(header..) {
-            Some(t) if header >= 20 => (ip.get(proto_at).copied().unwrap_or(0), t),
-            _ => (0, &[][..]),
-        };
-        Self {
-            version: first >> 4,
-            protocol,
-            src: ip.get(src_at..src_at + len).unwrap_or(&[]),
-            dst: ip.get(src_at + len..src_at + 2 * len).unwrap_or(&[]),
-            transport,
+            Some(6) => match (ip.get(..40), ip.get(40..)) {
+                (Some(h), Some(transport)) => Self {
+                    version: 6,
+                    protocol: h[6],
+                    src: &h[8..24],
+                    dst: &h[24..40],
+                    transport,
+                },
+                _ => Self::NONE,
+            },
+            _ => Self::NONE,
         }
     }
 
@@ -271,6 +279,35 @@ mod tests {
             &f,
             &v6(Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1))
         ));
+    }
+
+    #[test]
+    fn headers_are_found_and_cut_short_ones_left_to_smoltcp() {
+        let p = v4([198, 51, 100, 7], 6, 80);
+        let h = Headers::parse(Framing::Ip, &p);
+        assert_eq!((h.version, h.protocol), (4, 6));
+        assert_eq!(
+            (h.src, h.dst),
+            (&[198, 51, 100, 7][..], &[192, 0, 2, 2][..])
+        );
+        assert_eq!(h.transport, &p[20..]);
+        let mut opts = v4([198, 51, 100, 7], 17, 67);
+        opts[0] = 0x46;
+        assert_eq!(Headers::parse(Framing::Ip, &opts).transport, &opts[24..]);
+        let q = v6(Ipv6Address::LOCALHOST);
+        let h = Headers::parse(Framing::Ip, &q);
+        assert_eq!(
+            (h.version, h.src),
+            (6, &Ipv6Address::LOCALHOST.octets()[..])
+        );
+        assert!(h.transport.is_empty());
+        // An IPv4 header claiming 16 bytes, or cut short: not looked at.
+        let mut bad = v4([127, 0, 0, 1], 17, 7);
+        bad[0] = 0x44;
+        for short in [&bad[..], &p[..19], &q[..39]] {
+            assert_eq!(Headers::parse(Framing::Ip, short).version, 0);
+            assert!(!rejects(&filter(Framing::Ip), short));
+        }
     }
 
     #[test]
