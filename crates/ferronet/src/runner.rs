@@ -415,10 +415,6 @@ impl<'d, D: Driver> Runner<'d, D> {
         let filter = SourceFilter::new(framing, iface.ip_addrs());
         #[cfg(feature = "tcp-listener")]
         listeners.set_now(instant_from_smoltcp(ts));
-        #[cfg(feature = "medium-ethernet")]
-        if neighbor_guard.has_given_up() {
-            crate::neighbor_guard::answer_given_up(neighbor_guard, iface, sockets, ts);
-        }
         let mut dev = DriverAdapter {
             cx,
             inner: &mut self.driver,
@@ -437,14 +433,19 @@ impl<'d, D: Driver> Runner<'d, D> {
                 ip_offset,
                 ..self.frag
             },
+            injected: None,
         };
+        #[cfg(feature = "medium-ethernet")]
+        if neighbor_guard.has_given_up() {
+            crate::neighbor_guard::answer_given_up(neighbor_guard, iface, sockets, ts, &mut dev);
+        }
 
         iface.poll_maintenance(ts);
 
         let mut res = IoResult::default();
         let mut rx_done = false;
         for _ in 0..RX_BUDGET {
-            match iface.poll_ingress_single(ts, &mut dev, sockets) {
+            match dev.ingress(iface, ts, sockets) {
                 PollIngressSingleResult::None => {
                     rx_done = true;
                     break;
