@@ -5,9 +5,9 @@
 //! waker, and records what happened (frames in and out, transmit queue exhausted) in
 //! [`Counters`](crate::Counters).
 //!
-//! It also hands smoltcp frames the stack made up itself ([`DriverAdapter::injecting`]), with
-//! the same device and token types as the driver's frames: smoltcp's receive and transmit code
-//! is generic over them and would otherwise be built twice (about 0.7 KB on Cortex-M).
+//! It also hands smoltcp frames the stack made up itself ([`DriverAdapter::made_up`]), through
+//! a device whose transmit token has the driver adapter's type: smoltcp's transmit code is
+//! generic over the token type and would otherwise be built twice (about 0.7 KB on Cortex-M).
 
 use core::task::Context;
 
@@ -19,6 +19,24 @@ use crate::ingress::SourceFilter;
 #[cfg(feature = "medium-ethernet")]
 use crate::neighbor_guard::NeighborGuard;
 use crate::stats::CounterStore;
+
+/// The transmit token adapter for a driver token (`Option`: `None` sends nothing) handed out
+/// by the adapter `$dev`; `$gated`: the token came through the fragment gate. A macro, not a
+/// method: the driver's token still borrows `$dev.inner`.
+macro_rules! tx_token_adapter {
+    ($dev:expr, $token:expr, $gated:expr) => {
+        TxTokenAdapter {
+            token: $token,
+            counters: &mut *$dev.counters,
+            #[cfg(feature = "medium-ethernet")]
+            guard: $dev.guard,
+            #[cfg(feature = "tcp")]
+            rst: ($dev.filter.framing(), $dev.rst),
+            #[cfg(feature = "proto-ipv4-fragmentation")]
+            frag: (&mut $dev.frag, $gated),
+        }
+    };
+}
 
 pub(crate) struct DriverAdapter<'d, 'c, T: Driver> {
     pub cx: &'d mut Context<'c>,
@@ -42,48 +60,63 @@ pub(crate) struct DriverAdapter<'d, 'c, T: Driver> {
     /// IPv4 fragments still to be sent, and the transmit token of the current egress pass.
     #[cfg(feature = "proto-ipv4-fragmentation")]
     pub frag: FragGate,
-    /// A frame made up by the stack, handed out by the next `receive` instead of the driver's
-    /// (see [`DriverAdapter::injecting`]).
-    pub injected: Option<&'d [u8]>,
 }
 
 impl<'d, 'c, T: Driver> DriverAdapter<'d, 'c, T> {
-    /// smoltcp's `poll_ingress_single` on this adapter. The runner's receive loop and the
-    /// made-up frames share this one call, so that smoltcp's receive path stays inlined in
-    /// one place (with a second caller, LLVM calls it out of line from both, which costs the
-    /// runner's loop about 2 % more instructions per UDP round trip on x86-64).
-    #[inline(never)]
-    pub(crate) fn ingress(
-        &mut self,
-        iface: &mut smoltcp::iface::Interface,
-        timestamp: Instant,
-        sockets: &mut smoltcp::iface::SocketSet<'_>,
-    ) -> smoltcp::iface::PollIngressSingleResult {
-        iface.poll_ingress_single(timestamp, self, sockets)
+    /// A device that hands smoltcp `frame`, made up by the stack (`neighbor_guard`'s answers),
+    /// once, without the checks and counters of received frames. Its transmit token has this
+    /// adapter's type, so that smoltcp's transmit code is built once; what smoltcp writes into
+    /// it goes nowhere (see [`sink`]).
+    #[cfg(feature = "medium-ethernet")]
+    pub(crate) fn made_up<'x>(&'x mut self, frame: &'x [u8]) -> MadeUp<'x, 'd, 'c, T> {
+        MadeUp {
+            frame: Some(frame),
+            dev: self,
+        }
+    }
+}
+
+/// See [`DriverAdapter::made_up`].
+#[cfg(feature = "medium-ethernet")]
+pub(crate) struct MadeUp<'x, 'd, 'c, T: Driver> {
+    frame: Option<&'x [u8]>,
+    dev: &'x mut DriverAdapter<'d, 'c, T>,
+}
+
+#[cfg(feature = "medium-ethernet")]
+impl<T: Driver> phy::Device for MadeUp<'_, '_, '_, T> {
+    type RxToken<'a>
+        = MadeUpRx<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = TxTokenAdapter<'a, T::TxToken<'a>>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let frame = self.frame.take()?;
+        let dev = &mut *self.dev;
+        Some((MadeUpRx(frame), tx_token_adapter!(dev, None, false)))
     }
 
-    /// The same adapter, borrowed, whose next `receive` hands smoltcp `frame` (a frame made up
-    /// by the stack, such as `neighbor_guard`'s answers) instead of a frame from the driver:
-    /// without the checks and counters of received frames, and with a transmit token that
-    /// sends nothing (what smoltcp writes into it goes nowhere, see [`sink`]).
-    #[cfg(feature = "medium-ethernet")]
-    pub(crate) fn injecting<'x>(&'x mut self, frame: &'x [u8]) -> DriverAdapter<'x, 'c, T> {
-        DriverAdapter {
-            cx: &mut *self.cx,
-            inner: &mut *self.inner,
-            counters: &mut *self.counters,
-            tx_exhausted: false,
-            rx_seen: false,
-            filter: self.filter,
-            guard: self.guard,
-            #[cfg(feature = "tcp-listener")]
-            listeners: self.listeners,
-            #[cfg(feature = "tcp")]
-            rst: self.rst,
-            #[cfg(feature = "proto-ipv4-fragmentation")]
-            frag: self.frag,
-            injected: Some(frame),
-        }
+    fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        None
+    }
+
+    fn capabilities(&self) -> phy::DeviceCapabilities {
+        device_capabilities(self.dev.inner)
+    }
+}
+
+/// The receive token of a made-up frame.
+#[cfg(feature = "medium-ethernet")]
+pub(crate) struct MadeUpRx<'a>(&'a [u8]);
+
+#[cfg(feature = "medium-ethernet")]
+impl phy::RxToken for MadeUpRx<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.0)
     }
 }
 
@@ -178,15 +211,9 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
         Self: 'a;
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let (rx, tx) = match self.injected.take() {
-            Some(frame) => (Source::Injected(frame), None),
-            None => {
-                let (rx, tx) = self.inner.receive(self.cx)?;
-                self.rx_seen = true;
-                self.counters.rx_frame();
-                (Source::Driver(rx), Some(tx))
-            }
-        };
+        let (rx, tx) = self.inner.receive(self.cx)?;
+        self.rx_seen = true;
+        self.counters.rx_frame();
         Some((
             RxTokenAdapter {
                 token: rx,
@@ -198,16 +225,7 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
                 #[cfg(feature = "tcp")]
                 rst: self.rst,
             },
-            TxTokenAdapter {
-                token: tx,
-                counters: &mut *self.counters,
-                #[cfg(feature = "medium-ethernet")]
-                guard: self.guard,
-                #[cfg(feature = "tcp")]
-                rst: (self.filter.framing(), self.rst),
-                #[cfg(feature = "proto-ipv4-fragmentation")]
-                frag: (&mut self.frag, false),
-            },
+            tx_token_adapter!(self, Some(tx), false),
         ))
     }
 
@@ -217,16 +235,7 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
             return None;
         }
         match self.inner.transmit(self.cx) {
-            Some(token) => Some(TxTokenAdapter {
-                token: Some(token),
-                counters: &mut *self.counters,
-                #[cfg(feature = "medium-ethernet")]
-                guard: self.guard,
-                #[cfg(feature = "tcp")]
-                rst: (self.filter.framing(), self.rst),
-                #[cfg(feature = "proto-ipv4-fragmentation")]
-                frag: (&mut self.frag, true),
-            }),
+            Some(token) => Some(tx_token_adapter!(self, Some(token), true)),
             None => {
                 self.tx_exhausted = true;
                 self.counters.tx_queue_full();
@@ -280,16 +289,8 @@ pub(crate) fn smoltcp_capabilities(caps: Capabilities, medium: Medium) -> phy::D
     smolcaps
 }
 
-/// Where a received frame comes from.
-pub(crate) enum Source<'a, T> {
-    /// The driver.
-    Driver(T),
-    /// The stack itself (see [`DriverAdapter::injecting`]).
-    Injected(&'a [u8]),
-}
-
 pub(crate) struct RxTokenAdapter<'a, T: RxToken> {
-    token: Source<'a, T>,
+    token: T,
     filter: &'a SourceFilter,
     #[cfg(feature = "medium-ethernet")]
     guard: Option<&'a NeighborGuard>,
@@ -304,11 +305,7 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
     where
         F: FnOnce(&[u8]) -> R,
     {
-        let token = match self.token {
-            Source::Driver(token) => token,
-            Source::Injected(frame) => return f(frame),
-        };
-        token.consume(|buf| {
+        self.token.consume(|buf| {
             #[cfg(all(feature = "slaac", feature = "medium-ethernet"))]
             if self.filter.framing() == crate::ingress::Framing::Ethernet
                 && crate::ra_guard::neutralize(buf)
@@ -342,7 +339,7 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
 }
 
 pub(crate) struct TxTokenAdapter<'a, T: TxToken> {
-    /// `None`: the token handed out with an injected frame, which sends nothing.
+    /// `None`: the token handed out with a made-up frame, which sends nothing.
     token: Option<T>,
     counters: &'a mut CounterStore,
     #[cfg(feature = "medium-ethernet")]

@@ -3,8 +3,8 @@
 //!
 //! Used for the SYNs a `tcp::TcpListener` held back until a socket takes them and for the
 //! neighbor entries the DHCP server fills. The runner's own made-up neighbor answers go
-//! through `DriverAdapter::injecting` instead, which shares smoltcp's code for the driver's
-//! device type; `driver_adapter::sink` serves both.
+//! through `DriverAdapter::made_up` instead, whose transmit token shares smoltcp's code with
+//! the driver's; `driver_adapter::sink` serves both.
 
 use smoltcp::phy::{self, Medium};
 

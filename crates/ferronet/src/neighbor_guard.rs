@@ -217,7 +217,7 @@ pub(crate) fn answer_frame(
 }
 
 /// Hand smoltcp a made-up answer for every address `guard` gave up on (see the module docs),
-/// through the runner's device adapter (see `DriverAdapter::injecting`).
+/// through the runner's device adapter (see `DriverAdapter::made_up`).
 #[cold]
 pub(crate) fn answer_given_up<D: embassy_net_driver::Driver>(
     guard: &NeighborGuard,
@@ -245,7 +245,7 @@ pub(crate) fn answer_given_up<D: embassy_net_driver::Driver>(
             // ingress as the interface's clock only until the next poll, which passes `ts`
             // again; an ARP reply or advertisement touches no socket.
             let dated = ts - (ENTRY_LIFETIME - HOLD);
-            let _ = dev.injecting(&buf[..n]).ingress(iface, dated, sockets);
+            let _ = iface.poll_ingress_single(dated, &mut dev.made_up(&buf[..n]), sockets);
         }
     }
 }

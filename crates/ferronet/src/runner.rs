@@ -433,7 +433,6 @@ impl<'d, D: Driver> Runner<'d, D> {
                 ip_offset,
                 ..self.frag
             },
-            injected: None,
         };
         #[cfg(feature = "medium-ethernet")]
         if neighbor_guard.has_given_up() {
@@ -445,7 +444,7 @@ impl<'d, D: Driver> Runner<'d, D> {
         let mut res = IoResult::default();
         let mut rx_done = false;
         for _ in 0..RX_BUDGET {
-            match dev.ingress(iface, ts, sockets) {
+            match iface.poll_ingress_single(ts, &mut dev, sockets) {
                 PollIngressSingleResult::None => {
                     rx_done = true;
                     break;
