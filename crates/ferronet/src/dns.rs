@@ -106,9 +106,9 @@ impl<'d> Stack<'d> {
 fn literal(name: &str, qtype: DnsQueryType) -> Option<Addrs> {
     let ip = match qtype {
         #[cfg(feature = "proto-ipv4")]
-        DnsQueryType::A => IpAddress::Ipv4(name.parse::<core::net::Ipv4Addr>().ok()?),
+        DnsQueryType::A => IpAddress::Ipv4(crate::ip_literal::ipv4(name)?),
         #[cfg(feature = "proto-ipv6")]
-        DnsQueryType::Aaaa => IpAddress::Ipv6(name.parse::<core::net::Ipv6Addr>().ok()?),
+        DnsQueryType::Aaaa => IpAddress::Ipv6(crate::ip_literal::ipv6(name)?),
         _ => return None,
     };
     let mut v = Vec::new();

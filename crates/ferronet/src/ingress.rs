@@ -13,6 +13,10 @@
 //! - IPv6: loopback ::1 and one of the interface's own addresses.
 //!
 //! 6LoWPAN frames (IEEE 802.15.4 medium) are compressed and not checked.
+//!
+//! [`Headers`]: where the IP header, its addresses and the transport header of a frame are,
+//! found once per frame and handed to each check that looks at them (this filter, the RST
+//! guard), instead of each finding them again.
 
 use smoltcp::wire::IpCidr;
 
@@ -40,6 +44,79 @@ impl Framing {
             Framing::Ip => Some(frame),
             Framing::Unchecked => None,
         }
+    }
+}
+
+/// Where the parts of an IP packet that the runner's checks look at are in a frame. Only the
+/// lengths are checked: these are the bytes as received, which smoltcp validates later.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "tcp"), allow(dead_code))] // the RST guard reads every field
+pub(crate) struct Headers<'a> {
+    /// The IP version (4 or 6); 0 if the frame holds no IP packet the framing lets us check,
+    /// or one whose IP header is cut short or claims fewer than 20 bytes (smoltcp drops those
+    /// as malformed).
+    pub(crate) version: u8,
+    /// The IP protocol (IPv6: the first next header, so an extension header is not looked
+    /// through).
+    pub(crate) protocol: u8,
+    /// The source and destination addresses (4 or 16 bytes each).
+    pub(crate) src: &'a [u8],
+    pub(crate) dst: &'a [u8],
+    /// From the transport header to the end of the frame.
+    pub(crate) transport: &'a [u8],
+}
+
+impl<'a> Headers<'a> {
+    /// Find the headers of the IP packet in `frame`.
+    #[inline]
+    pub(crate) fn parse(framing: Framing, frame: &'a [u8]) -> Self {
+        let ip = framing.ip_packet(frame).unwrap_or(&[]);
+        // A packet whose IP header is cut short (or, IPv4, claims fewer than 20 bytes) is
+        // smoltcp's to drop as malformed.
+        match ip.first().map(|b| b >> 4) {
+            #[cfg(feature = "proto-ipv4")]
+            Some(4) => {
+                let header = usize::from(ip[0] & 0x0f) * 4;
+                match (ip.get(..20), ip.get(header..)) {
+                    (Some(h), Some(transport)) if header >= 20 => Self {
+                        version: 4,
+                        protocol: h[9],
+                        src: &h[12..16],
+                        dst: &h[16..20],
+                        transport,
+                    },
+                    _ => Self::NONE,
+                }
+            }
+            #[cfg(feature = "proto-ipv6")]
+            Some(6) => match (ip.get(..40), ip.get(40..)) {
+                (Some(h), Some(transport)) => Self {
+                    version: 6,
+                    protocol: h[6],
+                    src: &h[8..24],
+                    dst: &h[24..40],
+                    transport,
+                },
+                _ => Self::NONE,
+            },
+            _ => Self::NONE,
+        }
+    }
+
+    /// No IP packet.
+    const NONE: Self = Self {
+        version: 0,
+        protocol: 0,
+        src: &[],
+        dst: &[],
+        transport: &[],
+    };
+
+    /// The TCP segment, if the packet carries one.
+    #[cfg(feature = "tcp")]
+    #[inline]
+    pub(crate) fn tcp(&self) -> Option<&'a [u8]> {
+        (self.protocol == 6).then_some(self.transport)
     }
 }
 
@@ -72,28 +149,23 @@ impl SourceFilter {
         self.own.iter().any(|c| c.address() == *addr)
     }
 
-    /// Whether the packet in `frame` comes from an address no host can have.
-    pub(crate) fn rejects(&self, frame: &[u8]) -> bool {
-        let Some(ip) = self.framing.ip_packet(frame) else {
-            return false;
-        };
-        match ip.first().map(|b| b >> 4) {
+    /// Whether the packet comes from an address no host can have.
+    pub(crate) fn rejects(&self, h: &Headers<'_>) -> bool {
+        match (h.version, h.src) {
             #[cfg(feature = "proto-ipv4")]
-            Some(4) => self.rejects_v4(ip),
+            (4, &[a, b, c, d]) => self.rejects_v4(smoltcp::wire::Ipv4Address::new(a, b, c, d), h),
             #[cfg(feature = "proto-ipv6")]
-            Some(6) => self.rejects_v6(ip),
+            (6, src) => <[u8; 16]>::try_from(src)
+                .is_ok_and(|src| self.rejects_v6(smoltcp::wire::Ipv6Address::from(src))),
             _ => false,
         }
     }
 
     #[cfg(feature = "proto-ipv4")]
-    fn rejects_v4(&self, ip: &[u8]) -> bool {
-        let Some(src) = ip.get(12..16) else {
-            return false;
-        };
-        let src = smoltcp::wire::Ipv4Address::new(src[0], src[1], src[2], src[3]);
+    fn rejects_v4(&self, src: smoltcp::wire::Ipv4Address, h: &Headers<'_>) -> bool {
         if src.is_unspecified() {
-            return !is_udp_to_dhcp_server(ip);
+            // A UDP datagram to a DHCP server's port 67.
+            return !(h.protocol == 17 && h.transport.get(2..4) == Some(&[0, 67][..]));
         }
         if src.is_loopback() {
             return true;
@@ -108,11 +180,7 @@ impl SourceFilter {
     }
 
     #[cfg(feature = "proto-ipv6")]
-    fn rejects_v6(&self, ip: &[u8]) -> bool {
-        let Some(src) = ip.get(8..24).and_then(|s| <[u8; 16]>::try_from(s).ok()) else {
-            return false;
-        };
-        let src = smoltcp::wire::Ipv6Address::from(src);
+    fn rejects_v6(&self, src: smoltcp::wire::Ipv6Address) -> bool {
         src.is_loopback()
             || self.own.iter().any(|cidr| match cidr {
                 IpCidr::Ipv6(c) => c.address() == src,
@@ -120,13 +188,6 @@ impl SourceFilter {
                 _ => false,
             })
     }
-}
-
-/// An IPv4 UDP datagram to port 67 (a DHCP server's), whose source may be unspecified.
-#[cfg(feature = "proto-ipv4")]
-fn is_udp_to_dhcp_server(ip: &[u8]) -> bool {
-    let header_len = usize::from(ip[0] & 0x0f) * 4;
-    ip.get(9) == Some(&17) && ip.get(header_len + 2..header_len + 4) == Some(&[0, 67][..])
 }
 
 #[cfg(all(test, feature = "proto-ipv4", feature = "proto-ipv6"))]
@@ -147,6 +208,10 @@ mod tests {
                 )),
             ],
         )
+    }
+
+    fn rejects(f: &SourceFilter, frame: &[u8]) -> bool {
+        f.rejects(&Headers::parse(f.framing(), frame))
     }
 
     fn v4(src: [u8; 4], proto: u8, dst_port: u16) -> Vec<u8> {
@@ -183,7 +248,7 @@ mod tests {
             [192, 0, 2, 2],
             [192, 0, 2, 0],
         ] {
-            assert!(f.rejects(&v4(src, 17, 7)), "{src:?}");
+            assert!(rejects(&f, &v4(src, 17, 7)), "{src:?}");
         }
         for src in [
             [192, 0, 2, 1],
@@ -191,32 +256,82 @@ mod tests {
             [198, 51, 100, 7],
             [10, 0, 0, 0],
         ] {
-            assert!(!f.rejects(&v4(src, 17, 7)), "{src:?}");
+            assert!(!rejects(&f, &v4(src, 17, 7)), "{src:?}");
         }
         // A DHCP client without an address may talk to a server.
-        assert!(!f.rejects(&v4([0, 0, 0, 0], 17, 67)));
-        assert!(f.rejects(&v4([0, 0, 0, 0], 6, 67)));
+        assert!(!rejects(&f, &v4([0, 0, 0, 0], 17, 67)));
+        assert!(rejects(&f, &v4([0, 0, 0, 0], 6, 67)));
     }
 
     #[test]
     fn impossible_ipv6_sources_are_rejected() {
         let f = filter(Framing::Ip);
-        assert!(f.rejects(&v6(Ipv6Address::LOCALHOST)));
-        assert!(f.rejects(&v6(Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2))));
-        assert!(!f.rejects(&v6(Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 3))));
-        assert!(!f.rejects(&v6(Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1))));
+        assert!(rejects(&f, &v6(Ipv6Address::LOCALHOST)));
+        assert!(rejects(
+            &f,
+            &v6(Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2))
+        ));
+        assert!(!rejects(
+            &f,
+            &v6(Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 3))
+        ));
+        assert!(!rejects(
+            &f,
+            &v6(Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1))
+        ));
+    }
+
+    #[test]
+    fn headers_are_found_and_cut_short_ones_left_to_smoltcp() {
+        let p = v4([198, 51, 100, 7], 6, 80);
+        let h = Headers::parse(Framing::Ip, &p);
+        assert_eq!((h.version, h.protocol), (4, 6));
+        assert_eq!(
+            (h.src, h.dst),
+            (&[198, 51, 100, 7][..], &[192, 0, 2, 2][..])
+        );
+        assert_eq!(h.transport, &p[20..]);
+        let mut opts = v4([198, 51, 100, 7], 17, 67);
+        opts[0] = 0x46;
+        assert_eq!(Headers::parse(Framing::Ip, &opts).transport, &opts[24..]);
+        let q = v6(Ipv6Address::LOCALHOST);
+        let h = Headers::parse(Framing::Ip, &q);
+        assert_eq!(
+            (h.version, h.src),
+            (6, &Ipv6Address::LOCALHOST.octets()[..])
+        );
+        assert!(h.transport.is_empty());
+        // An IPv4 header claiming 16 bytes, or cut short: not looked at.
+        let mut bad = v4([127, 0, 0, 1], 17, 7);
+        bad[0] = 0x44;
+        for short in [&bad[..], &p[..19], &q[..39]] {
+            assert_eq!(Headers::parse(Framing::Ip, short).version, 0);
+            assert!(!rejects(&filter(Framing::Ip), short));
+        }
     }
 
     #[test]
     fn ethernet_framing_and_short_or_other_frames() {
         let f = filter(Framing::Ethernet);
-        assert!(f.rejects(&ethernet(&v4([127, 0, 0, 1], 17, 7), [0x08, 0x00])));
-        assert!(f.rejects(&ethernet(&v6(Ipv6Address::LOCALHOST), [0x86, 0xdd])));
+        assert!(rejects(
+            &f,
+            &ethernet(&v4([127, 0, 0, 1], 17, 7), [0x08, 0x00])
+        ));
+        assert!(rejects(
+            &f,
+            &ethernet(&v6(Ipv6Address::LOCALHOST), [0x86, 0xdd])
+        ));
         // ARP, truncated and empty frames are smoltcp's to judge.
-        assert!(!f.rejects(&ethernet(&v4([127, 0, 0, 1], 17, 7), [0x08, 0x06])));
-        assert!(!f.rejects(&ethernet(&[0x45, 0, 0], [0x08, 0x00])));
-        assert!(!f.rejects(&[]));
-        assert!(!filter(Framing::Ip).rejects(&[0x45]));
-        assert!(!filter(Framing::Unchecked).rejects(&v4([127, 0, 0, 1], 17, 7)));
+        assert!(!rejects(
+            &f,
+            &ethernet(&v4([127, 0, 0, 1], 17, 7), [0x08, 0x06])
+        ));
+        assert!(!rejects(&f, &ethernet(&[0x45, 0, 0], [0x08, 0x00])));
+        assert!(!rejects(&f, &[]));
+        assert!(!rejects(&filter(Framing::Ip), &[0x45]));
+        assert!(!rejects(
+            &filter(Framing::Unchecked),
+            &v4([127, 0, 0, 1], 17, 7)
+        ));
     }
 }

@@ -1,14 +1,12 @@
 //! Handing smoltcp one frame that did not come from the driver: a [`phy::Device`] that
 //! delivers that frame once and sends nothing.
 //!
-//! Used for the neighbor answers made up by `neighbor_guard` and for the SYNs a
-//! `tcp::TcpListener` held back until a socket takes them.
+//! Used for the SYNs a `tcp::TcpListener` held back until a socket takes them and for the
+//! neighbor entries the DHCP server fills. The runner's own made-up neighbor answers go
+//! through `DriverAdapter::made_up` instead, whose transmit token shares smoltcp's code with
+//! the driver's; `driver_adapter::sink` serves both.
 
 use smoltcp::phy::{self, Medium};
-
-/// Bytes smoltcp may write into the transmit token handed out with the frame: enough for a
-/// TCP RST or an ICMP error about a small packet. What is written there goes nowhere.
-const SINK_LEN: usize = 128;
 
 /// A device that delivers one frame and sends nothing.
 pub(crate) struct Injected<'f> {
@@ -51,7 +49,7 @@ impl phy::Device for Injected<'_> {
     fn capabilities(&self) -> phy::DeviceCapabilities {
         let mut caps = phy::DeviceCapabilities::default();
         caps.medium = self.medium;
-        caps.max_transmission_unit = SINK_LEN;
+        caps.max_transmission_unit = crate::driver_adapter::SINK_LEN;
         caps
     }
 }
@@ -71,7 +69,6 @@ pub(crate) struct Sink;
 
 impl phy::TxToken for Sink {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = [0u8; SINK_LEN];
-        f(&mut buf[..len.min(SINK_LEN)])
+        crate::driver_adapter::sink(len, f)
     }
 }

@@ -22,8 +22,10 @@ mod driver_adapter;
 #[cfg(feature = "icmp")]
 pub mod icmp;
 mod ingress;
-#[cfg(any(feature = "medium-ethernet", feature = "tcp-listener"))]
+#[cfg(any(feature = "tcp-listener", feature = "dhcpv4-server"))]
 mod inject;
+#[cfg(feature = "dns")]
+mod ip_literal;
 #[cfg(feature = "mdns-responder")]
 pub mod mdns_responder;
 mod mtu;

@@ -216,13 +216,15 @@ pub(crate) fn answer_frame(
     }
 }
 
-/// Hand smoltcp a made-up answer for every address `guard` gave up on (see the module docs).
+/// Hand smoltcp a made-up answer for every address `guard` gave up on (see the module docs),
+/// through the runner's device adapter (see `DriverAdapter::made_up`).
 #[cold]
-pub(crate) fn answer_given_up(
+pub(crate) fn answer_given_up<D: embassy_net_driver::Driver>(
     guard: &NeighborGuard,
     iface: &mut smoltcp::iface::Interface,
     sockets: &mut smoltcp::iface::SocketSet<'_>,
     ts: smoltcp::time::Instant,
+    dev: &mut crate::driver_adapter::DriverAdapter<'_, '_, D>,
 ) {
     while let Some(addr) = guard.take_given_up() {
         #[allow(irrefutable_let_patterns)]
@@ -243,8 +245,7 @@ pub(crate) fn answer_given_up(
             // ingress as the interface's clock only until the next poll, which passes `ts`
             // again; an ARP reply or advertisement touches no socket.
             let dated = ts - (ENTRY_LIFETIME - HOLD);
-            let mut dev = crate::inject::Injected::new(&buf[..n], smoltcp::phy::Medium::Ethernet);
-            let _ = iface.poll_ingress_single(dated, &mut dev, sockets);
+            let _ = iface.poll_ingress_single(dated, &mut dev.made_up(&buf[..n]), sockets);
         }
     }
 }

@@ -18,6 +18,8 @@
 
 use core::cell::Cell;
 
+use crate::ingress::Headers;
+
 /// Connections remembered (the most recent senders).
 pub(crate) const ENTRIES: usize = 4;
 
@@ -60,8 +62,8 @@ impl RstGuard {
 
     /// An IP packet is being sent: remember what a TCP segment acknowledges.
     #[inline]
-    pub(crate) fn on_transmit(&self, ip: &[u8]) {
-        let Some(seg) = segment(ip, false) else {
+    pub(crate) fn on_transmit(&self, h: &Headers<'_>) {
+        let Some(seg) = segment(h, false) else {
             return;
         };
         let found = self.entries.iter().find(|e| e.get().key == seg.key);
@@ -92,17 +94,15 @@ impl RstGuard {
     /// Whether a received IP packet is an RST for a known connection whose sequence number
     /// is not the one expected (and must not reach smoltcp).
     #[inline]
-    pub(crate) fn rejects(&self, ip: &[u8]) -> bool {
-        // Most segments are not resets: look at the flags before parsing the rest.
-        if tcp_flags(ip).is_none_or(|f| f & RST == 0) {
-            return false;
+    pub(crate) fn rejects(&self, h: &Headers<'_>) -> bool {
+        // Most segments are not resets: look at the flags before anything else.
+        match h.tcp().and_then(|t| t.get(13)) {
+            Some(&flags) if flags & RST != 0 && flags & SYN == 0 => {}
+            _ => return false,
         }
-        let Some(seg) = segment(ip, true) else {
+        let Some(seg) = segment(h, true) else {
             return false;
         };
-        if seg.flags & RST == 0 || seg.flags & SYN != 0 {
-            return false;
-        }
         match self.entries.iter().find(|e| e.get().key == seg.key) {
             Some(e) if e.get().rcv_nxt == seg.seq => {
                 e.set(Entry { key: 0, rcv_nxt: 0 });
@@ -114,48 +114,24 @@ impl RstGuard {
     }
 }
 
-/// The TCP flags of the segment in an IPv4 or IPv6 packet (no IPv6 extension headers).
+/// The TCP segment in a packet (no IPv6 extension headers), keyed from this stack's side:
+/// `received` says which address and port are the peer's. Inlined: on the hot path of every
+/// TCP segment sent.
 #[inline]
-fn tcp_flags(ip: &[u8]) -> Option<u8> {
-    let at = match ip.first()? >> 4 {
-        4 if *ip.get(9)? == 6 => usize::from(ip[0] & 0x0f) * 4,
-        6 if *ip.get(6)? == 6 => 40,
-        _ => return None,
-    };
-    ip.get(at + 13).copied()
-}
-
-/// The TCP segment in an IPv4 or IPv6 packet (no IPv6 extension headers), keyed from this
-/// stack's side: `received` says which address and port are the peer's.
-fn segment(ip: &[u8], received: bool) -> Option<Segment> {
-    let (tcp, src, dst) = match ip.first()? >> 4 {
-        4 => {
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            if *ip.get(9)? != 6 || ihl < 20 {
-                return None;
-            }
-            (ip.get(ihl..)?, fold(ip.get(12..16)?), fold(ip.get(16..20)?))
-        }
-        6 => {
-            if *ip.get(6)? != 6 {
-                return None;
-            }
-            (ip.get(40..)?, fold(ip.get(8..24)?), fold(ip.get(24..40)?))
-        }
-        _ => return None,
-    };
+fn segment(h: &Headers<'_>, received: bool) -> Option<Segment> {
+    let tcp = h.tcp()?;
     let word = |at: usize| -> Option<u32> {
         Some(u32::from_be_bytes(tcp.get(at..at + 4)?.try_into().ok()?))
     };
     let ports = word(0)?;
     let (src_port, dst_port) = (ports >> 16, ports & 0xffff);
     let (ours, theirs, peer) = if received {
-        (dst_port, src_port, src)
+        (dst_port, src_port, h.src)
     } else {
-        (src_port, dst_port, dst)
+        (src_port, dst_port, h.dst)
     };
     Some(Segment {
-        key: (u64::from(ours << 16 | theirs) << 32) | u64::from(peer),
+        key: (u64::from(ours << 16 | theirs) << 32) | u64::from(fold(peer)),
         seq: word(4)?,
         ack: word(8)?,
         flags: *tcp.get(13)?,
@@ -163,8 +139,12 @@ fn segment(ip: &[u8], received: bool) -> Option<Segment> {
 }
 
 /// An address folded to 32 bits (an IPv4 address stays itself).
+#[inline]
 fn fold(addr: &[u8]) -> u32 {
-    addr.chunks(4).fold(0, |acc, c| {
+    if let Ok(v4) = <[u8; 4]>::try_from(addr) {
+        return u32::from_be_bytes(v4);
+    }
+    addr.chunks_exact(4).fold(0, |acc, c| {
         acc ^ u32::from_be_bytes([c[0], c[1], c[2], c[3]])
     })
 }
@@ -191,55 +171,66 @@ mod tests {
         p
     }
 
+    fn rejects(g: &RstGuard, ip: &[u8]) -> bool {
+        g.rejects(&Headers::parse(crate::ingress::Framing::Ip, ip))
+    }
+
+    fn sent(g: &RstGuard, ip: &[u8]) {
+        g.on_transmit(&Headers::parse(crate::ingress::Framing::Ip, ip));
+    }
+
     const US: [u8; 4] = [192, 0, 2, 2];
     const PEER: [u8; 4] = [192, 0, 2, 3];
 
     #[test]
     fn only_an_exact_rst_passes_for_a_known_connection() {
         let g = RstGuard::new();
-        g.on_transmit(&v4(US, 80, PEER, 5000, 10, 1000, ACK));
-        assert!(g.rejects(&v4(PEER, 5000, US, 80, 1001, 0, RST)));
-        assert!(g.rejects(&v4(PEER, 5000, US, 80, 999, 0, RST | ACK)));
-        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 1000, 0, RST)));
+        sent(&g, &v4(US, 80, PEER, 5000, 10, 1000, ACK));
+        assert!(rejects(&g, &v4(PEER, 5000, US, 80, 1001, 0, RST)));
+        assert!(rejects(&g, &v4(PEER, 5000, US, 80, 999, 0, RST | ACK)));
+        assert!(!rejects(&g, &v4(PEER, 5000, US, 80, 1000, 0, RST)));
         // Then the entry is gone: smoltcp judges what follows.
-        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 1001, 0, RST)));
+        assert!(!rejects(&g, &v4(PEER, 5000, US, 80, 1001, 0, RST)));
     }
 
     #[test]
     fn unknown_connections_syns_and_other_segments_pass() {
         let g = RstGuard::new();
-        g.on_transmit(&v4(US, 80, PEER, 5000, 10, 1000, ACK));
+        sent(&g, &v4(US, 80, PEER, 5000, 10, 1000, ACK));
         // Another port, another peer, not an RST, a SYN with RST.
-        assert!(!g.rejects(&v4(PEER, 5001, US, 80, 7, 0, RST)));
-        assert!(!g.rejects(&v4([192, 0, 2, 4], 5000, US, 80, 7, 0, RST)));
-        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 7, 0, ACK)));
-        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 7, 0, RST | SYN)));
+        assert!(!rejects(&g, &v4(PEER, 5001, US, 80, 7, 0, RST)));
+        assert!(!rejects(&g, &v4([192, 0, 2, 4], 5000, US, 80, 7, 0, RST)));
+        assert!(!rejects(&g, &v4(PEER, 5000, US, 80, 7, 0, ACK)));
+        assert!(!rejects(&g, &v4(PEER, 5000, US, 80, 7, 0, RST | SYN)));
         // Truncated, not TCP, not IP.
-        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 7, 0, RST)[..30]));
-        assert!(!g.rejects(&[0x45, 0, 0]));
-        assert!(!g.rejects(&[]));
+        assert!(!rejects(&g, &v4(PEER, 5000, US, 80, 7, 0, RST)[..30]));
+        assert!(!rejects(&g, &[0x45, 0, 0]));
+        assert!(!rejects(&g, &[]));
     }
 
     #[test]
     fn follows_the_latest_ack_and_forgets_closed_connections() {
         let g = RstGuard::new();
-        g.on_transmit(&v4(US, 80, PEER, 5000, 10, 1000, ACK));
-        g.on_transmit(&v4(US, 80, PEER, 5000, 10, 2000, ACK));
-        assert!(g.rejects(&v4(PEER, 5000, US, 80, 1000, 0, RST)));
-        g.on_transmit(&v4(US, 80, PEER, 5000, 10, 2000, FIN | ACK));
-        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 1000, 0, RST)));
+        sent(&g, &v4(US, 80, PEER, 5000, 10, 1000, ACK));
+        sent(&g, &v4(US, 80, PEER, 5000, 10, 2000, ACK));
+        assert!(rejects(&g, &v4(PEER, 5000, US, 80, 1000, 0, RST)));
+        sent(&g, &v4(US, 80, PEER, 5000, 10, 2000, FIN | ACK));
+        assert!(!rejects(&g, &v4(PEER, 5000, US, 80, 1000, 0, RST)));
         // A SYN (no ACK) creates nothing.
-        g.on_transmit(&v4(US, 49152, PEER, 80, 10, 0, SYN));
-        assert!(!g.rejects(&v4(PEER, 80, US, 49152, 5, 0, RST)));
+        sent(&g, &v4(US, 49152, PEER, 80, 10, 0, SYN));
+        assert!(!rejects(&g, &v4(PEER, 80, US, 49152, 5, 0, RST)));
     }
 
     #[test]
     fn the_oldest_of_more_connections_is_forgotten() {
         let g = RstGuard::new();
         for port in 0..=ENTRIES as u16 {
-            g.on_transmit(&v4(US, 80, PEER, 5000 + port, 10, 1000, ACK));
+            sent(&g, &v4(US, 80, PEER, 5000 + port, 10, 1000, ACK));
         }
-        assert!(!g.rejects(&v4(PEER, 5000, US, 80, 1, 0, RST)));
-        assert!(g.rejects(&v4(PEER, 5000 + ENTRIES as u16, US, 80, 1, 0, RST)));
+        assert!(!rejects(&g, &v4(PEER, 5000, US, 80, 1, 0, RST)));
+        assert!(rejects(
+            &g,
+            &v4(PEER, 5000 + ENTRIES as u16, US, 80, 1, 0, RST)
+        ));
     }
 }

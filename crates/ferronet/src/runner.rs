@@ -415,10 +415,6 @@ impl<'d, D: Driver> Runner<'d, D> {
         let filter = SourceFilter::new(framing, iface.ip_addrs());
         #[cfg(feature = "tcp-listener")]
         listeners.set_now(instant_from_smoltcp(ts));
-        #[cfg(feature = "medium-ethernet")]
-        if neighbor_guard.has_given_up() {
-            crate::neighbor_guard::answer_given_up(neighbor_guard, iface, sockets, ts);
-        }
         let mut dev = DriverAdapter {
             cx,
             inner: &mut self.driver,
@@ -438,6 +434,10 @@ impl<'d, D: Driver> Runner<'d, D> {
                 ..self.frag
             },
         };
+        #[cfg(feature = "medium-ethernet")]
+        if neighbor_guard.has_given_up() {
+            crate::neighbor_guard::answer_given_up(neighbor_guard, iface, sockets, ts, &mut dev);
+        }
 
         iface.poll_maintenance(ts);
 

@@ -592,9 +592,22 @@ impl Inner {
     }
 
     /// Put a socket in the table.
+    ///
+    /// A generic shell around [`Inner::add_any_socket`]: only the move into smoltcp's
+    /// `Socket` enum is made per socket type.
+    #[inline]
     pub(crate) fn add_socket<T: AnySocket<'static>>(
         &mut self,
         socket: T,
+    ) -> Result<SocketHandle, SocketTableFull> {
+        self.add_any_socket(socket.upcast())
+    }
+
+    /// Put a socket of any type in the table.
+    #[inline(never)]
+    fn add_any_socket(
+        &mut self,
+        socket: smoltcp::socket::Socket<'static>,
     ) -> Result<SocketHandle, SocketTableFull> {
         let capacity = self.slots.len();
         // smoltcp's `add` panics when the table is full.
