@@ -101,3 +101,122 @@ fn retransmitted_syn_goes_to_its_connection_not_to_another_listener() {
         "the other listener still waits"
     );
 }
+
+/// Found by the goodput benchmark (`crates/ferronet-bench/GOODPUT.md`, "The wedge"). After a
+/// retransmission timeout a sender resends from a hole up to its FIN; the receiver already
+/// holds the data after the hole, so the last segment carries old data and the FIN, which is
+/// new. smoltcp 0.14 measures the segment without its FIN, finds that it "ends at RCV.NXT",
+/// answers it with a bare ACK and drops the FIN; a smoltcp sender then never resends the FIN
+/// (three duplicate ACKs with only the FIN outstanding stop its timer), and the reader waits
+/// for the end of the stream forever. ferronet passes such a FIN to smoltcp without the old
+/// data (`stale_fin`).
+///
+/// Here the peer is scripted: it sends two segments, waits for their ACK, then sends the
+/// second one again with a FIN and nothing more (no retransmission). The stack must take the
+/// FIN: the reader sees the end of the stream and the FIN is acknowledged.
+#[test]
+fn a_fin_carried_with_old_data_ends_the_stream() {
+    use ferronet::EthernetAddress;
+    use ferronet_integration::peers::{Peer, Received, TcpSegment, parse_ipv4, tcp_v4_frame};
+    use ferronet_sim::link::{MAC_A, MAC_B, pair_ethernet};
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{TcpControl, TcpPacket, TcpRepr};
+
+    const PEER_PORT: u16 = 40000;
+    const ISS: u32 = 1000;
+    let ex = Executor::new();
+    let (dev_stack, dev_peer, _link) = pair_ethernet(LinkConfig::default()).expect("link");
+    let (stack, mut runner) = stack_on(dev_stack, ferronet::Config::ipv4_static(v4_config(2)), 7);
+    ex.spawn(async move { runner.run().await });
+    let peer = Peer::new(EthernetAddress(MAC_B));
+    peer.add_ipv4(ip4(9));
+    peer.spawn(&ex, dev_peer);
+
+    let caps = ChecksumCapabilities::default();
+    let segment = |seq: u32, ack: Option<u32>, control: TcpControl, payload: &[u8]| {
+        let segment = TcpSegment {
+            control,
+            seq,
+            ack,
+            payload,
+        };
+        let (peer_ep, stack_ep) = ((ip4(9), PEER_PORT), (ip4(2), 80));
+        tcp_v4_frame(
+            EthernetAddress(MAC_B),
+            EthernetAddress(MAC_A),
+            peer_ep,
+            stack_ep,
+            segment,
+        )
+    };
+    // The stack's segments to the peer: (sequence number, acknowledgment, SYN).
+    let from_stack = |frames: &[Received]| -> Vec<(u32, Option<u32>, bool)> {
+        frames
+            .iter()
+            .filter_map(|r| {
+                let (_, ip, payload) = parse_ipv4(&r.frame)?;
+                let tcp = TcpPacket::new_checked(payload).ok()?;
+                let tcp =
+                    TcpRepr::parse(&tcp, &ip.src_addr.into(), &ip.dst_addr.into(), &caps).ok()?;
+                (tcp.dst_port == PEER_PORT).then(|| {
+                    (
+                        tcp.seq_number.0 as u32,
+                        tcp.ack_number.map(|a| a.0 as u32),
+                        tcp.control == TcpControl::Syn,
+                    )
+                })
+            })
+            .collect()
+    };
+    let data: Vec<u8> = (0..200).map(|i| pattern(5, i)).collect();
+    let mut server = TcpSocket::new(stack, buf(4096), buf(4096));
+
+    let server_side = async {
+        server.accept(80).await.expect("accept");
+        let mut got = Vec::new();
+        let mut tmp = [0u8; 512];
+        loop {
+            match server.read(&mut tmp).await.expect("read") {
+                0 => break got,
+                n => got.extend_from_slice(&tmp[..n]),
+            }
+        }
+    };
+    let peer_side = async {
+        peer.send(segment(ISS, None, TcpControl::Syn, &[]));
+        let their_iss = peer
+            .wait_for(|r| {
+                from_stack(r)
+                    .into_iter()
+                    .find(|&(_, ack, syn)| syn && ack == Some(ISS + 1))
+                    .map(|(seq, _, _)| seq)
+            })
+            .await;
+        let ack = Some(their_iss.wrapping_add(1));
+        peer.send(segment(ISS + 1, ack, TcpControl::None, &[]));
+        peer.send(segment(ISS + 1, ack, TcpControl::None, &data[..100]));
+        peer.send(segment(ISS + 101, ack, TcpControl::None, &data[100..]));
+        let acked = |n: u32| {
+            move |r: &[Received]| from_stack(r).iter().any(|s| s.1 == Some(n)).then_some(())
+        };
+        within(
+            "the ACK of the data",
+            Duration::from_secs(2),
+            peer.wait_for(acked(ISS + 201)),
+        )
+        .await;
+        // The second segment again, now with the FIN: old data, new FIN.
+        peer.send(segment(ISS + 101, ack, TcpControl::Fin, &data[100..]));
+        within(
+            "the ACK of the FIN",
+            Duration::from_secs(5),
+            peer.wait_for(acked(ISS + 202)),
+        )
+        .await;
+    };
+    let (got, ()) = ex
+        .try_run_until(join(server_side, peer_side), Duration::from_secs(10))
+        .expect("the stream ended and the FIN was acknowledged");
+    assert_eq!(got, data);
+    assert_eq!(server.state(), State::CloseWait);
+}

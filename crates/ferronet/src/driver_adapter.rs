@@ -258,10 +258,18 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
             }
             #[cfg(feature = "tcp")]
             if let Some(ip) = self.filter.framing().ip_packet(buf)
-                && self.rst.rejects(ip)
+                && crate::stale_fin::has_rst_or_fin(ip)
             {
-                debug!("dropped an RST whose sequence number is not the one expected");
-                return f(&[]);
+                if self.rst.rejects(ip) {
+                    debug!("dropped an RST whose sequence number is not the one expected");
+                    return f(&[]);
+                }
+                // Old data with a new FIN: smoltcp 0.14 would drop the FIN (see `stale_fin`).
+                let at = buf.len() - ip.len();
+                if let Some(len) = crate::stale_fin::rewrite(&mut buf[at..], self.rst) {
+                    debug!("a FIN that came with old data is passed on alone");
+                    return f(&buf[..at + len]);
+                }
             }
             #[cfg(feature = "medium-ethernet")]
             if let Some(g) = self.guard {

@@ -37,6 +37,8 @@ pub mod raw;
 mod rst_guard;
 mod runner;
 mod stack;
+#[cfg(feature = "tcp")]
+mod stale_fin;
 mod stats;
 #[cfg(feature = "tcp")]
 pub mod tcp;

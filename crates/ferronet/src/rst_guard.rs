@@ -114,9 +114,23 @@ impl RstGuard {
     }
 }
 
+impl RstGuard {
+    /// For a received IP packet carrying a TCP segment of a known connection: the
+    /// acknowledgment number this stack last sent on it (RCV.NXT when it was sent). Used by
+    /// `stale_fin` as well.
+    pub(crate) fn last_ack_sent(&self, ip: &[u8]) -> Option<u32> {
+        let seg = segment(ip, true)?;
+        self.entries
+            .iter()
+            .map(Cell::get)
+            .find(|e| e.key == seg.key)
+            .map(|e| e.rcv_nxt)
+    }
+}
+
 /// The TCP flags of the segment in an IPv4 or IPv6 packet (no IPv6 extension headers).
 #[inline]
-fn tcp_flags(ip: &[u8]) -> Option<u8> {
+pub(crate) fn tcp_flags(ip: &[u8]) -> Option<u8> {
     let at = match ip.first()? >> 4 {
         4 if *ip.get(9)? == 6 => usize::from(ip[0] & 0x0f) * 4,
         6 if *ip.get(6)? == 6 => 40,
