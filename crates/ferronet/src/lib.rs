@@ -13,6 +13,8 @@ compile_error!("ferronet: the features defmt and log are mutually exclusive");
 #[macro_use]
 mod fmt;
 
+#[cfg(feature = "tcp")]
+mod ack_policy;
 pub mod config;
 #[cfg(feature = "dhcpv4-server")]
 pub mod dhcp_server;
