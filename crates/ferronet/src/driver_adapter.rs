@@ -271,6 +271,15 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
                     return f(&buf[..at + len]);
                 }
             }
+            // A duplicate ACK smoltcp 0.14 would answer by never resending our FIN.
+            #[cfg(feature = "tcp")]
+            if self.rst.fins.watching()
+                && let Some(ip) = self.filter.framing().ip_packet(buf)
+                && self.rst.fins.withholds(ip)
+            {
+                debug!("withheld a duplicate ACK while only our FIN is outstanding");
+                return f(&[]);
+            }
             #[cfg(feature = "medium-ethernet")]
             if let Some(g) = self.guard {
                 g.on_receive(buf);

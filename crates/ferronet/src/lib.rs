@@ -26,6 +26,8 @@ pub mod icmp;
 mod ingress;
 #[cfg(any(feature = "medium-ethernet", feature = "tcp-listener"))]
 mod inject;
+#[cfg(feature = "tcp")]
+mod lone_fin;
 #[cfg(feature = "mdns-responder")]
 pub mod mdns_responder;
 mod mtu;

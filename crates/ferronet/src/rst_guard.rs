@@ -31,18 +31,20 @@ struct Entry {
 
 /// See the module docs. Shared by the receive and transmit tokens of one poll.
 pub(crate) struct RstGuard {
+    /// Connections whose FIN is outstanding (a second guard that follows the same segments).
+    pub(crate) fins: crate::lone_fin::LoneFins,
     entries: [Cell<Entry>; ENTRIES],
     /// Where the next new connection goes (round robin).
     next: Cell<u8>,
 }
 
 /// What the guard needs of a TCP segment in an IP packet.
-struct Segment {
+pub(crate) struct Segment {
     /// Key as seen from this stack: (our port, their port, their address).
-    key: u64,
-    seq: u32,
-    ack: u32,
-    flags: u8,
+    pub(crate) key: u64,
+    pub(crate) seq: u32,
+    pub(crate) ack: u32,
+    pub(crate) flags: u8,
 }
 
 const FIN: u8 = 0x01;
@@ -53,6 +55,7 @@ const ACK: u8 = 0x10;
 impl RstGuard {
     pub(crate) const fn new() -> Self {
         Self {
+            fins: crate::lone_fin::LoneFins::new(),
             entries: [const { Cell::new(Entry { key: 0, rcv_nxt: 0 }) }; ENTRIES],
             next: Cell::new(0),
         }
@@ -64,6 +67,9 @@ impl RstGuard {
         let Some(seg) = segment(ip, false) else {
             return;
         };
+        if seg.flags & (RST | FIN | SYN) != 0 {
+            self.fins.on_transmit(&seg, ip);
+        }
         let found = self.entries.iter().find(|e| e.get().key == seg.key);
         if seg.flags & (RST | FIN) != 0 {
             // Our own reset or close: the connection is (about to be) gone.
@@ -141,7 +147,7 @@ pub(crate) fn tcp_flags(ip: &[u8]) -> Option<u8> {
 
 /// The TCP segment in an IPv4 or IPv6 packet (no IPv6 extension headers), keyed from this
 /// stack's side: `received` says which address and port are the peer's.
-fn segment(ip: &[u8], received: bool) -> Option<Segment> {
+pub(crate) fn segment(ip: &[u8], received: bool) -> Option<Segment> {
     let (tcp, src, dst) = match ip.first()? >> 4 {
         4 => {
             let ihl = usize::from(ip[0] & 0x0f) * 4;
