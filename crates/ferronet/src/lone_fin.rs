@@ -169,7 +169,7 @@ impl LoneFins {
 }
 
 /// The TCP payload length of an IPv4 or IPv6 packet (no IPv6 extension headers).
-fn payload_len(ip: &[u8]) -> Option<usize> {
+pub(crate) fn payload_len(ip: &[u8]) -> Option<usize> {
     let (ip_payload, tcp) = match ip.first()? >> 4 {
         4 => {
             let ihl = usize::from(ip[0] & 0x0f) * 4;

@@ -47,7 +47,7 @@ pub(crate) fn has_rst_or_fin(ip: &[u8]) -> bool {
     allow(unused)
 )]
 pub(crate) fn rewrite(ip: &mut [u8], rst: &RstGuard) -> Option<usize> {
-    if tcp_flags(ip)? & (FIN | SYN | RST) != FIN {
+    if tcp_flags(ip)? & (FIN | SYN | RST) != FIN || crate::lone_fin::payload_len(ip)? == 0 {
         return None;
     }
     let rcv_nxt = rst.last_ack_sent(ip)?;
