@@ -95,6 +95,18 @@ impl RstGuard {
         }
     }
 
+    /// For a received IP packet carrying a TCP segment of a known connection: the
+    /// acknowledgment number this stack last sent on it (RCV.NXT when it was sent), for
+    /// `stale_fin`.
+    pub(crate) fn last_ack_sent(&self, ip: &[u8]) -> Option<u32> {
+        let seg = segment(ip, true)?;
+        self.entries
+            .iter()
+            .map(Cell::get)
+            .find(|e| e.key == seg.key)
+            .map(|e| e.rcv_nxt)
+    }
+
     /// Whether a received IP packet is an RST for a known connection whose sequence number
     /// is not the one expected (and must not reach smoltcp).
     #[inline]
@@ -117,20 +129,6 @@ impl RstGuard {
             Some(_) => true,
             None => false,
         }
-    }
-}
-
-impl RstGuard {
-    /// For a received IP packet carrying a TCP segment of a known connection: the
-    /// acknowledgment number this stack last sent on it (RCV.NXT when it was sent). Used by
-    /// `stale_fin` as well.
-    pub(crate) fn last_ack_sent(&self, ip: &[u8]) -> Option<u32> {
-        let seg = segment(ip, true)?;
-        self.entries
-            .iter()
-            .map(Cell::get)
-            .find(|e| e.key == seg.key)
-            .map(|e| e.rcv_nxt)
     }
 }
 
