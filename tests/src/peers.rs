@@ -32,7 +32,7 @@ use smoltcp::wire::{
     Ipv6Address, Ipv6Cidr, Ipv6ExtHeader, Ipv6HopByHopHeader, Ipv6HopByHopRepr, Ipv6OptionRepr,
     Ipv6OptionRouterAlert, Ipv6Packet, Ipv6Repr, MldAddressRecord, MldAddressRecordRepr,
     MldRecordType, MldRepr, NdiscNeighborFlags, NdiscPrefixInfoFlags, NdiscPrefixInformation,
-    NdiscRepr, NdiscRouterFlags, UdpPacket, UdpRepr,
+    NdiscRepr, NdiscRouterFlags, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber, UdpPacket, UdpRepr,
 };
 
 /// The IPv6 all-nodes group ff02::1.
@@ -198,6 +198,59 @@ pub fn udp_v4_frame(
             &dst.0.into(),
             payload.len(),
             |p| p.copy_from_slice(payload),
+            &caps(),
+        )
+    })
+}
+
+/// What a scripted TCP peer puts in a segment; the rest is fixed: window 8192, an MSS
+/// option of 1460 on a SYN, no other option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSegment<'a> {
+    /// SYN, FIN, RST, PSH or none.
+    pub control: TcpControl,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number, if the ACK flag is set.
+    pub ack: Option<u32>,
+    /// Payload.
+    pub payload: &'a [u8],
+}
+
+/// A TCP segment over IPv4 (TTL 64) in an Ethernet frame.
+pub fn tcp_v4_frame(
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src: (Ipv4Address, u16),
+    dst: (Ipv4Address, u16),
+    segment: TcpSegment<'_>,
+) -> Vec<u8> {
+    let tcp = TcpRepr {
+        src_port: src.1,
+        dst_port: dst.1,
+        control: segment.control,
+        seq_number: TcpSeqNumber(segment.seq as i32),
+        ack_number: segment.ack.map(|a| TcpSeqNumber(a as i32)),
+        window_len: 8192,
+        window_scale: None,
+        max_seg_size: (segment.control == TcpControl::Syn).then_some(1460),
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: segment.payload,
+    };
+    let ip = Ipv4Repr {
+        src_addr: src.0,
+        dst_addr: dst.0,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        hop_limit: 64,
+    };
+    ipv4_frame(src_mac, dst_mac, ip, |b| {
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(b),
+            &src.0.into(),
+            &dst.0.into(),
             &caps(),
         )
     })

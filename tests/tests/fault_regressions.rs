@@ -101,3 +101,233 @@ fn retransmitted_syn_goes_to_its_connection_not_to_another_listener() {
         "the other listener still waits"
     );
 }
+
+/// A TCP client scripted segment by segment (192.0.2.9, port 40000) talking to a ferronet
+/// stack (192.0.2.2) that serves port 80.
+mod scripted {
+    use ferronet::{EthernetAddress, Stack};
+    use ferronet_integration::peers::{Peer, Received, TcpSegment, parse_ipv4, tcp_v4_frame};
+    use ferronet_integration::*;
+    use ferronet_sim::executor::Executor;
+    use ferronet_sim::link::{LinkConfig, MAC_A, MAC_B, pair_ethernet};
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{TcpControl, TcpPacket, TcpRepr};
+
+    pub const PEER_PORT: u16 = 40000;
+    /// The client's initial sequence number.
+    pub const ISS: u32 = 1000;
+
+    /// A segment the stack sent to the client.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Seen {
+        pub seq: u32,
+        pub ack: Option<u32>,
+        pub control: TcpControl,
+        pub len: usize,
+    }
+
+    pub struct Client {
+        pub peer: Peer,
+        /// The stack's initial sequence number, once connected.
+        pub their_iss: u32,
+    }
+
+    /// The stack and the client's peer, both running on `ex`.
+    pub fn setup(ex: &Executor<'static>) -> (Stack<'static>, Peer) {
+        let (dev_stack, dev_peer, _link) = pair_ethernet(LinkConfig::default()).expect("link");
+        let (stack, mut runner) =
+            stack_on(dev_stack, ferronet::Config::ipv4_static(v4_config(2)), 7);
+        ex.spawn(async move { runner.run().await });
+        let peer = Peer::new(EthernetAddress(MAC_B));
+        peer.add_ipv4(ip4(9));
+        peer.spawn(ex, dev_peer);
+        (stack, peer)
+    }
+
+    /// The stack's segments to the client so far.
+    pub fn seen(frames: &[Received]) -> Vec<Seen> {
+        let caps = ChecksumCapabilities::default();
+        frames
+            .iter()
+            .filter_map(|r| {
+                let (_, ip, payload) = parse_ipv4(&r.frame)?;
+                let tcp = TcpPacket::new_checked(payload).ok()?;
+                let tcp =
+                    TcpRepr::parse(&tcp, &ip.src_addr.into(), &ip.dst_addr.into(), &caps).ok()?;
+                (tcp.dst_port == PEER_PORT).then(|| Seen {
+                    seq: tcp.seq_number.0 as u32,
+                    ack: tcp.ack_number.map(|a| a.0 as u32),
+                    control: tcp.control,
+                    len: tcp.payload.len(),
+                })
+            })
+            .collect()
+    }
+
+    impl Client {
+        /// Connect to port 80 (SYN, the stack's SYN-ACK, ACK).
+        pub async fn connect(peer: Peer) -> Self {
+            peer.send(frame(ISS, None, TcpControl::Syn, &[]));
+            let their_iss = peer
+                .wait_for(|r| {
+                    seen(r)
+                        .into_iter()
+                        .find(|s| s.control == TcpControl::Syn && s.ack == Some(ISS + 1))
+                        .map(|s| s.seq)
+                })
+                .await;
+            let client = Self { peer, their_iss };
+            client.send(ISS + 1, client.rcv_nxt(0), TcpControl::None, &[]);
+            client
+        }
+
+        /// What the client acknowledges after `n` bytes of the stack's data.
+        pub fn rcv_nxt(&self, n: u32) -> u32 {
+            self.their_iss.wrapping_add(1).wrapping_add(n)
+        }
+
+        /// Send a segment with the ACK flag set.
+        pub fn send(&self, seq: u32, ack: u32, control: TcpControl, payload: &[u8]) {
+            self.peer.send(frame(seq, Some(ack), control, payload));
+        }
+
+        /// Wait for a segment from the stack that `f` accepts.
+        pub async fn wait_for(&self, f: impl Fn(&Seen) -> bool) -> Seen {
+            self.wait_for_nth(1, f).await
+        }
+
+        /// Wait for the `n`th segment from the stack that `f` accepts.
+        pub async fn wait_for_nth(&self, n: usize, f: impl Fn(&Seen) -> bool) -> Seen {
+            self.peer
+                .wait_for(|r| seen(r).into_iter().filter(|s| f(s)).nth(n - 1))
+                .await
+        }
+    }
+
+    fn frame(seq: u32, ack: Option<u32>, control: TcpControl, payload: &[u8]) -> Vec<u8> {
+        let segment = TcpSegment {
+            control,
+            seq,
+            ack,
+            payload,
+        };
+        let (peer_ep, stack_ep) = ((ip4(9), PEER_PORT), (ip4(2), 80));
+        tcp_v4_frame(
+            EthernetAddress(MAC_B),
+            EthernetAddress(MAC_A),
+            peer_ep,
+            stack_ep,
+            segment,
+        )
+    }
+}
+
+/// Found by the goodput benchmark (`crates/ferronet-bench/GOODPUT.md`, "The wedge"). After a
+/// retransmission timeout a sender resends from a hole up to its FIN; the receiver already
+/// holds the data after the hole, so the last segment carries old data and the FIN, which is
+/// new. smoltcp 0.14 measures the segment without its FIN, finds that it "ends at RCV.NXT",
+/// answers it with a bare ACK and drops the FIN; a smoltcp sender then never resends the FIN
+/// (three duplicate ACKs with only the FIN outstanding stop its timer), and the reader waits
+/// for the end of the stream forever. ferronet passes such a FIN to smoltcp without the old
+/// data (`stale_fin`).
+///
+/// Here the peer is scripted: it sends two segments, waits for their ACK, then sends the
+/// second one again with a FIN and nothing more (no retransmission). The stack must take the
+/// FIN: the reader sees the end of the stream and the FIN is acknowledged.
+#[test]
+fn a_fin_carried_with_old_data_ends_the_stream() {
+    use scripted::{Client, ISS};
+    use smoltcp::wire::TcpControl;
+
+    let ex = Executor::new();
+    let (stack, peer) = scripted::setup(&ex);
+    let data: Vec<u8> = (0..200).map(|i| pattern(5, i)).collect();
+    let mut server = TcpSocket::new(stack, buf(4096), buf(4096));
+
+    let server_side = async {
+        server.accept(80).await.expect("accept");
+        let mut got = Vec::new();
+        let mut tmp = [0u8; 512];
+        loop {
+            match server.read(&mut tmp).await.expect("read") {
+                0 => break got,
+                n => got.extend_from_slice(&tmp[..n]),
+            }
+        }
+    };
+    let peer_side = async {
+        let c = Client::connect(peer).await;
+        let ack = c.rcv_nxt(0);
+        c.send(ISS + 1, ack, TcpControl::None, &data[..100]);
+        c.send(ISS + 101, ack, TcpControl::None, &data[100..]);
+        let acked = |n: u32| move |s: &scripted::Seen| s.ack == Some(n);
+        within(
+            "the ACK of the data",
+            Duration::from_secs(2),
+            c.wait_for(acked(ISS + 201)),
+        )
+        .await;
+        // The second segment again, now with the FIN: old data, new FIN.
+        c.send(ISS + 101, ack, TcpControl::Fin, &data[100..]);
+        within(
+            "the ACK of the FIN",
+            Duration::from_secs(5),
+            c.wait_for(acked(ISS + 202)),
+        )
+        .await;
+    };
+    let (got, ()) = ex
+        .try_run_until(join(server_side, peer_side), Duration::from_secs(10))
+        .expect("the stream ended and the FIN was acknowledged");
+    assert_eq!(got, data);
+    assert_eq!(server.state(), State::CloseWait);
+}
+
+/// The sending side of the same wedge (`transfer_survives_loss_and_reordering`, seed 397 of
+/// 1000). The stack has sent all its data and its FIN; the peer acknowledges the data but not
+/// the FIN (it lost it, or dropped it as smoltcp does with a FIN that arrives after a hole),
+/// and repeats that ACK. smoltcp 0.14 answers the third duplicate with a fast retransmission
+/// that sends nothing (no data left) and stops its retransmission timer: the FIN was never
+/// sent again and the connection never closed. ferronet withholds such duplicates after the
+/// second (`lone_fin`), so the retransmission timer resends the FIN.
+#[test]
+fn a_lost_fin_is_sent_again_despite_duplicate_acks() {
+    use scripted::{Client, ISS};
+    use smoltcp::wire::TcpControl;
+
+    let ex = Executor::new();
+    let (stack, peer) = scripted::setup(&ex);
+    let mut server = TcpSocket::new(stack, buf(4096), buf(4096));
+
+    let server_side = async {
+        server.accept(80).await.expect("accept");
+        server.write_all(&[0x5a; 100]).await.expect("write");
+        server.close();
+        server.flush().await
+    };
+    let peer_side = async {
+        let c = Client::connect(peer).await;
+        let is_fin = |s: &scripted::Seen| s.control == TcpControl::Fin;
+        let fin = within("the FIN", Duration::from_secs(2), c.wait_for(is_fin)).await;
+        let fin_seq = fin.seq.wrapping_add(fin.len as u32);
+        assert_eq!(fin_seq, c.rcv_nxt(100));
+        // All data acknowledged, the FIN not: once, and then five duplicates.
+        for _ in 0..6 {
+            c.send(ISS + 1, fin_seq, TcpControl::None, &[]);
+        }
+        let again = within(
+            "the FIN sent again",
+            Duration::from_secs(10),
+            c.wait_for_nth(2, is_fin),
+        )
+        .await;
+        assert_eq!(again.seq.wrapping_add(again.len as u32), fin_seq);
+        assert_eq!(again.len, 0, "only the FIN is left to send: {again:?}");
+        c.send(ISS + 1, fin_seq.wrapping_add(1), TcpControl::None, &[]);
+    };
+    let (flushed, ()) = ex
+        .try_run_until(join(server_side, peer_side), Duration::from_secs(20))
+        .expect("the FIN was sent again and acknowledged");
+    assert_eq!(flushed, Ok(()));
+    assert_eq!(server.state(), State::FinWait2);
+}

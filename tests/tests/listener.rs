@@ -14,7 +14,7 @@ use ferronet::tcp::listener::{
 };
 use ferronet::tcp::{AcceptError, State, TcpSocket};
 use ferronet::{EthernetAddress, IpEndpoint, Ipv4Address, Stack, StackResources};
-use ferronet_integration::peers::{Peer, ipv4_frame};
+use ferronet_integration::peers::{Peer, TcpSegment, tcp_v4_frame};
 use ferronet_integration::sim::{ep4, run};
 use ferronet_integration::*;
 use ferronet_sim::executor::Executor;
@@ -22,8 +22,7 @@ use ferronet_sim::link::{LinkConfig, MAC_A, MAC_B, SimDevice, pair_ethernet};
 use futures::FutureExt;
 use futures::future::{join, join_all};
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket,
-    TcpRepr, TcpSeqNumber,
+    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpControl, TcpPacket,
 };
 
 const PORT: u16 = 80;
@@ -237,36 +236,19 @@ fn segment(
     seq: u32,
     ack: Option<u32>,
 ) -> Vec<u8> {
-    let repr = TcpRepr {
-        src_port,
-        dst_port,
+    let segment = TcpSegment {
         control,
-        seq_number: TcpSeqNumber(seq as i32),
-        ack_number: ack.map(|a| TcpSeqNumber(a as i32)),
-        window_len: 8192,
-        window_scale: None,
-        max_seg_size: (control == TcpControl::Syn).then_some(1460),
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
+        seq,
+        ack,
         payload: &[],
     };
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: ip4(3),
-        next_header: IpProtocol::Tcp,
-        payload_len: repr.buffer_len(),
-        hop_limit: 64,
-    };
-    let caps = smoltcp::phy::ChecksumCapabilities::default();
-    ipv4_frame(PEER_MAC, STACK_MAC, ip, |b| {
-        repr.emit(
-            &mut TcpPacket::new_unchecked(b),
-            &src.into(),
-            &ip4(3).into(),
-            &caps,
-        )
-    })
+    tcp_v4_frame(
+        PEER_MAC,
+        STACK_MAC,
+        (src, src_port),
+        (ip4(3), dst_port),
+        segment,
+    )
 }
 
 fn syn(src: Ipv4Address, src_port: u16, seq: u32) -> Vec<u8> {

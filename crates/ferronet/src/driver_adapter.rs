@@ -320,9 +320,26 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
                 return f(&[]);
             }
             #[cfg(feature = "tcp")]
-            if self.rst.rejects(&headers) {
-                debug!("dropped an RST whose sequence number is not the one expected");
-                return f(&[]);
+            {
+                // One flag test for the two guards that look at RSTs and FINs.
+                let rst_or_fin = crate::stale_fin::has_rst_or_fin(&headers);
+                if rst_or_fin && self.rst.rejects(&headers) {
+                    debug!("dropped an RST whose sequence number is not the one expected");
+                    return f(&[]);
+                }
+                // A duplicate ACK smoltcp 0.14 would answer by never resending our FIN.
+                if self.rst.fins.watching() && self.rst.fins.withholds(headers.ip) {
+                    debug!("withheld a duplicate ACK while only our FIN is outstanding");
+                    return f(&[]);
+                }
+                // Old data with a new FIN: smoltcp 0.14 would drop the FIN (see `stale_fin`).
+                if rst_or_fin {
+                    let at = buf.len() - headers.ip.len();
+                    if let Some(len) = crate::stale_fin::rewrite(&mut buf[at..], self.rst) {
+                        debug!("a FIN that came with old data is passed on alone");
+                        return f(&buf[..at + len]);
+                    }
+                }
             }
             #[cfg(feature = "medium-ethernet")]
             if let Some(g) = self.guard {

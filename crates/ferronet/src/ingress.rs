@@ -64,6 +64,9 @@ pub(crate) struct Headers<'a> {
     pub(crate) dst: &'a [u8],
     /// From the transport header to the end of the frame.
     pub(crate) transport: &'a [u8],
+    /// The whole IP packet, from its first header byte to the end of the frame (for the
+    /// rare checks that need its length fields).
+    pub(crate) ip: &'a [u8],
 }
 
 impl<'a> Headers<'a> {
@@ -84,6 +87,7 @@ impl<'a> Headers<'a> {
                         src: &h[12..16],
                         dst: &h[16..20],
                         transport,
+                        ip,
                     },
                     _ => Self::NONE,
                 }
@@ -96,6 +100,7 @@ impl<'a> Headers<'a> {
                     src: &h[8..24],
                     dst: &h[24..40],
                     transport,
+                    ip,
                 },
                 _ => Self::NONE,
             },
@@ -110,6 +115,7 @@ impl<'a> Headers<'a> {
         src: &[],
         dst: &[],
         transport: &[],
+        ip: &[],
     };
 
     /// The TCP segment, if the packet carries one.

@@ -13,6 +13,8 @@ compile_error!("ferronet: the features defmt and log are mutually exclusive");
 #[macro_use]
 mod fmt;
 
+#[cfg(feature = "tcp")]
+mod ack_policy;
 pub mod config;
 #[cfg(feature = "dhcpv4-server")]
 pub mod dhcp_server;
@@ -26,6 +28,8 @@ mod ingress;
 mod inject;
 #[cfg(feature = "dns")]
 mod ip_literal;
+#[cfg(feature = "tcp")]
+mod lone_fin;
 #[cfg(feature = "mdns-responder")]
 pub mod mdns_responder;
 mod mtu;
@@ -39,6 +43,8 @@ pub mod raw;
 mod rst_guard;
 mod runner;
 mod stack;
+#[cfg(feature = "tcp")]
+mod stale_fin;
 mod stats;
 #[cfg(feature = "tcp")]
 pub mod tcp;

@@ -33,18 +33,20 @@ struct Entry {
 
 /// See the module docs. Shared by the receive and transmit tokens of one poll.
 pub(crate) struct RstGuard {
+    /// Connections whose FIN is outstanding (a second guard that follows the same segments).
+    pub(crate) fins: crate::lone_fin::LoneFins,
     entries: [Cell<Entry>; ENTRIES],
     /// Where the next new connection goes (round robin).
     next: Cell<u8>,
 }
 
 /// What the guard needs of a TCP segment in an IP packet.
-struct Segment {
+pub(crate) struct Segment {
     /// Key as seen from this stack: (our port, their port, their address).
-    key: u64,
-    seq: u32,
-    ack: u32,
-    flags: u8,
+    pub(crate) key: u64,
+    pub(crate) seq: u32,
+    pub(crate) ack: u32,
+    pub(crate) flags: u8,
 }
 
 const FIN: u8 = 0x01;
@@ -55,6 +57,7 @@ const ACK: u8 = 0x10;
 impl RstGuard {
     pub(crate) const fn new() -> Self {
         Self {
+            fins: crate::lone_fin::LoneFins::new(),
             entries: [const { Cell::new(Entry { key: 0, rcv_nxt: 0 }) }; ENTRIES],
             next: Cell::new(0),
         }
@@ -66,6 +69,9 @@ impl RstGuard {
         let Some(seg) = segment(h, false) else {
             return;
         };
+        if seg.flags & (RST | FIN | SYN) != 0 {
+            self.fins.on_transmit(&seg, h.ip);
+        }
         let found = self.entries.iter().find(|e| e.get().key == seg.key);
         if seg.flags & (RST | FIN) != 0 {
             // Our own reset or close: the connection is (about to be) gone.
@@ -89,6 +95,17 @@ impl RstGuard {
                 self.next.set(((i + 1) % ENTRIES) as u8);
             }
         }
+    }
+
+    /// For a received TCP segment of a known connection: the acknowledgment number this stack
+    /// last sent on it (RCV.NXT when it was sent), for `stale_fin`.
+    pub(crate) fn last_ack_sent(&self, h: &Headers<'_>) -> Option<u32> {
+        let seg = segment(h, true)?;
+        self.entries
+            .iter()
+            .map(Cell::get)
+            .find(|e| e.key == seg.key)
+            .map(|e| e.rcv_nxt)
     }
 
     /// Whether a received IP packet is an RST for a known connection whose sequence number
@@ -118,7 +135,7 @@ impl RstGuard {
 /// `received` says which address and port are the peer's. Inlined: on the hot path of every
 /// TCP segment sent.
 #[inline]
-fn segment(h: &Headers<'_>, received: bool) -> Option<Segment> {
+pub(crate) fn segment(h: &Headers<'_>, received: bool) -> Option<Segment> {
     let tcp = h.tcp()?;
     let word = |at: usize| -> Option<u32> {
         Some(u32::from_be_bytes(tcp.get(at..at + 4)?.try_into().ok()?))

@@ -167,20 +167,23 @@ impl Defer {
 /// TCP socket is idle, setting up or established. In the other states a frame just received
 /// (a FIN, data after our FIN) wants an ACK that must go out before the application can see
 /// the end of the stream and drop the socket (which forgets the connection at once, so the ACK
-/// would never be sent and a clean close would end in a reset).
+/// would never be sent and a clean close would end in a reset). Nor is it deferred when a
+/// socket with a small receive window owes an ACK ([`SmallWindow`](crate::ack_policy::SmallWindow)).
 fn defer_safe(sockets: &smoltcp::iface::SocketSet<'_>) -> bool {
     #[cfg(feature = "tcp")]
     {
         use smoltcp::socket::{Socket, tcp::State};
         sockets.iter().all(|(_, s)| match s {
-            Socket::Tcp(t) => matches!(
-                t.state(),
-                State::Closed
-                    | State::Listen
-                    | State::SynSent
-                    | State::SynReceived
-                    | State::Established
-            ),
+            Socket::Tcp(t) => {
+                matches!(
+                    t.state(),
+                    State::Closed
+                        | State::Listen
+                        | State::SynSent
+                        | State::SynReceived
+                        | State::Established
+                ) && !crate::ack_policy::SmallWindow::socket_acks_now(t)
+            }
             #[allow(unreachable_patterns)]
             _ => true,
         })
