@@ -14,7 +14,7 @@ use ferronet::tcp::listener::{
 };
 use ferronet::tcp::{AcceptError, State, TcpSocket};
 use ferronet::{EthernetAddress, IpEndpoint, Ipv4Address, Stack, StackResources};
-use ferronet_integration::peers::{Peer, ipv4_frame};
+use ferronet_integration::peers::{Peer, arp_frame, ipv4_frame, parse_arp};
 use ferronet_integration::sim::{ep4, run};
 use ferronet_integration::*;
 use ferronet_sim::executor::Executor;
@@ -22,8 +22,8 @@ use ferronet_sim::link::{LinkConfig, MAC_A, MAC_B, SimDevice, pair_ethernet};
 use futures::FutureExt;
 use futures::future::{join, join_all};
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket,
-    TcpRepr, TcpSeqNumber,
+    ArpOperation, ArpRepr, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr,
+    TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
 };
 
 const PORT: u16 = 80;
@@ -203,6 +203,7 @@ struct Tcp {
     rst: bool,
     seq: u32,
     ack_number: u32,
+    window: u16,
 }
 
 fn tcp_of(frame: &[u8]) -> Option<Tcp> {
@@ -225,6 +226,7 @@ fn tcp_of(frame: &[u8]) -> Option<Tcp> {
         rst: t.rst(),
         seq: t.seq_number().0 as u32,
         ack_number: t.ack_number().0 as u32,
+        window: t.window_len(),
     })
 }
 
@@ -306,12 +308,34 @@ fn syn_flood_fills_the_backlog_and_nothing_else() {
     }
     ex.run_for(Duration::from_secs(1));
     assert_eq!(listener.backlog_len(), BACKLOG);
-    // Nothing was sent in answer (no SYN-ACK, no RST, not even an ARP request).
-    assert!(
-        peer.received().is_empty(),
-        "the stack answered a flood: {:?}",
-        tcp_received(&peer)
-    );
+    // The SYNs beyond the backlog were answered with SYN cookies, nothing else was sent (no
+    // RST, not even an ARP request: the SYN-ACK goes to the link address the SYN came from):
+    // each SYN-ACK answers its SYN, with a zero window and an MSS option.
+    let answers = peer.received();
+    assert_eq!(answers.len(), 200 - BACKLOG, "{:?}", tcp_received(&peer));
+    for (n, a) in answers.iter().enumerate() {
+        let i = (n + BACKLOG) as u32;
+        let t = tcp_of(&a.frame).unwrap();
+        assert_eq!(&a.frame[..6], &PEER_MAC.0[..]);
+        assert!(t.syn && t.ack && !t.rst, "{t:?}");
+        assert_eq!((t.src, t.src_port), (ip4(3), PORT));
+        assert_eq!(
+            (t.dst, t.dst_port, t.ack_number),
+            (
+                Ipv4Address::new(203, 0, 113, (i % 250) as u8 + 1),
+                10_000 + i as u16,
+                1000 * i + 1
+            )
+        );
+        assert_eq!(t.window, 0);
+        let eth = EthernetFrame::new_checked(&a.frame[..]).unwrap();
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(ip.verify_checksum());
+        assert!(tcp.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into()));
+        assert_eq!(tcp.options_summary().unwrap().max_segment_size, Some(1460));
+    }
+    assert_eq!(listener.syn_cookies().sent, (200 - BACKLOG) as u32);
     assert_eq!(server.usage().sockets, sockets_before);
 
     // The first four are held, oldest first.
@@ -530,11 +554,13 @@ fn listener_api_and_errors() {
     assert_eq!(a.backlog_len(), 2);
 }
 
-/// A measurement more than a test: during a flood of spoofed SYNs (random sources in
-/// 198.51.100.0/24, which never answer) at 10,000, 1,000 and 100 a second, how many of 16
-/// legitimate clients started one second into the flood connect and get their echo while it
-/// lasts (30 s), and that all of them are served once it stops. Run with `--nocapture` to
-/// see the numbers.
+/// During a flood of spoofed SYNs (random sources in 198.51.100.0/24, through a router that
+/// answers ARP; the sources never answer) at
+/// 10,000, 1,000 and 100 a second against 4 sockets and a backlog of 4, 16 legitimate clients
+/// started one second into the flood all connect through SYN cookies and get their echo, every
+/// byte checked, while the flood lasts (30 s), with no RST sent to them; the flood takes no
+/// socket and nothing beyond the backlog and the table of cookie connections, which is empty
+/// at the end. Run with `--nocapture` to see the numbers.
 #[test]
 fn legitimate_clients_during_a_spoofed_syn_flood() {
     // (SYNs per tick, tick)
@@ -544,6 +570,7 @@ fn legitimate_clients_during_a_spoofed_syn_flood() {
 }
 
 fn flood(per_tick: u32, tick: Duration) {
+    use ferronet::tcp::syncookie::TRANSLATED;
     use ferronet_integration::faults::TestRng;
     use ferronet_sim::switch::Switch;
     const FLOOD: Duration = Duration::from_secs(30);
@@ -580,9 +607,50 @@ fn flood(per_tick: u32, tick: Duration) {
                         sent.set(sent.get() + 1);
                     }
                 }
-                // Whatever the stack sends to the attacker (broadcasts) is thrown away.
-                while attacker.try_recv_frame().is_some() {}
+                // The attacker is the router the spoofed SYNs come through: it answers ARP for
+                // the gateway, and throws away what the stack sends it (SYN-ACKs with
+                // cookies).
+                while let Some(f) = attacker.try_recv_frame() {
+                    if let Some(arp) = parse_arp(&f)
+                        && let ArpRepr::EthernetIpv4 {
+                            operation: ArpOperation::Request,
+                            source_hardware_addr,
+                            source_protocol_addr,
+                            target_protocol_addr,
+                            ..
+                        } = arp
+                        && target_protocol_addr == ip4(1)
+                    {
+                        let reply = ArpRepr::EthernetIpv4 {
+                            operation: ArpOperation::Reply,
+                            source_hardware_addr: PEER_MAC,
+                            source_protocol_addr: ip4(1),
+                            target_hardware_addr: source_hardware_addr,
+                            target_protocol_addr: source_protocol_addr,
+                        };
+                        let _ =
+                            attacker.send_frame(&arp_frame(PEER_MAC, source_hardware_addr, reply));
+                    }
+                }
                 Timer::after(tick).await;
+            }
+        });
+    }
+    // Every RST on the switch that goes to the legitimate clients.
+    switch.capture(true);
+    let resets_to_clients = Rc::new(Cell::new(0usize));
+    {
+        let resets_to_clients = resets_to_clients.clone();
+        ex.spawn(async move {
+            loop {
+                let n = switch
+                    .take_captured()
+                    .iter()
+                    .filter(|f| tcp_of(&f.data).is_some_and(|t| t.rst && t.dst == ip4(2)))
+                    .count();
+                resets_to_clients.set(resets_to_clients.get() + n);
+                assert!(listener.backlog_len() <= BACKLOG);
+                Timer::after(Duration::from_millis(10)).await;
             }
         });
     }
@@ -590,14 +658,21 @@ fn flood(per_tick: u32, tick: Duration) {
     let t0 = Instant::now();
     let done: Rc<Cell<usize>> = Rc::new(Cell::new(0));
     let done_in_flood: Rc<Cell<usize>> = Rc::new(Cell::new(0));
+    let last_done = Rc::new(Cell::new(t0));
     for i in 0..CLIENTS {
-        let (done, done_in_flood, stop) = (done.clone(), done_in_flood.clone(), stop.clone());
+        let (done, done_in_flood, stop, last_done) = (
+            done.clone(),
+            done_in_flood.clone(),
+            stop.clone(),
+            last_done.clone(),
+        );
         ex.spawn(async move {
             let r = echo_client(client, 100 + i as u8, 200).await;
             assert_eq!(r, Ok(()));
             done.set(done.get() + 1);
             if !stop.get() {
                 done_in_flood.set(done_in_flood.get() + 1);
+                last_done.set(Instant::now());
             }
         });
     }
@@ -605,28 +680,155 @@ fn flood(per_tick: u32, tick: Duration) {
     stop.set(true);
     let flood_syns = sent.get();
     let in_flood = done_in_flood.get();
-    assert!(listener.backlog_len() <= BACKLOG);
-    // What the flood left behind: half-open connections give up after HALF_OPEN_TIMEOUT,
-    // held SYNs expire after SYN_HOLD; the clients still retrying then get in.
-    let all = run(ex, async {
-        loop {
-            if done.get() == CLIENTS {
-                break Instant::now();
-            }
-            Timer::after(Duration::from_millis(100)).await;
-        }
-    });
+    let cookies = listener.syn_cookies();
+    // What the flood left behind: half-open connections give up, held SYNs expire.
+    ex.run_for(Duration::from_secs(20));
     println!(
         "SYN flood: {flood_syns} spoofed SYNs in {} s ({:.0}/s); {in_flood} of {CLIENTS} \
-         legitimate clients served during the flood; all {CLIENTS} served {:.1} s after it \
-         stopped; {} half-open accepts given up",
+         legitimate clients served during the flood, the last {:.1} s after they started; \
+         {} SYN-ACKs with cookies sent, {} cookie ACKs validated; at most {} cookie \
+         connections at once; {} half-open accepts given up",
         FLOOD.as_secs(),
         flood_syns as f64 / FLOOD.as_secs() as f64,
-        (all - t0 - FLOOD + Duration::from_secs(1)).as_millis() as f64 / 1000.0,
+        (last_done.get() - t0).as_millis() as f64 / 1000.0,
+        cookies.sent,
+        cookies.validated,
+        cookies.peak_connections,
         failed.get()
     );
+    assert_eq!(in_flood, CLIENTS, "clients served during the flood");
     assert_eq!(done.get(), CLIENTS);
     assert_eq!(served.get(), CLIENTS);
-    // The flood took no socket and no memory beyond the backlog.
+    assert!(cookies.validated >= CLIENTS as u32, "{cookies:?}");
+    assert_eq!(
+        resets_to_clients.get(),
+        0,
+        "a RST went to a legitimate client"
+    );
+    // The flood took no socket and no memory beyond the backlog and the cookie table, which
+    // is empty again.
     assert_eq!(server.usage().sockets, sockets);
+    assert!(cookies.peak_connections <= TRANSLATED);
+    assert_eq!(listener.syn_cookies().connections, 0);
+}
+
+/// A server with a listener whose backlog is full of spoofed SYNs, and a legitimate client
+/// (a smoltcp stack) behind the same switch.
+struct CookieSetup {
+    ex: &'static Executor<'static>,
+    switch: ferronet_sim::switch::Switch,
+    server: Stack<'static>,
+    client: Stack<'static>,
+    listener: &'static TcpListener<'static>,
+    attacker: SimDevice,
+}
+
+fn cookie_setup() -> CookieSetup {
+    use ferronet_sim::switch::Switch;
+    let ex: &'static Executor<'static> = leak(Executor::new());
+    let switch = Switch::new(LinkConfig::default());
+    let server = stack::<8>(ex, switch.port(MAC_A).unwrap(), 3, 31);
+    let client = stack::<4>(ex, switch.port([2, 0, 0, 0, 0, 0x11]).unwrap(), 2, 32);
+    let attacker = switch.port(MAC_B).unwrap();
+    let listener = leak(TcpListener::new(server).unwrap());
+    listener.listen(PORT).unwrap();
+    let listener: &'static TcpListener<'static> = listener;
+    let mut s = CookieSetup {
+        ex,
+        switch,
+        server,
+        client,
+        listener,
+        attacker,
+    };
+    for i in 0..BACKLOG as u8 {
+        let frame = syn(Ipv4Address::new(198, 51, 100, 10 + i), 20_000, 7);
+        s.attacker.send_frame(&frame).unwrap();
+    }
+    ex.run_for(Duration::from_millis(50));
+    assert_eq!(listener.backlog_len(), BACKLOG);
+    s
+}
+
+#[test]
+fn a_connection_through_a_syn_cookie_carries_data_both_ways_and_closes_cleanly() {
+    const LEN: usize = 48 * 1024;
+    let s = cookie_setup();
+    let ex = s.ex;
+    s.switch.capture(true);
+    // The backlog is full and no socket accepts: the client still connects, through a cookie.
+    let mut c = TcpSocket::new(s.client, buf(2048), buf(2048));
+    c.set_timeout(Some(Duration::from_secs(30)));
+    run(ex, c.connect(ep4(3, PORT))).unwrap();
+    assert_eq!(c.state(), State::Established);
+    ex.run_for(Duration::from_millis(50));
+    let stats = s.listener.syn_cookies();
+    assert_eq!((stats.sent, stats.validated, stats.connections), (1, 1, 1));
+    // The validated connection took the place of the oldest spoofed SYN.
+    assert_eq!(s.listener.backlog_len(), BACKLOG);
+    let synack = s
+        .switch
+        .captured()
+        .iter()
+        .filter_map(|f| tcp_of(&f.data))
+        .find(|t| t.syn && t.ack)
+        .unwrap();
+    assert_eq!((synack.src, synack.dst), (ip4(3), ip4(2)));
+    drop(s.attacker);
+
+    // A socket takes it first, ahead of the spoofed SYNs, and echoes.
+    let served = Rc::new(Cell::new(0));
+    let failed = Rc::new(Cell::new(0));
+    spawn_echo_server(ex, s.server, s.listener, served.clone(), failed.clone());
+    let mut data = vec![0u8; LEN];
+    fill_pattern(9, 0, &mut data);
+    let got = run(ex, async {
+        let mut got = Vec::new();
+        let mut off = 0;
+        let mut tmp = [0u8; 700];
+        while got.len() < LEN {
+            if off < LEN {
+                off += c.write(&data[off..]).await.unwrap();
+            }
+            while let Ok(n @ 1..) = c.try_read(&mut tmp) {
+                got.extend_from_slice(&tmp[..n]);
+            }
+            if off == LEN && got.len() < LEN {
+                let n = c.read(&mut tmp).await.unwrap();
+                assert_ne!(n, 0, "end of stream after {} bytes", got.len());
+                got.extend_from_slice(&tmp[..n]);
+            }
+        }
+        c.close();
+        let mut tmp = [0u8; 16];
+        assert_eq!(c.read(&mut tmp).await, Ok(0));
+        c.flush().await.unwrap();
+        got
+    });
+    assert_eq!(got.len(), LEN);
+    assert_eq!(check_pattern(9, 0, &got), Ok(()));
+    ex.run_for(Duration::from_secs(1));
+    assert_eq!((served.get(), failed.get()), (1, 0));
+    assert!(matches!(c.state(), State::TimeWait | State::Closed));
+    assert_eq!(s.listener.syn_cookies().connections, 0);
+
+    // Every segment from the server after the handshake was translated into the cookie's
+    // sequence space, and none was a RST.
+    let frames: Vec<Tcp> = s
+        .switch
+        .captured()
+        .iter()
+        .filter_map(|f| tcp_of(&f.data))
+        .filter(|t| t.src == ip4(3) && t.dst == ip4(2))
+        .collect();
+    assert!(frames.len() > 20, "{} segments", frames.len());
+    assert!(frames.iter().all(|t| !t.rst));
+    for t in &frames {
+        let sent = t.seq.wrapping_sub(synack.seq);
+        assert!(
+            sent <= LEN as u32 + 2,
+            "seq {} not in the cookie's space",
+            t.seq
+        );
+    }
 }

@@ -120,6 +120,31 @@ impl FragGate {
     }
 }
 
+impl<T: Driver> DriverAdapter<'_, '_, T> {
+    /// Send the SYN-ACKs with cookies that the listeners staged while receiving, as long as
+    /// the driver has room (what is left waits for the next call; the staging area drops
+    /// what does not fit, and the clients retransmit their SYNs).
+    #[cfg(feature = "tcp-listener")]
+    pub(crate) fn send_staged(&mut self) {
+        let cookies = &self.listeners.cookies;
+        while cookies.has_staged() {
+            let Some(token) = self.inner.transmit(self.cx) else {
+                self.tx_exhausted = true;
+                self.counters.tx_queue_full();
+                return;
+            };
+            self.counters.tx_frame();
+            cookies.send_staged(|frame| {
+                token.consume(frame.len(), |buf| {
+                    let n = buf.len().min(frame.len());
+                    buf[..n].copy_from_slice(&frame[..n]);
+                    trace_frame("tx", buf);
+                })
+            });
+        }
+    }
+}
+
 impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
     type RxToken<'a>
         = RxTokenAdapter<'a, T::RxToken<'a>>
@@ -152,6 +177,8 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
                 guard: self.guard,
                 #[cfg(feature = "tcp")]
                 rst: (self.filter.framing(), self.rst),
+                #[cfg(feature = "tcp-listener")]
+                cookies: &self.listeners.cookies,
                 #[cfg(feature = "proto-ipv4-fragmentation")]
                 frag: (&mut self.frag, false),
             },
@@ -171,6 +198,8 @@ impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
                 guard: self.guard,
                 #[cfg(feature = "tcp")]
                 rst: (self.filter.framing(), self.rst),
+                #[cfg(feature = "tcp-listener")]
+                cookies: &self.listeners.cookies,
                 #[cfg(feature = "proto-ipv4-fragmentation")]
                 frag: (&mut self.frag, true),
             }),
@@ -267,6 +296,14 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
             if let Some(g) = self.guard {
                 g.on_receive(buf);
             }
+            // A connection that came in through a SYN cookie: acknowledgment numbers
+            // translated to smoltcp's sequence space.
+            #[cfg(feature = "tcp-listener")]
+            if self.listeners.cookies.translating() {
+                self.listeners
+                    .cookies
+                    .translate_ingress(buf, self.filter.framing());
+            }
             // A SYN held for a listener's backlog (or dropped, the backlog being full).
             #[cfg(feature = "tcp-listener")]
             if self.listeners.withholds(buf, self.filter) {
@@ -284,6 +321,9 @@ pub(crate) struct TxTokenAdapter<'a, T: TxToken> {
     guard: Option<&'a NeighborGuard>,
     #[cfg(feature = "tcp")]
     rst: (crate::ingress::Framing, &'a crate::rst_guard::RstGuard),
+    /// Connections that came in through SYN cookies (sequence numbers translated).
+    #[cfg(feature = "tcp-listener")]
+    cookies: &'a crate::tcp::syncookie::Cookies,
     /// The fragment gate, and whether the token came from `transmit` (through the gate).
     #[cfg(feature = "proto-ipv4-fragmentation")]
     frag: (&'a mut FragGate, bool),
@@ -301,8 +341,14 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
         let (framing, rst) = self.rst;
         #[cfg(feature = "proto-ipv4-fragmentation")]
         let (frag, gated) = self.frag;
+        #[cfg(feature = "tcp-listener")]
+        let cookies = self.cookies;
         self.token.consume(len, |buf| {
             let r = f(buf);
+            #[cfg(feature = "tcp-listener")]
+            if cookies.translating() {
+                cookies.translate_egress(buf, framing);
+            }
             trace_frame("tx", buf);
             #[cfg(feature = "medium-ethernet")]
             if let Some(g) = guard {

@@ -1,0 +1,623 @@
+//! SYN cookies for [`TcpListener`](super::listener::TcpListener) (cargo feature
+//! `tcp-listener`).
+//!
+//! When a listener's backlog is full, a SYN is not dropped: ferronet answers it itself with a
+//! SYN-ACK whose initial sequence number is a *cookie*, and keeps nothing. A client that
+//! really exists acknowledges it; that ACK carries the cookie back (its acknowledgment number
+//! less one), which proves the client got the SYN-ACK. The validated connection then enters
+//! the backlog ahead of the SYNs held there, and a socket takes it like any other.
+//!
+//! # The cookie
+//!
+//! ```text
+//!  31 30 29 28 27                                              0
+//! +-----+-----+------------------------------------------------+
+//! |  t  |  m  |  SipHash-1-3(key; addresses, ports, client ISN, |
+//! |     |     |            counter, m), low 28 bits            |
+//! +-----+-----+------------------------------------------------+
+//! ```
+//!
+//! - `t`: the two low bits of the time counter (the seconds of the stack's clock / 64);
+//! - `m`: an index into [`MSS_TABLE`], the largest entry not above the client's MSS option;
+//! - the hash is keyed with 128 bits derived from the seed given to `ferronet::new`.
+//!
+//! An ACK validates when its acknowledgment number less one is the cookie of its addresses,
+//! ports and sequence number less one (or the sequence number itself: a zero window probe
+//! below the window), for the counter among the current one and the three before whose low
+//! bits are `t` (a cookie is good for 192 to 256 s: a client whose ACK found no room waits
+//! for a socket with its zero window probes, which back off to a minute apart). A blind
+//! forgery succeeds once in 2^27 tries.
+//!
+//! # What the connection looks like to smoltcp
+//!
+//! smoltcp 0.14 picks its own initial sequence numbers and cannot be given an established
+//! connection. So when a socket takes a validated connection, it gets a SYN made up from the
+//! ACK (the client's ISN, the MSS of the cookie, the ACK's window, no other option) and
+//! answers it with a SYN-ACK of its own ISN S. That SYN-ACK is rewritten on its way out to
+//! carry the cookie (a harmless duplicate for the client), and a made-up ACK of it completes
+//! smoltcp's handshake at once. From then on, every segment of the connection is translated:
+//! received acknowledgment numbers less `cookie - S`, sent sequence numbers plus it, with the
+//! TCP checksum updated (RFC 1624). The table of such connections is empty unless cookies
+//! were used, and then costs one comparison per frame.
+//!
+//! # What is not done
+//!
+//! - The SYN-ACK of a cookie offers no window scaling, no SACK and no timestamps, so a
+//!   connection that came in through a cookie has none of them (as with Linux without
+//!   timestamps), and its MSS is one of four values ([`MSS_TABLE`]).
+//! - Data that comes with the cookie ACK, or before a socket takes the connection, is dropped;
+//!   the client sends it again.
+//! - At most [`TRANSLATED`] such connections at once per stack; a cookie ACK that finds the
+//!   table full is dropped (the client retries).
+
+use core::cell::{Cell, RefCell};
+use core::hash::Hasher;
+
+use siphasher::sip::SipHasher13;
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, TcpControl, TcpPacket, TcpRepr};
+
+use super::listener::BACKLOG;
+use crate::ingress::Framing;
+
+/// The MSS values a cookie can carry (index `m`).
+pub const MSS_TABLE: [u16; 4] = [536, 1220, 1440, 1460];
+
+/// Seconds per step of the cookie's time counter.
+pub const COUNTER_SECS: u64 = 64;
+
+/// The window offered in a cookie SYN-ACK: zero, so that the client sends no data with its
+/// ACK (data that would be dropped until a socket takes the connection, and then wait for the
+/// client's retransmission timeout, up to a minute and more). The client waits instead (zero
+/// window probes) until the socket that takes the connection opens the window, which it does
+/// at once.
+pub const COOKIE_WINDOW: u16 = 0;
+
+/// Connections that came in through a cookie, per stack, from validation until their socket
+/// is done with them.
+pub const TRANSLATED: usize = 2 * BACKLOG;
+
+/// Bits of the hash in a cookie.
+const HASH_BITS: u32 = 28;
+const HASH_MASK: u32 = (1 << HASH_BITS) - 1;
+
+/// The largest frame ferronet builds: Ethernet, IPv6 and a TCP header with an MSS option.
+pub(crate) const FRAME_LEN: usize = 14 + 40 + 24;
+
+/// Cookie SYN-ACKs waiting for the driver.
+const STAGED: usize = 2;
+
+/// What the stack's SYN cookies did, from [`TcpListener::syn_cookies`]
+/// (for all listeners of the stack).
+///
+/// [`TcpListener::syn_cookies`]: super::listener::TcpListener::syn_cookies
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SynCookieStats {
+    /// SYN-ACKs with a cookie sent (a SYN found its backlog full), wrapping.
+    pub sent: u32,
+    /// ACKs that carried a valid cookie and entered a backlog, wrapping.
+    pub validated: u32,
+    /// Connections that came in through a cookie and are not over yet (at most
+    /// [`TRANSLATED`]).
+    pub connections: usize,
+    /// The most such connections there ever were at once.
+    pub peak_connections: usize,
+}
+
+/// The key of the cookies' hash.
+#[derive(Clone, Copy)]
+pub(crate) struct Key {
+    k0: u64,
+    k1: u64,
+}
+
+impl Key {
+    /// A key derived from the stack's seed (the seed itself never shows in a cookie).
+    pub(crate) fn from_seed(seed: u64) -> Self {
+        let derive = |k: u64| {
+            let mut h = SipHasher13::new_with_keys(k, !k);
+            h.write_u64(seed);
+            h.finish()
+        };
+        Self {
+            k0: derive(0x243f_6a88_85a3_08d3),
+            k1: derive(0x1319_8a2e_0370_7344),
+        }
+    }
+
+    fn hash(&self, local: &IpEndpoint, remote: &IpEndpoint, isn: u32, counter: u32, m: u32) -> u32 {
+        let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
+        for addr in [&local.addr, &remote.addr] {
+            match addr {
+                #[cfg(feature = "proto-ipv4")]
+                IpAddress::Ipv4(a) => h.write(&a.octets()),
+                #[cfg(feature = "proto-ipv6")]
+                IpAddress::Ipv6(a) => h.write(&a.octets()),
+            }
+        }
+        h.write_u16(local.port);
+        h.write_u16(remote.port);
+        h.write_u32(isn);
+        h.write_u32(counter);
+        h.write_u32(m);
+        h.finish() as u32 & HASH_MASK
+    }
+
+    /// The cookie for a SYN from `remote` to `local` with sequence number `isn` and MSS option
+    /// `mss` (`None`: 536), at time counter `counter`.
+    pub(crate) fn make(
+        &self,
+        local: &IpEndpoint,
+        remote: &IpEndpoint,
+        isn: u32,
+        mss: Option<u16>,
+        counter: u32,
+    ) -> u32 {
+        let mss = mss.unwrap_or(536);
+        let m = MSS_TABLE.iter().rposition(|&v| v <= mss).unwrap_or(0) as u32;
+        (counter & 3) << 30 | m << 28 | self.hash(local, remote, isn, counter, m)
+    }
+
+    /// The MSS carried by `cookie` if it is the one made for this connection and `isn` at
+    /// time counter `counter` or one of the three before (the one whose low bits the cookie
+    /// carries).
+    pub(crate) fn check(
+        &self,
+        local: &IpEndpoint,
+        remote: &IpEndpoint,
+        isn: u32,
+        cookie: u32,
+        counter: u32,
+    ) -> Option<u16> {
+        let t = cookie >> 30;
+        let m = (cookie >> 28) & 3;
+        let age = counter.wrapping_sub(t) & 3;
+        let made = counter.checked_sub(age)?;
+        (self.hash(local, remote, isn, made, m) == cookie & HASH_MASK)
+            .then(|| MSS_TABLE[m as usize])
+    }
+}
+
+/// The time counter of the cookies at `secs` seconds of the stack's clock.
+pub(crate) fn counter(secs: u64) -> u32 {
+    (secs / COUNTER_SECS) as u32
+}
+
+/// Where a connection through a cookie is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Phase {
+    Free,
+    /// Validated; waiting in a backlog for a socket.
+    Reserved,
+    /// A socket took it (SYN-RECEIVED); smoltcp's SYN-ACK not seen yet.
+    Claimed,
+    /// smoltcp's SYN-ACK went out (`delta` known): the made-up ACK is due.
+    AckDue,
+    /// Established in smoltcp: every segment is translated.
+    Active,
+}
+
+/// A connection that came in through a cookie.
+#[derive(Clone, Copy)]
+pub(crate) struct Conn {
+    pub(crate) phase: Phase,
+    pub(crate) local: IpEndpoint,
+    pub(crate) remote: IpEndpoint,
+    /// Our ISN as the client knows it.
+    pub(crate) cookie: u32,
+    pub(crate) client_isn: u32,
+    /// The client's window, from its ACK.
+    pub(crate) window: u16,
+    /// `cookie - S` (S: smoltcp's ISN), from [`Phase::AckDue`] on.
+    pub(crate) delta: u32,
+    /// The link-layer header of the client's ACK (Ethernet), for the made-up ACK.
+    pub(crate) link: [u8; 14],
+}
+
+impl Conn {
+    const FREE: Self = Self {
+        phase: Phase::Free,
+        local: IpEndpoint::new(super::listener::NO_ADDR, 0),
+        remote: IpEndpoint::new(super::listener::NO_ADDR, 0),
+        cookie: 0,
+        client_isn: 0,
+        window: 0,
+        delta: 0,
+        link: [0; 14],
+    };
+}
+
+/// A staged frame.
+#[derive(Clone, Copy)]
+struct Frame {
+    len: u8,
+    data: [u8; FRAME_LEN],
+}
+
+/// The connections that came in through cookies, and the cookie SYN-ACKs waiting for the
+/// driver. Reached through shared references from the driver adapter's tokens.
+pub(crate) struct Cookies {
+    pub(crate) key: Key,
+    conns: [Cell<Conn>; TRANSLATED],
+    /// Entries not free: when 0, frames are not looked at.
+    used: Cell<u8>,
+    /// The most entries ever used at once.
+    peak: Cell<u8>,
+    staged: RefCell<heapless::Deque<Frame, STAGED>>,
+    /// Until when an ACK may carry a cookie (four counter steps after the last one sent).
+    valid_until_secs: Cell<u64>,
+    /// Cookie SYN-ACKs sent, and cookie ACKs that validated.
+    pub(crate) sent: Cell<u32>,
+    pub(crate) validated: Cell<u32>,
+}
+
+impl Cookies {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            key: Key::from_seed(seed),
+            conns: [const { Cell::new(Conn::FREE) }; TRANSLATED],
+            used: Cell::new(0),
+            peak: Cell::new(0),
+            staged: RefCell::new(heapless::Deque::new()),
+            valid_until_secs: Cell::new(0),
+            sent: Cell::new(0),
+            validated: Cell::new(0),
+        }
+    }
+
+    /// Whether any connection is in the table (the only per-frame cost when none is).
+    #[inline(always)]
+    pub(crate) fn translating(&self) -> bool {
+        self.used.get() != 0
+    }
+
+    /// What the cookies did.
+    pub(crate) fn stats(&self) -> SynCookieStats {
+        SynCookieStats {
+            sent: self.sent.get(),
+            validated: self.validated.get(),
+            connections: usize::from(self.used.get()),
+            peak_connections: usize::from(self.peak.get()),
+        }
+    }
+
+    /// Whether an ACK received at `secs` may carry a cookie of ours.
+    pub(crate) fn may_validate(&self, secs: u64) -> bool {
+        secs < self.valid_until_secs.get()
+    }
+
+    /// The phase of the connection between `local` and `remote`, if it is in the table.
+    pub(crate) fn phase_of(&self, local: &IpEndpoint, remote: &IpEndpoint) -> Option<Phase> {
+        self.find(local, remote).map(|c| c.get().phase)
+    }
+
+    fn find(&self, local: &IpEndpoint, remote: &IpEndpoint) -> Option<&Cell<Conn>> {
+        if !self.translating() {
+            return None;
+        }
+        self.conns.iter().find(|c| {
+            let c = c.get();
+            c.phase != Phase::Free && c.remote == *remote && c.local == *local
+        })
+    }
+
+    /// Add a validated connection; `false` when the table is full.
+    pub(crate) fn reserve(&self, conn: Conn) -> bool {
+        match self.conns.iter().find(|c| c.get().phase == Phase::Free) {
+            Some(c) => {
+                c.set(Conn {
+                    phase: Phase::Reserved,
+                    ..conn
+                });
+                self.used.set(self.used.get() + 1);
+                self.peak.set(self.peak.get().max(self.used.get()));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A socket took the validated connection between `local` and `remote`.
+    pub(crate) fn claim(&self, local: &IpEndpoint, remote: &IpEndpoint) {
+        if let Some(c) = self.find(local, remote) {
+            c.set(Conn {
+                phase: Phase::Claimed,
+                ..c.get()
+            });
+        }
+    }
+
+    /// Remove the connections for which `keep` says no.
+    pub(crate) fn retain(&self, mut keep: impl FnMut(&Conn) -> bool) {
+        for c in &self.conns {
+            let conn = c.get();
+            if conn.phase != Phase::Free && !keep(&conn) {
+                c.set(Conn::FREE);
+                self.used.set(self.used.get().saturating_sub(1));
+            }
+        }
+    }
+
+    /// Translate a received frame of an established connection of the table: its
+    /// acknowledgment number less `delta`.
+    pub(crate) fn translate_ingress(&self, frame: &mut [u8], framing: Framing) {
+        let Some((tcp, local, remote)) = locate(frame, framing, true) else {
+            return;
+        };
+        let Some(c) = self.find(&local, &remote) else {
+            return;
+        };
+        let c = c.get();
+        if c.phase == Phase::Active && frame[tcp + 13] & ACK != 0 {
+            let ack = read_u32(frame, tcp + 8);
+            rewrite_u32(frame, tcp, 8, ack.wrapping_sub(c.delta));
+        }
+    }
+
+    /// Translate a frame being sent: smoltcp's SYN-ACK of a claimed connection gives `delta`
+    /// and carries the cookie instead of smoltcp's ISN; later segments' sequence numbers get
+    /// `delta` added.
+    pub(crate) fn translate_egress(&self, frame: &mut [u8], framing: Framing) {
+        let Some((tcp, local, remote)) = locate(frame, framing, false) else {
+            return;
+        };
+        let Some(cell) = self.find(&local, &remote) else {
+            return;
+        };
+        let mut c = cell.get();
+        let seq = read_u32(frame, tcp + 4);
+        match c.phase {
+            Phase::Claimed if frame[tcp + 13] & (SYN | ACK) == SYN | ACK => {
+                c.delta = c.cookie.wrapping_sub(seq);
+                c.phase = Phase::AckDue;
+                cell.set(c);
+            }
+            Phase::AckDue | Phase::Active => {}
+            _ => return,
+        }
+        rewrite_u32(frame, tcp, 4, seq.wrapping_add(c.delta));
+    }
+
+    /// For the first connection whose made-up ACK is due: the ACK (framed for `framing`) is
+    /// handed to `inject`, which returns the receive window of the socket then established
+    /// (`None`: it did not take it); the connection becomes active, and an ACK opening that
+    /// window is staged for the client (its window was zero since the cookie). Returns
+    /// whether there was one (the caller sends the staged frame before the next).
+    pub(crate) fn complete_handshake(
+        &self,
+        framing: Framing,
+        inject: impl FnOnce(&[u8], &Conn) -> Option<u16>,
+    ) -> bool {
+        if let Some(cell) = self.conns.iter().find(|c| c.get().phase == Phase::AckDue) {
+            let mut c = cell.get();
+            let mut buf = [0u8; FRAME_LEN];
+            let ours = c.cookie.wrapping_sub(c.delta);
+            let seg = Segment {
+                src: c.remote,
+                dst: c.local,
+                control: TcpControl::None,
+                seq: c.client_isn.wrapping_add(1),
+                ack: Some(ours.wrapping_add(1)),
+                window: c.window,
+                mss: None,
+            };
+            let window =
+                build(&mut buf, framing, &c.link, &seg).and_then(|n| inject(&buf[..n], &c));
+            if let Some(window) = window {
+                // The window update, as a segment of the connection in the client's sequence
+                // space: to the link address the client's ACK came from.
+                let mut link = [0u8; 14];
+                link[..6].copy_from_slice(&c.link[6..12]);
+                link[6..12].copy_from_slice(&c.link[..6]);
+                link[12..].copy_from_slice(&c.link[12..]);
+                let update = Segment {
+                    src: c.local,
+                    dst: c.remote,
+                    control: TcpControl::None,
+                    seq: c.cookie.wrapping_add(1),
+                    ack: Some(c.client_isn.wrapping_add(1)),
+                    window,
+                    mss: None,
+                };
+                if !self.stage(|buf| build(buf, framing, &link, &update)) {
+                    debug!("window update for a cookie connection dropped (staging full)");
+                }
+            }
+            c.phase = Phase::Active;
+            cell.set(c);
+            return true;
+        }
+        false
+    }
+
+    /// Stage a frame for the driver; `false` (dropped) when the staging area is full.
+    pub(crate) fn stage(
+        &self,
+        build_frame: impl FnOnce(&mut [u8; FRAME_LEN]) -> Option<usize>,
+    ) -> bool {
+        let Ok(mut q) = self.staged.try_borrow_mut() else {
+            return false;
+        };
+        if q.is_full() {
+            return false;
+        }
+        let mut f = Frame {
+            len: 0,
+            data: [0; FRAME_LEN],
+        };
+        match build_frame(&mut f.data) {
+            Some(n) => {
+                f.len = n as u8;
+                let _ = q.push_back(f);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Note that a cookie was sent at `secs`.
+    pub(crate) fn sent_at(&self, secs: u64) {
+        let until = (u64::from(counter(secs)) + 4) * COUNTER_SECS;
+        self.valid_until_secs.set(until);
+        self.sent.set(self.sent.get().wrapping_add(1));
+    }
+
+    /// Whether frames are staged.
+    #[inline(always)]
+    pub(crate) fn has_staged(&self) -> bool {
+        self.staged.try_borrow().is_ok_and(|q| !q.is_empty())
+    }
+
+    /// Hand the oldest staged frame to `send` (which returns whether it took it).
+    pub(crate) fn send_staged(&self, send: impl FnOnce(&[u8])) {
+        let Ok(mut q) = self.staged.try_borrow_mut() else {
+            return;
+        };
+        if let Some(f) = q.pop_front() {
+            send(&f.data[..usize::from(f.len)]);
+        }
+    }
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+fn read_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Replace the 32-bit field at `tcp + at` with `new`, and update the TCP checksum
+/// incrementally (RFC 1624, equation 3): a checksum that was right stays right, one that was
+/// wrong stays wrong.
+fn rewrite_u32(b: &mut [u8], tcp: usize, at: usize, new: u32) {
+    let old = read_u32(b, tcp + at);
+    b[tcp + at..tcp + at + 4].copy_from_slice(&new.to_be_bytes());
+    let sum = u16::from_be_bytes([b[tcp + 16], b[tcp + 17]]);
+    b[tcp + 16..tcp + 18].copy_from_slice(&adjust_checksum(sum, old, new).to_be_bytes());
+}
+
+/// A checksum over data in which a 32-bit word changed from `old` to `new`.
+pub(crate) fn adjust_checksum(sum: u16, old: u32, new: u32) -> u16 {
+    let mut acc = u32::from(!sum);
+    for shift in [16, 0] {
+        acc += u32::from(!((old >> shift) as u16)) + ((new >> shift) & 0xffff);
+    }
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// Where the TCP header of the segment in `frame` starts, and the segment's local and
+/// remote endpoints (`received`: the source is the remote one). Unfragmented IPv4 and IPv6
+/// without extension headers; the TCP header must be all there.
+pub(crate) fn locate(
+    frame: &[u8],
+    framing: Framing,
+    received: bool,
+) -> Option<(usize, IpEndpoint, IpEndpoint)> {
+    let ip = framing.ip_packet(frame)?;
+    let off = frame.len() - ip.len();
+    let (tcp, src, dst): (usize, IpAddress, IpAddress) = match ip.first()? >> 4 {
+        #[cfg(feature = "proto-ipv4")]
+        4 => {
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let frag = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]);
+            if *ip.get(9)? != 6 || ihl < 20 || frag & 0x1fff != 0 {
+                return None;
+            }
+            let a = |at: usize| -> Option<IpAddress> {
+                let b: [u8; 4] = ip.get(at..at + 4)?.try_into().ok()?;
+                Some(IpAddress::Ipv4(b.into()))
+            };
+            (ihl, a(12)?, a(16)?)
+        }
+        #[cfg(feature = "proto-ipv6")]
+        6 => {
+            if *ip.get(6)? != 6 {
+                return None;
+            }
+            let a = |at: usize| -> Option<IpAddress> {
+                let b: [u8; 16] = ip.get(at..at + 16)?.try_into().ok()?;
+                Some(IpAddress::Ipv6(b.into()))
+            };
+            (40, a(8)?, a(24)?)
+        }
+        _ => return None,
+    };
+    let t = ip.get(tcp..tcp + 20)?;
+    let sport = u16::from_be_bytes([t[0], t[1]]);
+    let dport = u16::from_be_bytes([t[2], t[3]]);
+    let (src, dst) = (IpEndpoint::new(src, sport), IpEndpoint::new(dst, dport));
+    Some(if received {
+        (off + tcp, dst, src)
+    } else {
+        (off + tcp, src, dst)
+    })
+}
+
+/// A TCP segment ferronet builds.
+pub(crate) struct Segment {
+    pub(crate) src: IpEndpoint,
+    pub(crate) dst: IpEndpoint,
+    pub(crate) control: TcpControl,
+    pub(crate) seq: u32,
+    pub(crate) ack: Option<u32>,
+    pub(crate) window: u16,
+    pub(crate) mss: Option<u16>,
+}
+
+/// Write `seg` into `buf` as a frame for `framing` (on Ethernet, after the link header
+/// `link`, taken as it is), with its checksums; returns its length. `None` when the
+/// addresses are of different families or the buffer is too small.
+pub(crate) fn build(
+    buf: &mut [u8],
+    framing: Framing,
+    link: &[u8; 14],
+    seg: &Segment,
+) -> Option<usize> {
+    let off = match framing {
+        Framing::Ethernet => {
+            buf.get_mut(..14)?.copy_from_slice(link);
+            14
+        }
+        Framing::Ip => 0,
+        Framing::Unchecked => return None,
+    };
+    let repr = TcpRepr {
+        src_port: seg.src.port,
+        dst_port: seg.dst.port,
+        control: seg.control,
+        seq_number: smoltcp::wire::TcpSeqNumber(seg.seq as i32),
+        ack_number: seg.ack.map(|a| smoltcp::wire::TcpSeqNumber(a as i32)),
+        window_len: seg.window,
+        window_scale: None,
+        max_seg_size: seg.mss,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    if seg.src.addr.version() != seg.dst.addr.version() {
+        return None;
+    }
+    let caps = ChecksumCapabilities::default();
+    let ip = smoltcp::wire::IpRepr::new(
+        seg.src.addr,
+        seg.dst.addr,
+        IpProtocol::Tcp,
+        repr.buffer_len(),
+        64,
+    );
+    let ip_len = ip.buffer_len();
+    let packet = buf.get_mut(off..off + ip_len)?;
+    ip.emit(&mut *packet, &caps);
+    repr.emit(
+        &mut TcpPacket::new_unchecked(&mut packet[ip.header_len()..]),
+        &seg.src.addr,
+        &seg.dst.addr,
+        &caps,
+    );
+    Some(off + ip_len)
+}
