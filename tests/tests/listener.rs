@@ -832,3 +832,94 @@ fn a_connection_through_a_syn_cookie_carries_data_both_ways_and_closes_cleanly()
         );
     }
 }
+
+#[test]
+fn a_forged_cookie_ack_gets_a_rst_and_no_entry() {
+    let ex: &'static Executor<'static> = leak(Executor::new());
+    let (server, peer) = with_peer(ex);
+    let mut listener = TcpListener::new(server).unwrap();
+    listener.listen(PORT).unwrap();
+    // A full backlog, and one more SYN: answered with a cookie, so cookies are in use.
+    for i in 0..=BACKLOG as u16 {
+        peer.send(syn(ip4(1), 30_000 + i, 100));
+    }
+    ex.run_for(Duration::from_millis(100));
+    let synack = tcp_received(&peer)
+        .into_iter()
+        .find(|t| t.syn && t.ack)
+        .unwrap();
+    assert_eq!(synack.dst_port, 30_000 + BACKLOG as u16);
+    assert_eq!(listener.syn_cookies().sent, 1);
+    // The SYN-ACK went to the SYN's link address without asking ARP; smoltcp's RSTs need the
+    // peer's: a stray ACK to another port makes it ask (and drop that first RST).
+    peer.send(segment(ip4(1), 5555, 81, TcpControl::None, 1, Some(1)));
+    ex.run_for(Duration::from_millis(100));
+    let before = tcp_received(&peer).iter().filter(|t| t.rst).count();
+
+    // ACKs with a wrong cookie (the right one plus one, random ones), and the right cookie
+    // from the wrong port or with the wrong sequence number: a RST each (smoltcp's answer to
+    // a segment for no connection, as without cookies), no entry, nothing held.
+    let mut rng = ferronet_integration::faults::TestRng::new(77);
+    let mut forged = vec![
+        (30_000 + BACKLOG as u16, 101, synack.seq.wrapping_add(2)),
+        (30_100, 101, synack.seq.wrapping_add(1)),
+        (30_000 + BACKLOG as u16, 500, synack.seq.wrapping_add(1)),
+    ];
+    for i in 0..20 {
+        forged.push((31_000 + i, 101, rng.next_u64() as u32));
+    }
+    for &(port, seq, ack) in &forged {
+        peer.send(segment(
+            ip4(1),
+            port,
+            PORT,
+            TcpControl::None,
+            seq,
+            Some(ack),
+        ));
+        ex.run_for(Duration::from_millis(20));
+    }
+    ex.run_for(Duration::from_millis(100));
+    let stats = listener.syn_cookies();
+    assert_eq!((stats.validated, stats.connections), (0, 0));
+    assert_eq!(listener.backlog_len(), BACKLOG);
+    let rsts: Vec<Tcp> = tcp_received(&peer)
+        .into_iter()
+        .filter(|t| t.rst)
+        .skip(before)
+        .collect();
+    assert_eq!(rsts.len(), forged.len(), "{rsts:?}");
+    for (r, &(port, _, ack)) in rsts.iter().zip(&forged) {
+        assert_eq!((r.dst_port, r.seq), (port, ack));
+    }
+
+    // The right cookie validates (the client's ACK, with data): no RST, an entry ahead of
+    // the held SYNs, which took the oldest one's place.
+    let right = synack.seq.wrapping_add(1);
+    peer.send(segment(
+        ip4(1),
+        30_000 + BACKLOG as u16,
+        PORT,
+        TcpControl::None,
+        101,
+        Some(right),
+    ));
+    ex.run_for(Duration::from_millis(50));
+    let stats = listener.syn_cookies();
+    assert_eq!((stats.validated, stats.connections), (1, 1));
+    assert_eq!(listener.backlog_len(), BACKLOG);
+    assert_eq!(
+        tcp_received(&peer).iter().filter(|t| t.rst).count(),
+        before + forged.len()
+    );
+    let token = run(ex, listener.accept()).unwrap();
+    assert_eq!(
+        token.remote_endpoint(),
+        IpEndpoint::new(ip4(1).into(), 30_000 + BACKLOG as u16)
+    );
+    // Dropped unused, its entry goes back; closing the listener forgets it.
+    drop(token);
+    listener.close();
+    ex.run_for(Duration::from_millis(50));
+    assert_eq!(listener.syn_cookies().connections, 0);
+}

@@ -257,6 +257,20 @@ impl Listener {
     }
 }
 
+impl State {
+    /// Whether a backlog holds the validated connection `c`.
+    fn holds(&self, c: &Conn) -> bool {
+        self.listeners.iter().any(|l| {
+            l.held.iter().any(|h| {
+                h.state != HeldState::Free
+                    && h.validated
+                    && h.remote == c.remote
+                    && h.local == c.local
+            })
+        })
+    }
+}
+
 struct State {
     listeners: [Listener; MAX_LISTENERS],
     recent: [Option<Recent>; RECENT],
@@ -674,16 +688,7 @@ impl Table {
             }
         }
         self.cookies.retain(|c| match c.phase {
-            Phase::Reserved => st.as_deref().is_none_or(|st| {
-                st.listeners.iter().any(|l| {
-                    l.held.iter().any(|h| {
-                        h.state != HeldState::Free
-                            && h.validated
-                            && h.remote == c.remote
-                            && h.local == c.local
-                    })
-                })
-            }),
+            Phase::Reserved => st.as_deref().is_none_or(|st| st.holds(c)),
             _ => sockets.iter().any(|(_, s)| {
                 tcp::Socket::downcast(s).is_some_and(|s| {
                     !matches!(s.state(), tcp::State::Closed | tcp::State::Listen)
@@ -737,6 +742,10 @@ impl Table {
         };
         let was = l.endpoint.take().is_some();
         l.held = [HeldSyn::EMPTY; BACKLOG];
+        // Validated connections no longer held: forgotten (their clients retry).
+        let st = self.state.get_mut();
+        self.cookies
+            .retain(|c| c.phase != Phase::Reserved || st.holds(c));
         if was {
             self.listening.set(self.listening.get().saturating_sub(1));
         }

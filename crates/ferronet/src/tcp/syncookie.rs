@@ -621,3 +621,330 @@ pub(crate) fn build(
     );
     Some(off + ip_len)
 }
+
+#[cfg(all(
+    test,
+    feature = "proto-ipv4",
+    feature = "proto-ipv6",
+    feature = "medium-ethernet"
+))]
+mod tests {
+    extern crate std;
+    use super::*;
+    use smoltcp::wire::{EthernetFrame, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet};
+
+    fn ep4(last: u8, port: u16) -> IpEndpoint {
+        IpEndpoint::new(Ipv4Address::new(192, 0, 2, last).into(), port)
+    }
+
+    fn ep6(last: u16, port: u16) -> IpEndpoint {
+        IpEndpoint::new(
+            Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last).into(),
+            port,
+        )
+    }
+
+    const LINK: [u8; 14] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+    const LINK6: [u8; 14] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xdd];
+
+    #[test]
+    fn a_cookie_validates_for_its_connection_only() {
+        let key = Key::from_seed(42);
+        let (us, them) = (ep4(3, 80), ep4(1, 40000));
+        let c = key.make(&us, &them, 1000, Some(1460), 7);
+        assert_eq!(key.check(&us, &them, 1000, c, 7), Some(1460));
+        // Another ISN, port, address, direction, key: no.
+        assert_eq!(key.check(&us, &them, 1001, c, 7), None);
+        assert_eq!(key.check(&us, &ep4(1, 40001), 1000, c, 7), None);
+        assert_eq!(key.check(&us, &ep4(9, 40000), 1000, c, 7), None);
+        assert_eq!(key.check(&them, &us, 1000, c, 7), None);
+        assert_eq!(Key::from_seed(43).check(&us, &them, 1000, c, 7), None);
+        // A flipped bit anywhere: no (the MSS bits are in the hash too).
+        for bit in 0..32 {
+            assert_eq!(
+                key.check(&us, &them, 1000, c ^ (1 << bit), 7),
+                None,
+                "{bit}"
+            );
+        }
+        // IPv6 too.
+        let (us6, them6) = (ep6(2, 80), ep6(1, 40000));
+        let c6 = key.make(&us6, &them6, u32::MAX, None, 0);
+        assert_eq!(key.check(&us6, &them6, u32::MAX, c6, 0), Some(536));
+        assert_eq!(key.check(&us6, &ep6(3, 40000), u32::MAX, c6, 0), None);
+    }
+
+    #[test]
+    fn a_cookie_is_good_for_four_counter_steps() {
+        let key = Key::from_seed(1);
+        let (us, them) = (ep4(3, 80), ep4(1, 40000));
+        for made in [0u32, 1, 5, 1000] {
+            let c = key.make(&us, &them, 5, Some(1460), made);
+            assert_eq!(c >> 30, made & 3);
+            for now in made..made + 4 {
+                assert_eq!(key.check(&us, &them, 5, c, now), Some(1460), "{made} {now}");
+            }
+            // Expired.
+            assert_eq!(key.check(&us, &them, 5, c, made + 4), None);
+            assert_eq!(key.check(&us, &them, 5, c, made + 5), None);
+            // From the future (or a counter that went back).
+            if made > 0 {
+                assert_eq!(key.check(&us, &them, 5, c, made - 1), None);
+            }
+        }
+        assert_eq!(counter(63), 0);
+        assert_eq!(counter(64), 1);
+    }
+
+    #[test]
+    fn the_mss_index_is_the_largest_entry_not_above_the_clients_mss() {
+        let key = Key::from_seed(9);
+        let (us, them) = (ep4(3, 80), ep4(1, 40000));
+        for (mss, want, index) in [
+            (None, 536, 0),
+            (Some(100), 536, 0),
+            (Some(536), 536, 0),
+            (Some(1219), 536, 0),
+            (Some(1220), 1220, 1),
+            (Some(1439), 1220, 1),
+            (Some(1440), 1440, 2),
+            (Some(1460), 1460, 3),
+            (Some(9000), 1460, 3),
+        ] {
+            let c = key.make(&us, &them, 77, mss, 3);
+            assert_eq!((c >> 28) & 3, index, "{mss:?}");
+            assert_eq!(key.check(&us, &them, 77, c, 3), Some(want), "{mss:?}");
+        }
+    }
+
+    /// The Internet checksum of `data` (RFC 1071).
+    fn full_checksum(data: &[u8]) -> u16 {
+        let mut sum: u32 = data
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    #[test]
+    fn the_incremental_checksum_matches_a_full_one() {
+        let mut data = [0u8; 20];
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37).wrapping_add(11);
+        }
+        for (old, new) in [
+            (0u32, u32::MAX),
+            (0xdead_beef, 1),
+            (0x8000_0000, 0x7fff_ffff),
+            (12345, 12345),
+            (u32::MAX, 0),
+            (0xffff_0000, 0x0000_ffff),
+        ] {
+            data[8..12].copy_from_slice(&old.to_be_bytes());
+            let before = full_checksum(&data);
+            data[8..12].copy_from_slice(&new.to_be_bytes());
+            let after = full_checksum(&data);
+            // Equal as checksums: 0x0000 and 0xffff are both zero in one's complement.
+            let got = adjust_checksum(before, old, new);
+            assert!(
+                got == after || (got | after == 0xffff && (got == 0 || after == 0)),
+                "{old:#x} {new:#x}: {got:#x} {after:#x}"
+            );
+        }
+    }
+
+    /// A frame of a connection between `a` and `b` (`a` sends), built by `build`.
+    fn segment(a: IpEndpoint, b: IpEndpoint, seq: u32, ack: u32, payload_hint: u16) -> Segment {
+        Segment {
+            src: a,
+            dst: b,
+            control: TcpControl::None,
+            seq,
+            ack: Some(ack),
+            window: payload_hint,
+            mss: None,
+        }
+    }
+
+    fn checksum_ok(frame: &[u8]) -> bool {
+        let eth = EthernetFrame::new_checked(frame).unwrap();
+        match frame[12..14] {
+            [0x08, 0x00] => {
+                let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+                let t = TcpPacket::new_checked(ip.payload()).unwrap();
+                ip.verify_checksum()
+                    && t.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into())
+            }
+            _ => {
+                let ip = Ipv6Packet::new_checked(eth.payload()).unwrap();
+                let t = TcpPacket::new_checked(ip.payload()).unwrap();
+                t.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into())
+            }
+        }
+    }
+
+    fn seq_ack(frame: &[u8], tcp: usize) -> (u32, u32) {
+        let t = TcpPacket::new_checked(&frame[tcp..]).unwrap();
+        (t.seq_number().0 as u32, t.ack_number().0 as u32)
+    }
+
+    #[test]
+    fn a_translated_connection_across_the_wrap_around() {
+        for (us, them, link) in [
+            (ep4(3, 80), ep4(1, 40000), LINK),
+            (ep6(2, 80), ep6(1, 40000), LINK6),
+        ] {
+            let cookies = Cookies::new(5);
+            // The cookie near the top of the sequence space, smoltcp's ISN near the bottom.
+            let (cookie, smol, client) = (u32::MAX - 10, 20u32, u32::MAX - 3);
+            assert!(!cookies.translating());
+            assert!(cookies.reserve(Conn {
+                phase: Phase::Reserved,
+                local: us,
+                remote: them,
+                cookie,
+                client_isn: client,
+                window: 512,
+                delta: 0,
+                link,
+            }));
+            assert!(cookies.translating());
+            assert_eq!(cookies.phase_of(&us, &them), Some(Phase::Reserved));
+            cookies.claim(&us, &them);
+            assert_eq!(cookies.phase_of(&us, &them), Some(Phase::Claimed));
+
+            // smoltcp's SYN-ACK: carries the cookie on its way out, and gives delta.
+            let mut buf = [0u8; FRAME_LEN];
+            let mut synack = segment(us, them, smol, client.wrapping_add(1), 1000);
+            synack.control = TcpControl::Syn;
+            let n = build(&mut buf, Framing::Ethernet, &link, &synack).unwrap();
+            let (tcp, _, _) = locate(&buf[..n], Framing::Ethernet, false).unwrap();
+            cookies.translate_egress(&mut buf[..n], Framing::Ethernet);
+            assert_eq!(seq_ack(&buf[..n], tcp), (cookie, client.wrapping_add(1)));
+            assert!(checksum_ok(&buf[..n]));
+            assert_eq!(cookies.phase_of(&us, &them), Some(Phase::AckDue));
+
+            // The made-up ACK for smoltcp, then the window update for the client.
+            let mut injected = None;
+            assert!(cookies.complete_handshake(Framing::Ethernet, |f, c| {
+                injected = Some((f.to_vec(), c.remote));
+                Some(4096)
+            }));
+            assert!(!cookies.complete_handshake(Framing::Ethernet, |_, _| None));
+            let (ack, from) = injected.unwrap();
+            assert_eq!(from, them);
+            assert!(checksum_ok(&ack));
+            assert_eq!(
+                seq_ack(&ack, tcp),
+                (client.wrapping_add(1), smol.wrapping_add(1))
+            );
+            assert_eq!(&ack[..14], &link[..]);
+            let mut update = std::vec::Vec::new();
+            cookies.send_staged(|f| update.extend_from_slice(f));
+            assert!(checksum_ok(&update));
+            assert_eq!(
+                seq_ack(&update, tcp),
+                (cookie.wrapping_add(1), client.wrapping_add(1))
+            );
+            assert_eq!(
+                TcpPacket::new_checked(&update[tcp..]).unwrap().window_len(),
+                4096
+            );
+            assert_eq!(&update[..6], &link[6..12]);
+
+            // Data both ways, past the wrap-around of both numbers.
+            for sent in [1u32, 11, 12, 5000, 70000] {
+                let mut out = [0u8; FRAME_LEN];
+                let seg = segment(
+                    us,
+                    them,
+                    smol.wrapping_add(sent),
+                    client.wrapping_add(sent),
+                    9,
+                );
+                let n = build(&mut out, Framing::Ethernet, &link, &seg).unwrap();
+                cookies.translate_egress(&mut out[..n], Framing::Ethernet);
+                assert_eq!(
+                    seq_ack(&out[..n], tcp),
+                    (cookie.wrapping_add(sent), client.wrapping_add(sent))
+                );
+                assert!(checksum_ok(&out[..n]));
+
+                let mut inb = [0u8; FRAME_LEN];
+                let seg = segment(
+                    them,
+                    us,
+                    client.wrapping_add(sent),
+                    cookie.wrapping_add(sent),
+                    9,
+                );
+                let n = build(&mut inb, Framing::Ethernet, &link, &seg).unwrap();
+                cookies.translate_ingress(&mut inb[..n], Framing::Ethernet);
+                assert_eq!(
+                    seq_ack(&inb[..n], tcp),
+                    (client.wrapping_add(sent), smol.wrapping_add(sent))
+                );
+                assert!(checksum_ok(&inb[..n]));
+            }
+            // A bad checksum stays bad.
+            let mut inb = [0u8; FRAME_LEN];
+            let seg = segment(them, us, client.wrapping_add(1), cookie.wrapping_add(1), 9);
+            let n = build(&mut inb, Framing::Ethernet, &link, &seg).unwrap();
+            inb[tcp + 16] ^= 1;
+            cookies.translate_ingress(&mut inb[..n], Framing::Ethernet);
+            assert_eq!(seq_ack(&inb[..n], tcp).1, smol.wrapping_add(1));
+            assert!(!checksum_ok(&inb[..n]));
+            // Other connections are not touched.
+            let mut other = [0u8; FRAME_LEN];
+            let seg = segment(us, IpEndpoint::new(them.addr, 40001), 5, 6, 9);
+            let n = build(&mut other, Framing::Ethernet, &link, &seg).unwrap();
+            cookies.translate_egress(&mut other[..n], Framing::Ethernet);
+            assert_eq!(seq_ack(&other[..n], tcp), (5, 6));
+
+            cookies.retain(|_| false);
+            assert!(!cookies.translating());
+            assert_eq!(cookies.phase_of(&us, &them), None);
+            assert_eq!(cookies.stats().peak_connections, 1);
+        }
+    }
+
+    #[test]
+    fn a_full_table_refuses_and_staging_drops() {
+        let cookies = Cookies::new(5);
+        let conn = |port| Conn {
+            phase: Phase::Reserved,
+            local: ep4(3, 80),
+            remote: ep4(1, port),
+            cookie: 1,
+            client_isn: 2,
+            window: 0,
+            delta: 0,
+            link: LINK,
+        };
+        for port in 0..TRANSLATED as u16 {
+            assert!(cookies.reserve(conn(port)));
+        }
+        assert!(!cookies.reserve(conn(999)));
+        assert_eq!(cookies.stats().connections, TRANSLATED);
+        let seg = segment(ep4(3, 80), ep4(1, 1), 1, 2, 0);
+        for _ in 0..STAGED {
+            assert!(cookies.stage(|b| build(b, Framing::Ethernet, &LINK, &seg)));
+        }
+        assert!(!cookies.stage(|b| build(b, Framing::Ethernet, &LINK, &seg)));
+        assert!(cookies.has_staged());
+        for _ in 0..STAGED {
+            cookies.send_staged(|f| assert!(checksum_ok(f)));
+        }
+        assert!(!cookies.has_staged());
+        // Mixed families and unchecked framing build nothing.
+        let mut buf = [0u8; FRAME_LEN];
+        let mixed = segment(ep4(3, 80), ep6(1, 1), 1, 2, 0);
+        assert_eq!(build(&mut buf, Framing::Ethernet, &LINK, &mixed), None);
+        assert_eq!(build(&mut buf, Framing::Unchecked, &LINK, &seg), None);
+        // The IP medium has no link header.
+        assert_eq!(build(&mut buf, Framing::Ip, &LINK, &seg), Some(40));
+    }
+}
