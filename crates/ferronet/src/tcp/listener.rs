@@ -36,8 +36,15 @@
 //!
 //! # Semantics
 //!
-//! - A SYN to the listened endpoint is held when the backlog has room, and dropped silently
-//!   when it is full (no RST: the client retransmits its SYN, after 1 s, 3 s, 7 s... on Linux).
+//! - A SYN to the listened endpoint is held when the backlog has room. When it is full, the
+//!   SYN is answered with a SYN cookie (see [`syncookie`]): a SYN-ACK
+//!   built by ferronet that keeps nothing. The client's ACK proves it exists; the connection
+//!   then enters the backlog, ahead of the held SYNs (it takes the place of the oldest one
+//!   when there is no room), and `accept` hands such connections out first. A cookie ACK that
+//!   finds the backlog full of validated connections (or the table of cookie connections
+//!   full) is dropped: the client probes again (its window is zero until a socket takes it).
+//!   A SYN is dropped silently (no RST) only when its cookie SYN-ACK cannot be sent (the
+//!   staging area of 2 frames is full, a broadcast link address): the client retransmits it.
 //! - A retransmitted SYN (same address and port pair) replaces its own entry; it never makes
 //!   a second token. A SYN for a connection already handed to a socket goes to that socket.
 //! - A RST from the client for a held SYN (its sequence number the SYN's, or the SYN's plus
@@ -50,7 +57,9 @@
 //!   before it is held; a bad one is left to smoltcp, which drops it.
 //! - A socket that took a token and whose SYN-ACK is not acknowledged within
 //!   [`HALF_OPEN_TIMEOUT`](super::HALF_OPEN_TIMEOUT) (a spoofed SYN) gives up silently:
-//!   `accept_token` fails with [`AcceptError::ConnectionReset`].
+//!   `accept_token` fails with [`AcceptError::ConnectionReset`]. It gives up after
+//!   [`HALF_OPEN_YIELD`] already when a connection validated by a cookie waits for a socket
+//!   and no task waits in `accept` for it.
 //!
 //! # Limits
 //!
@@ -58,8 +67,13 @@
 //! - [`BACKLOG`] is 4, or 8 or 16 with the cargo features `tcp-listener-backlog-8` /
 //!   `tcp-listener-backlog-16`. Each entry keeps the SYN's frame (up to
 //!   [`HELD_FRAME_LEN`] bytes: a larger SYN, with IPv4 options or data, is dropped).
-//! - No SYN cookies: a flood of spoofed SYNs fills the backlog (and nothing else), and while
-//!   it lasts legitimate clients get in only by chance (see the README for a measurement).
+//! - A flood of spoofed SYNs fills the backlog and nothing else; legitimate clients get in
+//!   through SYN cookies: in the simulator, 16 of 16 clients connecting during floods of 100,
+//!   1,000 and 10,000 spoofed SYNs a second against 4 sockets and a backlog of 4 were served
+//!   while the flood lasted, the last 14 s after they started (their zero window probes back
+//!   off; `tests/tests/listener.rs`). What cookies cannot do: connections through a cookie
+//!   have no window scaling, SACK or timestamps and one of four MSS values; a client whose
+//!   ACK finds no room waits for its next probe; a cookie is good for 192 to 256 s.
 //! - Do not also put plain sockets in [`TcpSocket::accept`] on a listened port: the listener
 //!   takes every SYN for it.
 //! - Ethernet and IP media only: on IEEE 802.15.4 (6LoWPAN, compressed headers) SYNs are not
@@ -378,7 +392,7 @@ impl Table {
         let cookie_ack = seg.ack
             && !seg.syn
             && !seg.rst
-            && (self.cookies.translating() || self.cookies.may_validate(now.as_secs()));
+            && (self.cookies.translating() || self.cookies.may_validate(now));
         if !(seg.syn || seg.rst || cookie_ack) || !filter.is_own(&seg.local.addr) {
             return false;
         }
@@ -1024,7 +1038,7 @@ impl<'d> TcpListener<'d> {
     }
 
     /// What the stack's SYN cookies did (all its listeners together): see the
-    /// [`syncookie`](super::syncookie) module.
+    /// [`syncookie`] module.
     pub fn syn_cookies(&self) -> SynCookieStats {
         self.stack.with(|i| i.listeners.cookies.stats())
     }

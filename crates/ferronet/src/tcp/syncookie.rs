@@ -35,7 +35,9 @@
 //! ACK (the client's ISN, the MSS of the cookie, the ACK's window, no other option) and
 //! answers it with a SYN-ACK of its own ISN S. That SYN-ACK is rewritten on its way out to
 //! carry the cookie (a harmless duplicate for the client), and a made-up ACK of it completes
-//! smoltcp's handshake at once. From then on, every segment of the connection is translated:
+//! smoltcp's handshake at once, and ferronet sends the client an ACK that opens the window
+//! (the cookie SYN-ACK offered a zero window, so that the client held its data back while it
+//! waited for a socket). From then on, every segment of the connection is translated:
 //! received acknowledgment numbers less `cookie - S`, sent sequence numbers plus it, with the
 //! TCP checksum updated (RFC 1624). The table of such connections is empty unless cookies
 //! were used, and then costs one comparison per frame.
@@ -45,10 +47,18 @@
 //! - The SYN-ACK of a cookie offers no window scaling, no SACK and no timestamps, so a
 //!   connection that came in through a cookie has none of them (as with Linux without
 //!   timestamps), and its MSS is one of four values ([`MSS_TABLE`]).
-//! - Data that comes with the cookie ACK, or before a socket takes the connection, is dropped;
-//!   the client sends it again.
-//! - At most [`TRANSLATED`] such connections at once per stack; a cookie ACK that finds the
-//!   table full is dropped (the client retries).
+//! - Segments that come before a socket takes the connection are dropped; the client sends
+//!   them again (with the zero window, only zero window probes come).
+//! - A cookie ACK that finds no room (a backlog full of validated connections, or
+//!   [`TRANSLATED`] such connections in the stack already) is dropped. The client thinks it
+//!   is connected and gets in with its next zero window probe, which backs off (1, 2, 4 s...
+//!   up to a minute). A client that has nothing to send (a protocol where the server speaks
+//!   first) sends no probe and waits until its own timeout, as with Linux's SYN cookies when
+//!   the accept queue is full.
+//! - The window update after the handshake is staged like the cookie SYN-ACKs; when it is
+//!   dropped (staging full, driver full), the client's next probe opens the window.
+//! - The hash is SipHash-1-3 with 27 to 28 bits kept, keyed from the seed given to
+//!   `ferronet::new`: a predictable seed gives predictable cookies.
 
 use core::cell::{Cell, RefCell};
 use core::hash::Hasher;
@@ -245,8 +255,10 @@ pub(crate) struct Cookies {
     /// The most entries ever used at once.
     peak: Cell<u8>,
     staged: RefCell<heapless::Deque<Frame, STAGED>>,
+    /// Frames in `staged` (checked for every received frame: one load).
+    staged_len: Cell<u8>,
     /// Until when an ACK may carry a cookie (four counter steps after the last one sent).
-    valid_until_secs: Cell<u64>,
+    valid_until: Cell<embassy_time::Instant>,
     /// Cookie SYN-ACKs sent, and cookie ACKs that validated.
     pub(crate) sent: Cell<u32>,
     pub(crate) validated: Cell<u32>,
@@ -260,7 +272,8 @@ impl Cookies {
             used: Cell::new(0),
             peak: Cell::new(0),
             staged: RefCell::new(heapless::Deque::new()),
-            valid_until_secs: Cell::new(0),
+            staged_len: Cell::new(0),
+            valid_until: Cell::new(embassy_time::Instant::from_ticks(0)),
             sent: Cell::new(0),
             validated: Cell::new(0),
         }
@@ -282,9 +295,11 @@ impl Cookies {
         }
     }
 
-    /// Whether an ACK received at `secs` may carry a cookie of ours.
-    pub(crate) fn may_validate(&self, secs: u64) -> bool {
-        secs < self.valid_until_secs.get()
+    /// Whether an ACK received at `now` may carry a cookie of ours (a comparison: it is asked
+    /// for every ACK to a listened port).
+    #[inline(always)]
+    pub(crate) fn may_validate(&self, now: embassy_time::Instant) -> bool {
+        now < self.valid_until.get()
     }
 
     /// The phase of the connection between `local` and `remote`, if it is in the table.
@@ -450,31 +465,36 @@ impl Cookies {
             Some(n) => {
                 f.len = n as u8;
                 let _ = q.push_back(f);
+                self.staged_len.set(q.len() as u8);
                 true
             }
             None => false,
         }
     }
 
-    /// Note that a cookie was sent at `secs`.
+    /// Note that a cookie was sent at `secs` seconds of the stack's clock.
     pub(crate) fn sent_at(&self, secs: u64) {
         let until = (u64::from(counter(secs)) + 4) * COUNTER_SECS;
-        self.valid_until_secs.set(until);
+        self.valid_until
+            .set(embassy_time::Instant::from_secs(until));
         self.sent.set(self.sent.get().wrapping_add(1));
     }
 
     /// Whether frames are staged.
     #[inline(always)]
     pub(crate) fn has_staged(&self) -> bool {
-        self.staged.try_borrow().is_ok_and(|q| !q.is_empty())
+        self.staged_len.get() != 0
     }
 
-    /// Hand the oldest staged frame to `send` (which returns whether it took it).
+    /// Hand the oldest staged frame to `send`.
     pub(crate) fn send_staged(&self, send: impl FnOnce(&[u8])) {
         let Ok(mut q) = self.staged.try_borrow_mut() else {
             return;
         };
-        if let Some(f) = q.pop_front() {
+        let f = q.pop_front();
+        self.staged_len.set(q.len() as u8);
+        drop(q);
+        if let Some(f) = f {
             send(&f.data[..usize::from(f.len)]);
         }
     }
