@@ -9,8 +9,8 @@
 # also on failure or Ctrl-C. Every ferronet run records a pcap; at the end tshark checks each
 # capture for bad checksums, malformed packets and expert errors.
 #
-# Usage: scripts/interop.sh [TEST...]     TEST: dhcp ping tcp listener udp slaac mcast netem
-#                                         tun bad
+# Usage: scripts/interop.sh [TEST...]     TEST: dhcp ping tcp listener synflood udp slaac mcast
+#                                         netem tun bad
 #                                         (default: all)
 # Prints `PASS name` or `FAIL name: reason` per check and exits 1 if any failed. Without root
 # or a needed tool (after trying scripts/setup.sh): `SKIP interop: ...`, exit 0 (1 if CI=true).
@@ -60,7 +60,7 @@ fi
 [ -z "$(missing_tools)" ] || skip_all "needs $(missing_tools)(scripts/setup.sh could not install them)"
 [ -c /dev/net/tun ] || skip_all "needs /dev/net/tun (kernel module tun)"
 
-ALL_TESTS=(dhcp ping tcp listener udp slaac mcast netem tun bad)
+ALL_TESTS=(dhcp ping tcp listener synflood udp slaac mcast netem tun bad)
 if [ $# -gt 0 ]; then
     for t in "$@"; do
         [[ " ${ALL_TESTS[*]} " == *" $t "* ]] || { echo "interop: unknown test $t (${ALL_TESTS[*]})" >&2; exit 2; }
@@ -484,6 +484,72 @@ t_listener() {
         fail listener-no-reset "$resets segments with RST in the capture"
     fi
     rm -f "$T"/lst-in* "$T"/lst-out*
+    ns_del "$NS"
+}
+
+# SYN cookies (feature tcp-listener): while a raw socket in the namespace floods ferronet's
+# tcp-server (4 sockets, backlog 4) with spoofed SYNs from 198.51.100.0/24 (10,000 a second
+# asked for 30 s; python reaches what it can, the rate is reported), 16 Linux clients started
+# one second into the flood must each get 16 KiB echoed intact before the flood ends, with no
+# RST to them; the server must have answered SYNs with cookies (SYN-ACKs with a zero window).
+t_synflood() {
+    ns_new synflood && tap_new || { fail synflood "namespace set-up failed"; return; }
+    local n=16 rate=10000 secs=30 i pids=() bad=""
+    ferbg synflood-server 90 tcp-server --tap tap0 --ip 192.0.2.2/24 --sockets 4 --count $n \
+        --timeout 80
+    local pid=$BGPID
+    if ! wait_for "$T/synflood-server.out" '^listening on 7' 20 "$pid"; then
+        fail synflood "tcp-server did not come up: $(last "$T/synflood-server.err")"
+        stop "$pid"
+        ns_del "$NS"
+        return
+    fi
+    nsbg synflood-flood $((secs + 15)) python3 "$NETPEER" syn-flood 192.0.2.2 7 $rate $secs
+    local flood=$BGPID
+    if ! wait_for "$T/synflood-flood.out" '^flooding' 15 "$flood"; then
+        fail synflood "the flood did not start: $(last "$T/synflood-flood.err")"
+        stop "$pid"
+        ns_del "$NS"
+        return
+    fi
+    for ((i = 1; i <= n; i++)); do random_file "syn-in$i" 16384; done
+    local t0
+    t0=$(date +%s)
+    for ((i = 1; i <= n; i++)); do
+        ip netns exec "$NS" timeout -k 5 60 socat -t 30 -T 30 - TCP:192.0.2.2:7 \
+            <"$T/syn-in$i" >"$T/syn-out$i" 2>"$T/syn-c$i.err" &
+        pids+=($!)
+    done
+    for ((i = 1; i <= n; i++)); do
+        wait_pid "${pids[$((i - 1))]}" 70 || bad+=" client $i exited $?: $(last "$T/syn-c$i.err");"
+        cmp -s "$T/syn-in$i" "$T/syn-out$i" || bad+=" client $i: $(cmp "$T/syn-in$i" "$T/syn-out$i" 2>&1 | head -1);"
+    done
+    local took=$(($(date +%s) - t0))
+    kill -0 "$flood" 2>/dev/null || bad+=" the clients ended after the flood (${took} s);"
+    wait_pid "$flood" $((secs + 20))
+    local sent
+    sent=$(tr '\n' ' ' <"$T/synflood-flood.out")
+    if [ -z "$bad" ]; then
+        pass "synflood-$n-linux-clients-during-a-flood (16 KiB each, all in ${took} s; flood: $sent)"
+    else
+        fail synflood-$n-linux-clients "$bad flood: $sent"
+    fi
+    wait_pid "$pid" 30
+    local rc=$?
+    if [ $rc = 0 ] && grep -q "^served $n connections" "$T/synflood-server.out"; then
+        pass "synflood-server-served-all ($(last "$T/synflood-server.out"), exit 0)"
+    else
+        fail synflood-server-served-all "exit $rc: $(last "$T/synflood-server.out") $(last "$T/synflood-server.err")"
+    fi
+    local resets cookies
+    resets=$(timeout 180 tshark -r "$T/synflood-server.pcap" -Y 'tcp.flags.reset == 1 && ip.dst == 192.0.2.1' 2>/dev/null | wc -l)
+    cookies=$(timeout 180 tshark -r "$T/synflood-server.pcap" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 1 && tcp.window_size_value == 0' 2>/dev/null | wc -l)
+    if [ "$resets" = 0 ] && [ "$cookies" -gt 0 ]; then
+        pass "synflood-cookies-no-reset ($cookies SYN-ACKs with cookies, no RST to the clients)"
+    else
+        fail synflood-cookies-no-reset "$resets segments with RST to the clients, $cookies cookie SYN-ACKs"
+    fi
+    rm -f "$T"/syn-in* "$T"/syn-out*
     ns_del "$NS"
 }
 
