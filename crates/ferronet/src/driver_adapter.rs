@@ -285,12 +285,13 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
                 // smoltcp discards an empty frame as malformed.
                 return f(&[]);
             }
+            // An RST whose sequence number is not the one expected: turned into a segment
+            // that makes smoltcp send a challenge ACK (RFC 5961 3.2).
             #[cfg(feature = "tcp")]
-            if let Some(ip) = self.filter.framing().ip_packet(buf)
-                && self.rst.rejects(ip)
+            if let Some(ip) = self.filter.framing().ip_packet_mut(buf)
+                && self.rst.check(ip)
             {
-                debug!("dropped an RST whose sequence number is not the one expected");
-                return f(&[]);
+                debug!("an RST whose sequence number is not the one expected: challenge ACK");
             }
             #[cfg(feature = "medium-ethernet")]
             if let Some(g) = self.guard {

@@ -43,6 +43,17 @@ impl Framing {
     }
 }
 
+impl Framing {
+    /// The IPv4 or IPv6 packet in `frame`, mutable (see [`Framing::ip_packet`]).
+    #[cfg(feature = "tcp")]
+    #[inline]
+    pub(crate) fn ip_packet_mut(self, frame: &mut [u8]) -> Option<&mut [u8]> {
+        let len = self.ip_packet(frame)?.len();
+        let at = frame.len() - len;
+        frame.get_mut(at..)
+    }
+}
+
 /// The interface's addresses at the start of a poll, to check sources against.
 pub(crate) struct SourceFilter {
     framing: Framing,

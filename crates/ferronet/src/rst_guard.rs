@@ -9,12 +9,18 @@
 //! ([`RstGuard::on_transmit`]), and withholds from smoltcp an RST for such a connection whose
 //! sequence number is not that one ([`RstGuard::rejects`]).
 //!
-//! What is not met: RFC 5961 answers a non-matching in-window RST with a challenge ACK; here
-//! it is dropped silently (ferronet cannot make smoltcp send an ACK). A peer that really reset
-//! the connection answers the next segment the stack sends (data, a delayed ACK, a keep-alive)
-//! with an RST that does match, so the reset still happens, one exchange later. An RST for a
-//! connection not in the table (more than [`ENTRIES`] connections sending at once, or one
-//! that has not sent anything since the handshake) is left to smoltcp's window check.
+//! A non-matching RST is answered with a challenge ACK (RFC 5961 3.2): an ACK carrying the
+//! connection's current sequence and acknowledgment numbers, to which a peer that really reset
+//! the connection answers with the exact RST. smoltcp has no call to send one, but it sends
+//! one itself, rate-limited to one a second per connection (RFC 5961 section 7), for a
+//! segment whose acknowledgment number is beyond anything it sent: so the RST is handed to
+//! smoltcp rewritten into such a segment (RST flag cleared, ACK set, its acknowledgment number
+//! 2^30 past the sequence number of the connection's last segment sent, checksum updated).
+//!
+//! What is not met: an RST for a connection not in the table (more than [`ENTRIES`]
+//! connections sending at once, or one that has not sent anything since the handshake) is
+//! left to smoltcp's window check, which accepts any RST in the window. The rate limit is
+//! smoltcp's, per connection; there is no limit across connections.
 
 use core::cell::Cell;
 
@@ -27,6 +33,16 @@ struct Entry {
     key: u64,
     /// The acknowledgment number of the last segment sent: RCV.NXT at that time.
     rcv_nxt: u32,
+    /// The sequence number of the last segment sent (at or after SND.UNA).
+    snd_seq: u32,
+}
+
+impl Entry {
+    const FREE: Self = Self {
+        key: 0,
+        rcv_nxt: 0,
+        snd_seq: 0,
+    };
 }
 
 /// See the module docs. Shared by the receive and transmit tokens of one poll.
@@ -53,7 +69,7 @@ const ACK: u8 = 0x10;
 impl RstGuard {
     pub(crate) const fn new() -> Self {
         Self {
-            entries: [const { Cell::new(Entry { key: 0, rcv_nxt: 0 }) }; ENTRIES],
+            entries: [const { Cell::new(Entry::FREE) }; ENTRIES],
             next: Cell::new(0),
         }
     }
@@ -68,7 +84,7 @@ impl RstGuard {
         if seg.flags & (RST | FIN) != 0 {
             // Our own reset or close: the connection is (about to be) gone.
             if let Some(e) = found {
-                e.set(Entry { key: 0, rcv_nxt: 0 });
+                e.set(Entry::FREE);
             }
             return;
         }
@@ -78,6 +94,7 @@ impl RstGuard {
         let entry = Entry {
             key: seg.key,
             rcv_nxt: seg.ack,
+            snd_seq: seg.seq,
         };
         match found {
             Some(e) => e.set(entry),
@@ -89,10 +106,11 @@ impl RstGuard {
         }
     }
 
-    /// Whether a received IP packet is an RST for a known connection whose sequence number
-    /// is not the one expected (and must not reach smoltcp).
+    /// Check a received IP packet: an RST for a known connection whose sequence number is not
+    /// the one expected is rewritten into a segment that makes smoltcp send a challenge ACK
+    /// (see the module docs). Returns whether it was.
     #[inline]
-    pub(crate) fn rejects(&self, ip: &[u8]) -> bool {
+    pub(crate) fn check(&self, ip: &mut [u8]) -> bool {
         // Most segments are not resets: look at the flags before parsing the rest.
         if tcp_flags(ip).is_none_or(|f| f & RST == 0) {
             return false;
@@ -103,15 +121,60 @@ impl RstGuard {
         if seg.flags & RST == 0 || seg.flags & SYN != 0 {
             return false;
         }
-        match self.entries.iter().find(|e| e.get().key == seg.key) {
-            Some(e) if e.get().rcv_nxt == seg.seq => {
-                e.set(Entry { key: 0, rcv_nxt: 0 });
-                false
-            }
-            Some(_) => true,
-            None => false,
+        let Some(e) = self.entries.iter().find(|e| e.get().key == seg.key) else {
+            return false;
+        };
+        let entry = e.get();
+        if entry.rcv_nxt == seg.seq {
+            e.set(Entry::FREE);
+            return false;
         }
+        let Some(tcp) = tcp_offset(ip) else {
+            return false;
+        };
+        challenge(ip, tcp, entry.snd_seq.wrapping_add(1 << 30));
+        true
     }
+}
+
+/// Turn the RST whose TCP header starts at `tcp` into an ACK with acknowledgment number
+/// `ack`, updating the checksum.
+fn challenge(ip: &mut [u8], tcp: usize, ack: u32) {
+    let word = |ip: &[u8], at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
+    let sum = word(ip, tcp + 16);
+    let old_flags = word(ip, tcp + 12);
+    let new_flags = (old_flags & !u16::from(RST)) | u16::from(ACK);
+    let old_ack = u32::from_be_bytes([ip[tcp + 8], ip[tcp + 9], ip[tcp + 10], ip[tcp + 11]]);
+    ip[tcp + 12..tcp + 14].copy_from_slice(&new_flags.to_be_bytes());
+    ip[tcp + 8..tcp + 12].copy_from_slice(&ack.to_be_bytes());
+    let sum = adjust_checksum(sum, u32::from(old_flags), u32::from(new_flags));
+    let sum = adjust_checksum(sum, old_ack, ack);
+    ip[tcp + 16..tcp + 18].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// A checksum over data in which a 32-bit word changed from `old` to `new`, updated
+/// incrementally (RFC 1624, equation 3): a checksum that was right stays right, one that was
+/// wrong stays wrong.
+pub(crate) fn adjust_checksum(sum: u16, old: u32, new: u32) -> u16 {
+    let mut acc = u32::from(!sum);
+    for shift in [16, 0] {
+        acc += u32::from(!((old >> shift) as u16)) + ((new >> shift) & 0xffff);
+    }
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// Where the TCP header starts in an IPv4 or IPv6 packet (no IPv6 extension headers), if it
+/// is all there.
+fn tcp_offset(ip: &[u8]) -> Option<usize> {
+    let at = match ip.first()? >> 4 {
+        4 => usize::from(ip[0] & 0x0f) * 4,
+        6 => 40,
+        _ => return None,
+    };
+    (ip.len() >= at + 20).then_some(at)
 }
 
 /// The TCP flags of the segment in an IPv4 or IPv6 packet (no IPv6 extension headers).
@@ -191,6 +254,13 @@ mod tests {
         p
     }
 
+    impl RstGuard {
+        /// Whether `check` rewrites (a copy of) `p`.
+        fn rejects(&self, p: &[u8]) -> bool {
+            self.check(&mut p.to_vec())
+        }
+    }
+
     const US: [u8; 4] = [192, 0, 2, 2];
     const PEER: [u8; 4] = [192, 0, 2, 3];
 
@@ -241,5 +311,30 @@ mod tests {
         }
         assert!(!g.rejects(&v4(PEER, 5000, US, 80, 1, 0, RST)));
         assert!(g.rejects(&v4(PEER, 5000 + ENTRIES as u16, US, 80, 1, 0, RST)));
+    }
+
+    #[test]
+    fn a_wrong_rst_becomes_an_ack_beyond_anything_sent_with_a_right_checksum() {
+        use smoltcp::wire::{IpAddress, Ipv4Address, Ipv4Packet, TcpPacket};
+        let g = RstGuard::new();
+        g.on_transmit(&v4(US, 80, PEER, 5000, 0xffff_fff0, 1000, ACK));
+        for (seq, flags) in [(1001u32, RST), (999, RST | ACK), (0, RST | ACK | 0x08)] {
+            let mut p = v4(PEER, 5000, US, 80, seq, 77, flags);
+            p[2..4].copy_from_slice(&40u16.to_be_bytes());
+            let (src, dst): (IpAddress, IpAddress) =
+                (Ipv4Address::from(PEER).into(), Ipv4Address::from(US).into());
+            TcpPacket::new_unchecked(&mut p[20..]).fill_checksum(&src, &dst);
+            Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
+            assert!(g.check(&mut p));
+            let t = TcpPacket::new_checked(&p[20..]).unwrap();
+            assert!(t.verify_checksum(&src, &dst));
+            assert!(!t.rst() && t.ack() && !t.syn());
+            assert_eq!(t.psh(), flags & 0x08 != 0);
+            assert_eq!(t.seq_number().0 as u32, seq);
+            assert_eq!(
+                t.ack_number().0 as u32,
+                0xffff_fff0u32.wrapping_add(1 << 30)
+            );
+        }
     }
 }

@@ -69,6 +69,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, TcpControl, TcpPacket, Tc
 
 use super::listener::BACKLOG;
 use crate::ingress::Framing;
+use crate::rst_guard::adjust_checksum;
 
 /// The MSS values a cookie can carry (index `m`).
 pub const MSS_TABLE: [u16; 4] = [536, 1220, 1440, 1460];
@@ -515,18 +516,6 @@ fn rewrite_u32(b: &mut [u8], tcp: usize, at: usize, new: u32) {
     b[tcp + at..tcp + at + 4].copy_from_slice(&new.to_be_bytes());
     let sum = u16::from_be_bytes([b[tcp + 16], b[tcp + 17]]);
     b[tcp + 16..tcp + 18].copy_from_slice(&adjust_checksum(sum, old, new).to_be_bytes());
-}
-
-/// A checksum over data in which a 32-bit word changed from `old` to `new`.
-pub(crate) fn adjust_checksum(sum: u16, old: u32, new: u32) -> u16 {
-    let mut acc = u32::from(!sum);
-    for shift in [16, 0] {
-        acc += u32::from(!((old >> shift) as u16)) + ((new >> shift) & 0xffff);
-    }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
 }
 
 /// Where the TCP header of the segment in `frame` starts, and the segment's local and
