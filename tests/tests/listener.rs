@@ -39,13 +39,23 @@ fn stack<const N: usize>(
     host: u8,
     seed: u64,
 ) -> Stack<'static> {
-    let resources = leak(StackResources::<N>::new());
-    let (stack, mut runner) = ferronet::new(
+    stack_with::<N>(
+        ex,
         device,
         ferronet::Config::ipv4_static(v4_config(host)),
-        resources,
         seed,
-    );
+    )
+}
+
+/// A stack with room for `N` sockets on `device`, configured with `config`.
+fn stack_with<const N: usize>(
+    ex: &Executor<'_>,
+    device: SimDevice,
+    config: ferronet::Config,
+    seed: u64,
+) -> Stack<'static> {
+    let resources = leak(StackResources::<N>::new());
+    let (stack, mut runner) = ferronet::new(device, config, resources, seed);
     ex.spawn(async move { runner.run().await });
     stack
 }
@@ -99,10 +109,20 @@ fn spawn_echo_server(
 /// stream and drops its socket (a FIN that came with data is acknowledged after the delayed
 /// ACK timer, too late for a socket dropped at once; see the report of the listener work).
 async fn echo_client(stack: Stack<'static>, seed: u8, len: usize) -> Result<(), String> {
+    echo_client_to(stack, ep4(3, PORT), seed, len).await
+}
+
+/// [`echo_client`] to `server`.
+async fn echo_client_to(
+    stack: Stack<'static>,
+    server: IpEndpoint,
+    seed: u8,
+    len: usize,
+) -> Result<(), String> {
     let mut s = TcpSocket::new(stack, buf(1024), buf(1024));
     // Dropped SYNs are retransmitted until then (smoltcp doubles its timeout up to 60 s).
     s.set_timeout(Some(CLIENT_TIMEOUT));
-    s.connect(ep4(3, PORT))
+    s.connect(server)
         .await
         .map_err(|e| format!("client {seed}: connect: {e:?}"))?;
     let mut data = vec![0u8; len];
@@ -922,4 +942,51 @@ fn a_forged_cookie_ack_gets_a_rst_and_no_entry() {
     listener.close();
     ex.run_for(Duration::from_millis(50));
     assert_eq!(listener.syn_cookies().connections, 0);
+}
+
+/// Connections through SYN cookies over IPv6 on Ethernet, and over IPv4 and IPv6 on an IP
+/// link (TUN-like, no link header): one server socket, a backlog of 4 filled by the other
+/// clients' SYNs, so the sixth client of six gets a cookie; all six get their 8 KiB echoed
+/// intact, and the table of cookie connections ends empty.
+#[test]
+fn cookie_connections_over_ipv6_and_over_an_ip_link() {
+    use ferronet_integration::{dual_config, ip6};
+    use ferronet_sim::link::{Endpoint, pair};
+    const CLIENTS: usize = 6;
+    let cases: [(bool, bool); 3] = [(false, true), (true, false), (true, true)];
+    for (ip_link, v6) in cases {
+        let ex: &'static Executor<'static> = leak(Executor::new());
+        let (dev_c, dev_s, _link) = if ip_link {
+            pair(LinkConfig::ip(), Endpoint::Ip, Endpoint::Ip).unwrap()
+        } else {
+            pair_ethernet(LinkConfig::default()).unwrap()
+        };
+        let client = stack_with::<{ CLIENTS + 4 }>(ex, dev_c, dual_config(2), 41);
+        let server = stack_with::<8>(ex, dev_s, dual_config(3), 42);
+        let listener = leak(TcpListener::new(server).unwrap());
+        listener.listen(PORT).unwrap();
+        let listener: &'static TcpListener<'static> = listener;
+        let served = Rc::new(Cell::new(0));
+        let failed = Rc::new(Cell::new(0));
+        spawn_echo_server(ex, server, listener, served.clone(), failed.clone());
+        ex.run_for(Duration::from_secs(1));
+        let to = if v6 {
+            IpEndpoint::new(ip6(3).into(), PORT)
+        } else {
+            ep4(3, PORT)
+        };
+        let results = run(
+            ex,
+            join_all((0..CLIENTS).map(|i| echo_client_to(client, to, i as u8, 8192))),
+        );
+        let case = format!("IP link {ip_link}, IPv6 {v6}");
+        for r in &results {
+            assert_eq!(r, &Ok(()), "{case}");
+        }
+        ex.run_for(Duration::from_secs(1));
+        assert_eq!((served.get(), failed.get()), (CLIENTS, 0), "{case}");
+        let cookies = listener.syn_cookies();
+        assert!(cookies.validated >= 1, "{case}: {cookies:?}");
+        assert_eq!(cookies.connections, 0, "{case}");
+    }
 }
