@@ -990,3 +990,106 @@ fn cookie_connections_over_ipv6_and_over_an_ip_link() {
         assert_eq!(cookies.connections, 0, "{case}");
     }
 }
+
+/// A cookie ACK that finds the table of cookie connections full is dropped and leaves the
+/// backlog as it was: the held SYN it would have replaced is answered as itself when a
+/// socket takes it (it once got the dropped connection's made-up SYN).
+#[test]
+fn a_cookie_ack_that_finds_the_table_full_changes_nothing() {
+    use ferronet::tcp::syncookie::TRANSLATED;
+    let ex: &'static Executor<'static> = leak(Executor::new());
+    let (dev_s, dev_p, _link) = pair_ethernet(LinkConfig::default()).unwrap();
+    let server = stack::<{ TRANSLATED + 4 }>(ex, dev_s, 3, 9);
+    let peer = Peer::new(PEER_MAC);
+    peer.add_ipv4(ip4(1));
+    peer.spawn(ex, dev_p);
+    let listener = leak(TcpListener::new(server).unwrap());
+    listener.listen(PORT).unwrap();
+    let listener: &'static TcpListener<'static> = listener;
+    ex.run_for(Duration::from_millis(10));
+
+    // SYN-ACKs with cookies for these ports, and the ACKs that complete them.
+    let cookies_for = |ports: std::ops::Range<u16>| {
+        let since = Instant::now();
+        for p in ports.clone() {
+            peer.send(syn(ip4(1), p, 1000));
+        }
+        ex.run_for(Duration::from_millis(50));
+        let got: Vec<Tcp> = peer
+            .received_since(since)
+            .iter()
+            .filter_map(|r| tcp_of(&r.frame))
+            .filter(|t| t.syn && t.ack && ports.contains(&t.dst_port))
+            .collect();
+        assert_eq!(got.len(), ports.len(), "{got:?}");
+        got
+    };
+    let complete = |synacks: &[Tcp]| {
+        for t in synacks {
+            peer.send(segment(
+                ip4(1),
+                t.dst_port,
+                PORT,
+                TcpControl::None,
+                1001,
+                Some(t.seq.wrapping_add(1)),
+            ));
+        }
+        ex.run_for(Duration::from_millis(50));
+    };
+    // The backlog full of held SYNs, then as many cookie connections as the table holds:
+    // the first ACKs take the held SYNs' places, sockets take them (and keep them), and the
+    // other ACKs, dropped while the backlog was full of validated connections, come again.
+    for p in 100..100 + BACKLOG as u16 {
+        peer.send(syn(ip4(1), p, 7));
+    }
+    ex.run_for(Duration::from_millis(50));
+    assert_eq!(listener.backlog_len(), BACKLOG);
+    let synacks = cookies_for(200..200 + TRANSLATED as u16);
+    complete(&synacks);
+    let taken = Rc::new(Cell::new(0));
+    for _ in 0..TRANSLATED {
+        let taken = taken.clone();
+        ex.spawn(async move {
+            let mut s = TcpSocket::new(server, buf(512), buf(512));
+            let t = listener.accept().await.unwrap();
+            s.accept_token(t).await.unwrap();
+            taken.set(taken.get() + 1);
+            core::future::pending::<()>().await;
+        });
+    }
+    ex.run_for(Duration::from_millis(50));
+    assert_eq!(taken.get(), BACKLOG);
+    complete(&synacks[BACKLOG..]);
+    assert_eq!(taken.get(), TRANSLATED);
+    assert_eq!(listener.backlog_len(), 0);
+    let stats = listener.syn_cookies();
+    assert_eq!(stats.connections, TRANSLATED, "{stats:?}");
+
+    // The backlog full of held SYNs again, one more cookie, and its ACK: dropped.
+    let since = Instant::now();
+    for p in 300..300 + BACKLOG as u16 {
+        peer.send(syn(ip4(1), p, 3000 + u32::from(p)));
+    }
+    ex.run_for(Duration::from_millis(50));
+    assert_eq!(listener.backlog_len(), BACKLOG);
+    let last = cookies_for(400..401);
+    complete(&last);
+    assert_eq!(listener.syn_cookies().validated, stats.validated);
+    assert_eq!(listener.backlog_len(), BACKLOG);
+
+    // The oldest held SYN is answered as itself.
+    let mut s = TcpSocket::new(server, buf(512), buf(512));
+    let t = run(ex, listener.accept()).unwrap();
+    assert_eq!(t.remote_endpoint(), IpEndpoint::new(ip4(1).into(), 300));
+    assert!(s.accept_token(t).now_or_never().is_none());
+    ex.run_for(Duration::from_millis(50));
+    let answers: Vec<Tcp> = peer
+        .received_since(since)
+        .iter()
+        .filter_map(|r| tcp_of(&r.frame))
+        .filter(|t| t.syn && t.ack && t.dst_port != 400)
+        .collect();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!((answers[0].dst_port, answers[0].ack_number), (300, 3301));
+}

@@ -592,14 +592,17 @@ impl Table {
             window: seg.window,
             mss: Some(mss),
         };
-        let h = &mut l.held[slot];
-        let Some(len) = syncookie::build(&mut h.frame, framing, &link, &syn) else {
+        // Built aside: the entry it replaces stays as it is unless the table has room.
+        let mut frame = [0u8; HELD_FRAME_LEN];
+        let Some(len) = syncookie::build(&mut frame, framing, &link, &syn) else {
             return false;
         };
         if !self.cookies.reserve(conn) {
             debug!("table of cookie connections full: cookie ACK dropped");
             return true;
         }
+        let h = &mut l.held[slot];
+        h.frame = frame;
         debug!("cookie ACK validated");
         self.cookies
             .validated
