@@ -570,7 +570,9 @@ impl Table {
             },
         };
         let mut link = [0u8; 14];
-        if let Some(h) = frame.get(..14) {
+        if framing == Framing::Ethernet
+            && let Some(h) = frame.get(..14)
+        {
             link.copy_from_slice(h);
         }
         let conn = Conn {
