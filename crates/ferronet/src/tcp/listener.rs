@@ -718,6 +718,16 @@ impl Table {
         });
     }
 
+    /// A table with one listener listening on `ep` (tests elsewhere in the crate).
+    #[cfg(test)]
+    pub(crate) fn listening_for_test(seed: u64, ip_mtu: u16, ep: IpListenEndpoint) -> Self {
+        let mut t = Self::new(seed, ip_mtu);
+        if let Some(i) = t.open() {
+            let _ = t.listen(i, ep);
+        }
+        t
+    }
+
     fn open(&mut self) -> Option<u8> {
         let st = self.state.get_mut();
         let (i, l) = st

@@ -957,3 +957,154 @@ mod tests {
         assert_eq!(build(&mut buf, Framing::Ip, &LINK, &seg), Some(40));
     }
 }
+
+#[cfg(all(
+    test,
+    feature = "proto-ipv4",
+    feature = "proto-ipv6",
+    feature = "medium-ethernet"
+))]
+mod robustness {
+    extern crate std;
+    use super::*;
+    use crate::ingress::SourceFilter;
+    use crate::tcp::listener::Table;
+    use embassy_time::Instant;
+    use smoltcp::wire::{IpCidr, IpListenEndpoint, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};
+
+    /// xorshift64*: deterministic bytes.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    /// Arbitrary frames, most of them with plausible Ethernet, IP and TCP headers (to our
+    /// addresses, port 80, from a few peers), go through every path that parses frames for
+    /// the SYN cookies, with cookies out and connections in every phase: nothing panics.
+    #[test]
+    fn arbitrary_frames_never_panic() {
+        let own4 = Ipv4Address::new(192, 0, 2, 2);
+        let own6 = Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+        for framing in [Framing::Ethernet, Framing::Ip] {
+            let filter = SourceFilter::new(
+                framing,
+                &[
+                    IpCidr::Ipv4(Ipv4Cidr::new(own4, 24)),
+                    IpCidr::Ipv6(Ipv6Cidr::new(own6, 64)),
+                ],
+            );
+            let table = Table::listening_for_test(7, 1500, IpListenEndpoint::from(80));
+            table.set_now(Instant::from_secs(1000));
+            let mut rng = Rng(0x1234_5678_9abc_def1);
+            let mut withheld = 0;
+            for round in 0..200_000u32 {
+                let len = (rng.next() % 130) as usize;
+                let mut f = std::vec![0u8; len];
+                for b in f.iter_mut() {
+                    *b = rng.next() as u8;
+                }
+                let off = if framing == Framing::Ethernet { 14 } else { 0 };
+                let v6 = rng.next().is_multiple_of(2);
+                if !rng.next().is_multiple_of(8) && len > off + 1 {
+                    if framing == Framing::Ethernet && len >= 14 {
+                        f[12..14].copy_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+                        f[0] &= 0xfe;
+                        f[6] &= 0xfe;
+                    }
+                    let ip = &mut f[off..];
+                    if v6 {
+                        ip[0] = 0x60;
+                        if ip.len() >= 40 {
+                            ip[6] = 6;
+                            ip[8..24].copy_from_slice(
+                                &Ipv6Address::new(
+                                    0x2001,
+                                    0xdb8,
+                                    0,
+                                    0,
+                                    0,
+                                    0,
+                                    0,
+                                    1 + (round % 3) as u16,
+                                )
+                                .octets(),
+                            );
+                            ip[24..40].copy_from_slice(&own6.octets());
+                        }
+                    } else {
+                        ip[0] = 0x45;
+                        if ip.len() >= 20 {
+                            ip[6] = 0;
+                            ip[7] = 0;
+                            ip[9] = 6;
+                            ip[12..16].copy_from_slice(&[192, 0, 2, 1 + (round % 3) as u8]);
+                            ip[16..20].copy_from_slice(&own4.octets());
+                        }
+                    }
+                    let tcp = if v6 { 40 } else { 20 };
+                    if ip.len() >= tcp + 20 {
+                        ip[tcp + 2..tcp + 4].copy_from_slice(&80u16.to_be_bytes());
+                        // Mostly a plain header (offset 5, 6 or 7 words), right lengths and
+                        // checksums, so that the frame gets past the checks.
+                        if !rng.next().is_multiple_of(4) {
+                            ip[tcp + 12] = ((5 + rng.next() % 3) as u8) << 4;
+                        }
+                        let total = ip.len();
+                        if v6 {
+                            ip[4..6].copy_from_slice(&((total - 40) as u16).to_be_bytes());
+                        } else {
+                            ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+                            smoltcp::wire::Ipv4Packet::new_unchecked(&mut ip[..]).fill_checksum();
+                        }
+                        let (src, dst): (IpAddress, IpAddress) = if v6 {
+                            let p = smoltcp::wire::Ipv6Packet::new_unchecked(&ip[..]);
+                            (p.src_addr().into(), p.dst_addr().into())
+                        } else {
+                            let p = smoltcp::wire::Ipv4Packet::new_unchecked(&ip[..]);
+                            (p.src_addr().into(), p.dst_addr().into())
+                        };
+                        TcpPacket::new_unchecked(&mut ip[tcp..]).fill_checksum(&src, &dst);
+                    }
+                }
+                // Every path: the listener's receive check (holds, cookies, cookie ACKs),
+                // both translations, the parser, and the made-up ACKs.
+                withheld += usize::from(table.withholds(&f, &filter));
+                table.cookies.translate_ingress(&mut f, framing);
+                table.cookies.translate_egress(&mut f, framing);
+                let _ = locate(&f, framing, round.is_multiple_of(2));
+                if let Some((_, local, remote)) = locate(&f, framing, true)
+                    && round.is_multiple_of(5)
+                {
+                    let _ = table.cookies.reserve(Conn {
+                        phase: Phase::Reserved,
+                        local,
+                        remote,
+                        cookie: rng.next() as u32,
+                        client_isn: rng.next() as u32,
+                        window: rng.next() as u16,
+                        delta: rng.next() as u32,
+                        link: [0; 14],
+                    });
+                    table.cookies.claim(&local, &remote);
+                }
+                let _ = table.cookies.complete_handshake(framing, |_, _| Some(100));
+                table.cookies.send_staged(|_| {});
+                if round.is_multiple_of(1000) {
+                    table.cookies.retain(|_| false);
+                }
+            }
+            // The plausible frames did reach the listener's paths.
+            assert!(withheld > 1000, "{withheld}");
+            assert!(
+                table.cookies.stats().sent > 100,
+                "{:?}",
+                table.cookies.stats()
+            );
+        }
+    }
+}
