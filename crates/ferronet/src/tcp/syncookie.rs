@@ -1002,7 +1002,9 @@ mod robustness {
             table.set_now(Instant::from_secs(1000));
             let mut rng = Rng(0x1234_5678_9abc_def1);
             let mut withheld = 0;
-            for round in 0..200_000u32 {
+            // Fewer under Miri, which runs this a thousand times slower.
+            let rounds = if cfg!(miri) { 2_000 } else { 200_000u32 };
+            for round in 0..rounds {
                 let len = (rng.next() % 130) as usize;
                 let mut f = std::vec![0u8; len];
                 for b in f.iter_mut() {
@@ -1099,9 +1101,9 @@ mod robustness {
                 }
             }
             // The plausible frames did reach the listener's paths.
-            assert!(withheld > 1000, "{withheld}");
+            assert!(withheld as u32 > rounds / 200, "{withheld}");
             assert!(
-                table.cookies.stats().sent > 100,
+                table.cookies.stats().sent > rounds / 2000,
                 "{:?}",
                 table.cookies.stats()
             );
