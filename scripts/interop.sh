@@ -9,8 +9,8 @@
 # also on failure or Ctrl-C. Every ferronet run records a pcap; at the end tshark checks each
 # capture for bad checksums, malformed packets and expert errors.
 #
-# Usage: scripts/interop.sh [TEST...]     TEST: dhcp ping tcp listener udp slaac mcast netem
-#                                         tun bad
+# Usage: scripts/interop.sh [TEST...]     TEST: dhcp ping tcp listener synflood udp slaac mcast
+#                                         netem tun bad
 #                                         (default: all)
 # Prints `PASS name` or `FAIL name: reason` per check and exits 1 if any failed. Without root
 # or a needed tool (after trying scripts/setup.sh): `SKIP interop: ...`, exit 0 (1 if CI=true).
@@ -52,7 +52,7 @@ fi
 [ -z "$(missing_tools)" ] || skip_all interop "needs $(missing_tools)(scripts/setup.sh could not install them)"
 [ -c /dev/net/tun ] || skip_all interop "needs /dev/net/tun (kernel module tun)"
 
-ALL_TESTS=(dhcp ping tcp listener udp slaac mcast netem tun bad)
+ALL_TESTS=(dhcp ping tcp listener synflood udp slaac mcast netem tun bad)
 if [ $# -gt 0 ]; then
     for t in "$@"; do
         [[ " ${ALL_TESTS[*]} " == *" $t "* ]] || { echo "interop: unknown test $t (${ALL_TESTS[*]})" >&2; exit 2; }
@@ -333,37 +333,55 @@ t_tcp() {
     ns_del "$NS"
 }
 
+# tcp_server_up NAME SECS COUNT: starts tcp-server (4 sockets) as NAME for COUNT connections
+# and waits until it listens (its process id in BGPID); false, the test failed and the
+# namespace deleted, if it does not come up.
+tcp_server_up() {
+    local name=$1 secs=$2 count=$3
+    ferbg "$name" "$secs" tcp-server --tap tap0 --ip 192.0.2.2/24 --sockets 4 --count "$count" \
+        --timeout $((secs - 10))
+    if ! wait_for "$T/$name.out" '^listening on 7' 20 "$BGPID"; then
+        fail "$name" "tcp-server did not come up: $(last "$T/$name.err")"
+        stop "$BGPID"
+        ns_del "$NS"
+        return 1
+    fi
+}
+
+# echo_clients PREFIX N BYTES SECS: N socat clients at once, each sending BYTES random bytes
+# to 192.0.2.2:7 and comparing the echo; problems are appended to $bad, the time taken is in
+# $took.
+echo_clients() {
+    local prefix=$1 n=$2 bytes=$3 secs=$4 i pids=() t0
+    for ((i = 1; i <= n; i++)); do random_file "$prefix-in$i" "$bytes"; done
+    t0=$(date +%s)
+    for ((i = 1; i <= n; i++)); do
+        ip netns exec "$NS" timeout -k 5 "$secs" socat -t 60 -T 60 - TCP:192.0.2.2:7 \
+            <"$T/$prefix-in$i" >"$T/$prefix-out$i" 2>"$T/$prefix-c$i.err" &
+        pids+=($!)
+    done
+    for ((i = 1; i <= n; i++)); do
+        wait_pid "${pids[$((i - 1))]}" $((secs + 10)) ||
+            bad+=" client $i exited $?: $(last "$T/$prefix-c$i.err");"
+        cmp -s "$T/$prefix-in$i" "$T/$prefix-out$i" ||
+            bad+=" client $i: $(cmp "$T/$prefix-in$i" "$T/$prefix-out$i" 2>&1 | head -1);"
+    done
+    took=$(($(date +%s) - t0))
+    rm -f "$T/$prefix"-in* "$T/$prefix"-out*
+}
+
 # TcpListener (feature tcp-listener): 64 Linux clients connect at once to ferronet's
 # tcp-server with 4 sockets and a backlog of 4. Each sends 64 KiB and must get them back
 # intact; no segment of the run may carry a RST (the capture is checked). Clients whose SYN
 # finds the backlog full retransmit it (Linux: after 1, 3, 7, 15, 31, 63 s).
 t_listener() {
     ns_new listener && tap_new || { fail listener "namespace set-up failed"; return; }
-    local n=64 i pids=() bad=""
-    ferbg listener-server 200 tcp-server --tap tap0 --ip 192.0.2.2/24 --sockets 4 --count $n \
-        --timeout 190
+    local n=64 bad="" took
+    tcp_server_up listener-server 200 $n || return
     local pid=$BGPID
-    if ! wait_for "$T/listener-server.out" '^listening on 7' 20 "$pid"; then
-        fail listener "tcp-server did not come up: $(last "$T/listener-server.err")"
-        stop "$pid"
-        ns_del "$NS"
-        return
-    fi
-    for ((i = 1; i <= n; i++)); do random_file "lst-in$i" 65536; done
-    local t0
-    t0=$(date +%s)
-    for ((i = 1; i <= n; i++)); do
-        ip netns exec "$NS" timeout -k 5 180 socat -t 60 -T 60 - TCP:192.0.2.2:7 \
-            <"$T/lst-in$i" >"$T/lst-out$i" 2>"$T/lst-c$i.err" &
-        pids+=($!)
-    done
-    for ((i = 1; i <= n; i++)); do
-        wait_pid "${pids[$((i - 1))]}" 190 || bad+=" client $i exited $?: $(last "$T/lst-c$i.err");"
-        cmp -s "$T/lst-in$i" "$T/lst-out$i" || bad+=" client $i: $(cmp "$T/lst-in$i" "$T/lst-out$i" 2>&1 | head -1);"
-    done
-    local secs=$(($(date +%s) - t0))
+    echo_clients lst $n 65536 180
     if [ -z "$bad" ]; then
-        pass "listener-$n-linux-clients-4-sockets-backlog-4 (64 KiB each, all in ${secs} s)"
+        pass "listener-$n-linux-clients-4-sockets-backlog-4 (64 KiB each, all in ${took} s)"
     else
         fail listener-$n-linux-clients "$bad"
     fi
@@ -381,7 +399,52 @@ t_listener() {
     else
         fail listener-no-reset "$resets segments with RST in the capture"
     fi
-    rm -f "$T"/lst-in* "$T"/lst-out*
+    ns_del "$NS"
+}
+
+# SYN cookies (feature tcp-listener): while a raw socket in the namespace floods ferronet's
+# tcp-server (4 sockets, backlog 4) with spoofed SYNs from 198.51.100.0/24 (10,000 a second
+# asked for 30 s; python reaches what it can, the rate is reported), 16 Linux clients started
+# one second into the flood must each get 16 KiB echoed intact before the flood ends, with no
+# RST to them; the server must have answered SYNs with cookies (SYN-ACKs with a zero window).
+t_synflood() {
+    ns_new synflood && tap_new || { fail synflood "namespace set-up failed"; return; }
+    local n=16 rate=10000 secs=30 bad="" took
+    tcp_server_up synflood-server 90 $n || return
+    local pid=$BGPID
+    nsbg synflood-flood $((secs + 15)) python3 "$NETPEER" syn-flood 192.0.2.2 7 $rate $secs
+    local flood=$BGPID
+    if ! wait_for "$T/synflood-flood.out" '^flooding' 15 "$flood"; then
+        fail synflood "the flood did not start: $(last "$T/synflood-flood.err")"
+        stop "$pid"
+        ns_del "$NS"
+        return
+    fi
+    echo_clients syn $n 16384 60
+    kill -0 "$flood" 2>/dev/null || bad+=" the clients ended after the flood (${took} s);"
+    wait_pid "$flood" $((secs + 20))
+    local sent
+    sent=$(tr '\n' ' ' <"$T/synflood-flood.out")
+    if [ -z "$bad" ]; then
+        pass "synflood-$n-linux-clients-during-a-flood (16 KiB each, all in ${took} s; flood: $sent)"
+    else
+        fail synflood-$n-linux-clients "$bad flood: $sent"
+    fi
+    wait_pid "$pid" 30
+    local rc=$?
+    if [ $rc = 0 ] && grep -q "^served $n connections" "$T/synflood-server.out"; then
+        pass "synflood-server-served-all ($(last "$T/synflood-server.out"), exit 0)"
+    else
+        fail synflood-server-served-all "exit $rc: $(last "$T/synflood-server.out") $(last "$T/synflood-server.err")"
+    fi
+    local resets cookies
+    resets=$(timeout 180 tshark -r "$T/synflood-server.pcap" -Y 'tcp.flags.reset == 1 && ip.dst == 192.0.2.1' 2>/dev/null | wc -l)
+    cookies=$(timeout 180 tshark -r "$T/synflood-server.pcap" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 1 && tcp.window_size_value == 0' 2>/dev/null | wc -l)
+    if [ "$resets" = 0 ] && [ "$cookies" -gt 0 ]; then
+        pass "synflood-cookies-no-reset ($cookies SYN-ACKs with cookies, no RST to the clients)"
+    else
+        fail synflood-cookies-no-reset "$resets segments with RST to the clients, $cookies cookie SYN-ACKs"
+    fi
     ns_del "$NS"
 }
 

@@ -17,6 +17,12 @@ scripts also run it under `timeout`. Servers print `listening` (flushed) once th
                                         `accepted` and then `at BYTES` every 8 MiB
   tcp-send HOST PORT BYTES [--pattern]  send BYTES zero bytes (or the pattern: byte i is
                                         i mod 251), then read until the peer closes
+  syn-flood HOST PORT RATE SECS         send RATE spoofed TCP SYNs a second (random sources in
+                                        198.51.100.0/24, random ports and sequence numbers, an
+                                        MSS option) to HOST:PORT for SECS seconds through a raw
+                                        socket (needs root, IPv4); prints `flooding` after the
+                                        first second and `sent N SYNs in S s (R/s, D refused
+                                        by the device)` at the end
   relay FERRONET_IF KERNEL_TAP LOSS DELAY_MS SEED
                                         a lossy, slow wire (the stand-in for tc netem): relays
                                         Ethernet frames between the kernel side of FERRONET_IF
@@ -225,6 +231,55 @@ def relay(ferronet_if, kernel_tap, loss, delay_ms, seed):
         print(f"relay: {stats}", file=sys.stderr, flush=True)
 
 
+def checksum(data):
+    """The Internet checksum (RFC 1071) of `data`."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def syn_flood(host, port, rate, secs):
+    """Spoofed SYNs at `rate` a second for `secs` seconds (the kernel adds the IP checksum)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    # Never wait for the device: a SYN it has no room for is counted and dropped.
+    sock.setblocking(False)
+    dst = socket.inet_aton(host)
+    dropped = 0
+    rnd = random.Random(0x5F100D)
+    sent = 0
+    announced = False
+    t0 = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - t0
+        if elapsed >= secs:
+            break
+        if elapsed >= 1 and not announced:
+            print(f"flooding ({sent} SYNs in the first second)", flush=True)
+            announced = True
+        due = min(int(elapsed * rate) + 1, int(secs * rate))
+        while sent < due:
+            src = bytes([198, 51, 100, rnd.randrange(1, 255)])
+            sport = rnd.randrange(1024, 65536)
+            seq = rnd.getrandbits(32)
+            # 24-byte header: data offset 6, SYN, window 64240, MSS 1460.
+            tcp = struct.pack("!HHIIBBHHH", sport, port, seq, 0, 6 << 4, 0x02, 64240, 0, 0)
+            tcp += b"\x02\x04\x05\xb4"
+            pseudo = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
+            tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, src, dst)
+            try:
+                sock.sendto(ip + tcp, (host, 0))
+            except OSError:
+                dropped += 1
+            sent += 1
+        time.sleep(0.001)
+    print(f"sent {sent} SYNs in {secs} s ({sent / secs:.0f}/s, {dropped} refused by the device)",
+          flush=True)
+
+
 def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
@@ -252,6 +307,8 @@ def main(argv):
         tcp_sink(port, pattern, out, idle, count)
     elif mode == "tcp-send":
         tcp_send(args[0], int(args[1]), int(args[2]), args[3:] == ["--pattern"])
+    elif mode == "syn-flood":
+        syn_flood(args[0], int(args[1]), float(args[2]), float(args[3]))
     elif mode == "relay":
         relay(args[0], args[1], float(args[2]), float(args[3]), int(args[4]))
     else:

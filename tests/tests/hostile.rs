@@ -324,7 +324,8 @@ fn spoofed_syns_do_not_keep_a_server_unreachable() {
 
 /// A blind reset: an RST from a spoofed peer with a sequence number inside the window but not
 /// the one expected used to reset the connection (smoltcp accepts any in-window RST). Only an
-/// exact match resets it now (RFC 5961 section 3).
+/// exact match resets it now (RFC 5961 section 3); one that is not exact gets a challenge ACK
+/// (3.2), at most one a second (section 7).
 #[test]
 fn only_an_exactly_matching_rst_resets_a_connection() {
     use ferronet::tcp::{Error, TcpSocket};
@@ -387,23 +388,38 @@ fn only_an_exactly_matching_rst_resets_a_connection() {
     ex.run_for(Duration::from_millis(500));
     let client_port = client.local_endpoint().unwrap().port;
 
-    // What the client expects next: the end of the last segment the server sent it.
-    let rcv_nxt = switch
-        .captured()
-        .iter()
-        .filter_map(|f| {
-            let eth = EthernetFrame::new_checked(&f.data[..]).ok()?;
-            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-            let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-            (ip.src_addr() == ip4(3) && tcp.dst_port() == client_port).then(|| {
-                tcp.seq_number()
-                    + tcp.payload().len()
-                    + usize::from(tcp.syn())
-                    + usize::from(tcp.fin())
+    // The segments (no RST) a stack sent from a port: when, where they end (the next
+    // sequence number), what they acknowledge, how much data.
+    let segments_from = |from: u8, port: u16| -> Vec<(embassy_time::Instant, u32, u32, usize)> {
+        switch
+            .captured()
+            .iter()
+            .filter_map(|f| {
+                let eth = EthernetFrame::new_checked(&f.data[..]).ok()?;
+                let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+                let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+                (ip.src_addr() == ip4(from) && tcp.src_port() == port && !tcp.rst()).then(|| {
+                    (
+                        f.time,
+                        (tcp.seq_number()
+                            + tcp.payload().len()
+                            + usize::from(tcp.syn())
+                            + usize::from(tcp.fin()))
+                        .0 as u32,
+                        tcp.ack_number().0 as u32,
+                        tcp.payload().len(),
+                    )
+                })
             })
-        })
-        .next_back()
-        .expect("segments from the server");
+            .collect()
+    };
+    // What the client expects next: the end of the last segment the server sent it.
+    let rcv_nxt = TcpSeqNumber(
+        segments_from(3, 80)
+            .last()
+            .expect("segments from the server")
+            .1 as i32,
+    );
 
     let rst = |seq: TcpSeqNumber| {
         let repr = TcpRepr {
@@ -437,11 +453,30 @@ fn only_an_exactly_matching_rst_resets_a_connection() {
             )
         })
     };
-    // In the window, not exact: ignored.
+    let snd_nxt = segments_from(2, client_port).last().unwrap().1;
+
+    // In the window, not exact: not a reset, but a challenge ACK (the connection's current
+    // numbers), one for the three RSTs that came within a second.
+    let t_rst = embassy_time::Instant::now();
     for off in [1usize, 100, 1000] {
         attacker.send(rst(rcv_nxt + off));
     }
     ex.run_for(Duration::from_millis(100));
+    assert_eq!(client.state(), ferronet::tcp::State::Established);
+    let challenges = |since: embassy_time::Instant| -> Vec<(u32, u32)> {
+        segments_from(2, client_port)
+            .into_iter()
+            .filter(|&(at, _, _, len)| at >= since && len == 0)
+            .map(|(_, seq, ack, _)| (seq, ack))
+            .collect()
+    };
+    assert_eq!(challenges(t_rst), [(snd_nxt, rcv_nxt.0 as u32)]);
+    // A second later, the next wrong RST gets the next one.
+    ex.run_for(Duration::from_secs(1));
+    let t_rst = embassy_time::Instant::now();
+    attacker.send(rst(rcv_nxt + 7));
+    ex.run_for(Duration::from_millis(100));
+    assert_eq!(challenges(t_rst), [(snd_nxt, rcv_nxt.0 as u32)]);
     assert_eq!(client.state(), ferronet::tcp::State::Established);
     exchange(&mut client, &mut server, b"still here");
 

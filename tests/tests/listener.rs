@@ -14,7 +14,7 @@ use ferronet::tcp::listener::{
 };
 use ferronet::tcp::{AcceptError, State, TcpSocket};
 use ferronet::{EthernetAddress, IpEndpoint, Ipv4Address, Stack, StackResources};
-use ferronet_integration::peers::{Peer, TcpSegment, tcp_v4_frame};
+use ferronet_integration::peers::{Peer, TcpSegment, arp_frame, parse_arp, tcp_v4_frame};
 use ferronet_integration::sim::{ep4, run};
 use ferronet_integration::*;
 use ferronet_sim::executor::Executor;
@@ -22,7 +22,8 @@ use ferronet_sim::link::{LinkConfig, MAC_A, MAC_B, SimDevice, pair_ethernet};
 use futures::FutureExt;
 use futures::future::{join, join_all};
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpControl, TcpPacket,
+    ArpOperation, ArpRepr, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpControl,
+    TcpPacket,
 };
 
 const PORT: u16 = 80;
@@ -38,13 +39,23 @@ fn stack<const N: usize>(
     host: u8,
     seed: u64,
 ) -> Stack<'static> {
-    let resources = leak(StackResources::<N>::new());
-    let (stack, mut runner) = ferronet::new(
+    stack_with::<N>(
+        ex,
         device,
         ferronet::Config::ipv4_static(v4_config(host)),
-        resources,
         seed,
-    );
+    )
+}
+
+/// A stack with room for `N` sockets on `device`, configured with `config`.
+fn stack_with<const N: usize>(
+    ex: &Executor<'_>,
+    device: SimDevice,
+    config: ferronet::Config,
+    seed: u64,
+) -> Stack<'static> {
+    let resources = leak(StackResources::<N>::new());
+    let (stack, mut runner) = ferronet::new(device, config, resources, seed);
     ex.spawn(async move { runner.run().await });
     stack
 }
@@ -98,10 +109,20 @@ fn spawn_echo_server(
 /// stream and drops its socket (a FIN that came with data is acknowledged after the delayed
 /// ACK timer, too late for a socket dropped at once; see the report of the listener work).
 async fn echo_client(stack: Stack<'static>, seed: u8, len: usize) -> Result<(), String> {
+    echo_client_to(stack, ep4(3, PORT), seed, len).await
+}
+
+/// [`echo_client`] to `server`.
+async fn echo_client_to(
+    stack: Stack<'static>,
+    server: IpEndpoint,
+    seed: u8,
+    len: usize,
+) -> Result<(), String> {
     let mut s = TcpSocket::new(stack, buf(1024), buf(1024));
     // Dropped SYNs are retransmitted until then (smoltcp doubles its timeout up to 60 s).
     s.set_timeout(Some(CLIENT_TIMEOUT));
-    s.connect(ep4(3, PORT))
+    s.connect(server)
         .await
         .map_err(|e| format!("client {seed}: connect: {e:?}"))?;
     let mut data = vec![0u8; len];
@@ -202,6 +223,7 @@ struct Tcp {
     rst: bool,
     seq: u32,
     ack_number: u32,
+    window: u16,
 }
 
 fn tcp_of(frame: &[u8]) -> Option<Tcp> {
@@ -224,6 +246,7 @@ fn tcp_of(frame: &[u8]) -> Option<Tcp> {
         rst: t.rst(),
         seq: t.seq_number().0 as u32,
         ack_number: t.ack_number().0 as u32,
+        window: t.window_len(),
     })
 }
 
@@ -288,12 +311,34 @@ fn syn_flood_fills_the_backlog_and_nothing_else() {
     }
     ex.run_for(Duration::from_secs(1));
     assert_eq!(listener.backlog_len(), BACKLOG);
-    // Nothing was sent in answer (no SYN-ACK, no RST, not even an ARP request).
-    assert!(
-        peer.received().is_empty(),
-        "the stack answered a flood: {:?}",
-        tcp_received(&peer)
-    );
+    // The SYNs beyond the backlog were answered with SYN cookies, nothing else was sent (no
+    // RST, not even an ARP request: the SYN-ACK goes to the link address the SYN came from):
+    // each SYN-ACK answers its SYN, with a zero window and an MSS option.
+    let answers = peer.received();
+    assert_eq!(answers.len(), 200 - BACKLOG, "{:?}", tcp_received(&peer));
+    for (n, a) in answers.iter().enumerate() {
+        let i = (n + BACKLOG) as u32;
+        let t = tcp_of(&a.frame).unwrap();
+        assert_eq!(&a.frame[..6], &PEER_MAC.0[..]);
+        assert!(t.syn && t.ack && !t.rst, "{t:?}");
+        assert_eq!((t.src, t.src_port), (ip4(3), PORT));
+        assert_eq!(
+            (t.dst, t.dst_port, t.ack_number),
+            (
+                Ipv4Address::new(203, 0, 113, (i % 250) as u8 + 1),
+                10_000 + i as u16,
+                1000 * i + 1
+            )
+        );
+        assert_eq!(t.window, 0);
+        let eth = EthernetFrame::new_checked(&a.frame[..]).unwrap();
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert!(ip.verify_checksum());
+        assert!(tcp.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into()));
+        assert_eq!(tcp.options_summary().unwrap().max_segment_size, Some(1460));
+    }
+    assert_eq!(listener.syn_cookies().sent, (200 - BACKLOG) as u32);
     assert_eq!(server.usage().sockets, sockets_before);
 
     // The first four are held, oldest first.
@@ -512,11 +557,13 @@ fn listener_api_and_errors() {
     assert_eq!(a.backlog_len(), 2);
 }
 
-/// A measurement more than a test: during a flood of spoofed SYNs (random sources in
-/// 198.51.100.0/24, which never answer) at 10,000, 1,000 and 100 a second, how many of 16
-/// legitimate clients started one second into the flood connect and get their echo while it
-/// lasts (30 s), and that all of them are served once it stops. Run with `--nocapture` to
-/// see the numbers.
+/// During a flood of spoofed SYNs (random sources in 198.51.100.0/24, through a router that
+/// answers ARP; the sources never answer) at
+/// 10,000, 1,000 and 100 a second against 4 sockets and a backlog of 4, 16 legitimate clients
+/// started one second into the flood all connect through SYN cookies and get their echo, every
+/// byte checked, while the flood lasts (30 s), with no RST sent to them; the flood takes no
+/// socket and nothing beyond the backlog and the table of cookie connections, which is empty
+/// at the end. Run with `--nocapture` to see the numbers.
 #[test]
 fn legitimate_clients_during_a_spoofed_syn_flood() {
     // (SYNs per tick, tick)
@@ -526,6 +573,7 @@ fn legitimate_clients_during_a_spoofed_syn_flood() {
 }
 
 fn flood(per_tick: u32, tick: Duration) {
+    use ferronet::tcp::syncookie::TRANSLATED;
     use ferronet_integration::faults::TestRng;
     use ferronet_sim::switch::Switch;
     const FLOOD: Duration = Duration::from_secs(30);
@@ -562,9 +610,50 @@ fn flood(per_tick: u32, tick: Duration) {
                         sent.set(sent.get() + 1);
                     }
                 }
-                // Whatever the stack sends to the attacker (broadcasts) is thrown away.
-                while attacker.try_recv_frame().is_some() {}
+                // The attacker is the router the spoofed SYNs come through: it answers ARP for
+                // the gateway, and throws away what the stack sends it (SYN-ACKs with
+                // cookies).
+                while let Some(f) = attacker.try_recv_frame() {
+                    if let Some(arp) = parse_arp(&f)
+                        && let ArpRepr::EthernetIpv4 {
+                            operation: ArpOperation::Request,
+                            source_hardware_addr,
+                            source_protocol_addr,
+                            target_protocol_addr,
+                            ..
+                        } = arp
+                        && target_protocol_addr == ip4(1)
+                    {
+                        let reply = ArpRepr::EthernetIpv4 {
+                            operation: ArpOperation::Reply,
+                            source_hardware_addr: PEER_MAC,
+                            source_protocol_addr: ip4(1),
+                            target_hardware_addr: source_hardware_addr,
+                            target_protocol_addr: source_protocol_addr,
+                        };
+                        let _ =
+                            attacker.send_frame(&arp_frame(PEER_MAC, source_hardware_addr, reply));
+                    }
+                }
                 Timer::after(tick).await;
+            }
+        });
+    }
+    // Every RST on the switch that goes to the legitimate clients.
+    switch.capture(true);
+    let resets_to_clients = Rc::new(Cell::new(0usize));
+    {
+        let resets_to_clients = resets_to_clients.clone();
+        ex.spawn(async move {
+            loop {
+                let n = switch
+                    .take_captured()
+                    .iter()
+                    .filter(|f| tcp_of(&f.data).is_some_and(|t| t.rst && t.dst == ip4(2)))
+                    .count();
+                resets_to_clients.set(resets_to_clients.get() + n);
+                assert!(listener.backlog_len() <= BACKLOG);
+                Timer::after(Duration::from_millis(10)).await;
             }
         });
     }
@@ -572,14 +661,21 @@ fn flood(per_tick: u32, tick: Duration) {
     let t0 = Instant::now();
     let done: Rc<Cell<usize>> = Rc::new(Cell::new(0));
     let done_in_flood: Rc<Cell<usize>> = Rc::new(Cell::new(0));
+    let last_done = Rc::new(Cell::new(t0));
     for i in 0..CLIENTS {
-        let (done, done_in_flood, stop) = (done.clone(), done_in_flood.clone(), stop.clone());
+        let (done, done_in_flood, stop, last_done) = (
+            done.clone(),
+            done_in_flood.clone(),
+            stop.clone(),
+            last_done.clone(),
+        );
         ex.spawn(async move {
             let r = echo_client(client, 100 + i as u8, 200).await;
             assert_eq!(r, Ok(()));
             done.set(done.get() + 1);
             if !stop.get() {
                 done_in_flood.set(done_in_flood.get() + 1);
+                last_done.set(Instant::now());
             }
         });
     }
@@ -587,28 +683,396 @@ fn flood(per_tick: u32, tick: Duration) {
     stop.set(true);
     let flood_syns = sent.get();
     let in_flood = done_in_flood.get();
-    assert!(listener.backlog_len() <= BACKLOG);
-    // What the flood left behind: half-open connections give up after HALF_OPEN_TIMEOUT,
-    // held SYNs expire after SYN_HOLD; the clients still retrying then get in.
-    let all = run(ex, async {
-        loop {
-            if done.get() == CLIENTS {
-                break Instant::now();
-            }
-            Timer::after(Duration::from_millis(100)).await;
-        }
-    });
+    let cookies = listener.syn_cookies();
+    // What the flood left behind: half-open connections give up, held SYNs expire.
+    ex.run_for(Duration::from_secs(20));
     println!(
         "SYN flood: {flood_syns} spoofed SYNs in {} s ({:.0}/s); {in_flood} of {CLIENTS} \
-         legitimate clients served during the flood; all {CLIENTS} served {:.1} s after it \
-         stopped; {} half-open accepts given up",
+         legitimate clients served during the flood, the last {:.1} s after they started; \
+         {} SYN-ACKs with cookies sent, {} cookie ACKs validated; at most {} cookie \
+         connections at once; {} half-open accepts given up",
         FLOOD.as_secs(),
         flood_syns as f64 / FLOOD.as_secs() as f64,
-        (all - t0 - FLOOD + Duration::from_secs(1)).as_millis() as f64 / 1000.0,
+        (last_done.get() - t0).as_millis() as f64 / 1000.0,
+        cookies.sent,
+        cookies.validated,
+        cookies.peak_connections,
         failed.get()
     );
+    assert_eq!(in_flood, CLIENTS, "clients served during the flood");
     assert_eq!(done.get(), CLIENTS);
     assert_eq!(served.get(), CLIENTS);
-    // The flood took no socket and no memory beyond the backlog.
+    assert!(cookies.validated >= CLIENTS as u32, "{cookies:?}");
+    assert_eq!(
+        resets_to_clients.get(),
+        0,
+        "a RST went to a legitimate client"
+    );
+    // The flood took no socket and no memory beyond the backlog and the cookie table, which
+    // is empty again.
     assert_eq!(server.usage().sockets, sockets);
+    assert!(cookies.peak_connections <= TRANSLATED);
+    assert_eq!(listener.syn_cookies().connections, 0);
+}
+
+/// A server with a listener whose backlog is full of spoofed SYNs, and a legitimate client
+/// (a smoltcp stack) behind the same switch.
+struct CookieSetup {
+    ex: &'static Executor<'static>,
+    switch: ferronet_sim::switch::Switch,
+    server: Stack<'static>,
+    client: Stack<'static>,
+    listener: &'static TcpListener<'static>,
+    attacker: SimDevice,
+}
+
+fn cookie_setup() -> CookieSetup {
+    use ferronet_sim::switch::Switch;
+    let ex: &'static Executor<'static> = leak(Executor::new());
+    let switch = Switch::new(LinkConfig::default());
+    let server = stack::<8>(ex, switch.port(MAC_A).unwrap(), 3, 31);
+    let client = stack::<4>(ex, switch.port([2, 0, 0, 0, 0, 0x11]).unwrap(), 2, 32);
+    let attacker = switch.port(MAC_B).unwrap();
+    let listener = leak(TcpListener::new(server).unwrap());
+    listener.listen(PORT).unwrap();
+    let listener: &'static TcpListener<'static> = listener;
+    let mut s = CookieSetup {
+        ex,
+        switch,
+        server,
+        client,
+        listener,
+        attacker,
+    };
+    for i in 0..BACKLOG as u8 {
+        let frame = syn(Ipv4Address::new(198, 51, 100, 10 + i), 20_000, 7);
+        s.attacker.send_frame(&frame).unwrap();
+    }
+    ex.run_for(Duration::from_millis(50));
+    assert_eq!(listener.backlog_len(), BACKLOG);
+    s
+}
+
+#[test]
+fn a_connection_through_a_syn_cookie_carries_data_both_ways_and_closes_cleanly() {
+    const LEN: usize = 48 * 1024;
+    let s = cookie_setup();
+    let ex = s.ex;
+    s.switch.capture(true);
+    // The backlog is full and no socket accepts: the client still connects, through a cookie.
+    let mut c = TcpSocket::new(s.client, buf(2048), buf(2048));
+    c.set_timeout(Some(Duration::from_secs(30)));
+    run(ex, c.connect(ep4(3, PORT))).unwrap();
+    assert_eq!(c.state(), State::Established);
+    ex.run_for(Duration::from_millis(50));
+    let stats = s.listener.syn_cookies();
+    assert_eq!((stats.sent, stats.validated, stats.connections), (1, 1, 1));
+    // The validated connection took the place of the oldest spoofed SYN.
+    assert_eq!(s.listener.backlog_len(), BACKLOG);
+    let synack = s
+        .switch
+        .captured()
+        .iter()
+        .filter_map(|f| tcp_of(&f.data))
+        .find(|t| t.syn && t.ack)
+        .unwrap();
+    assert_eq!((synack.src, synack.dst), (ip4(3), ip4(2)));
+    drop(s.attacker);
+
+    // A socket takes it first, ahead of the spoofed SYNs, and echoes.
+    let served = Rc::new(Cell::new(0));
+    let failed = Rc::new(Cell::new(0));
+    spawn_echo_server(ex, s.server, s.listener, served.clone(), failed.clone());
+    let mut data = vec![0u8; LEN];
+    fill_pattern(9, 0, &mut data);
+    let got = run(ex, async {
+        let mut got = Vec::new();
+        let mut off = 0;
+        let mut tmp = [0u8; 700];
+        while got.len() < LEN {
+            if off < LEN {
+                off += c.write(&data[off..]).await.unwrap();
+            }
+            while let Ok(n @ 1..) = c.try_read(&mut tmp) {
+                got.extend_from_slice(&tmp[..n]);
+            }
+            if off == LEN && got.len() < LEN {
+                let n = c.read(&mut tmp).await.unwrap();
+                assert_ne!(n, 0, "end of stream after {} bytes", got.len());
+                got.extend_from_slice(&tmp[..n]);
+            }
+        }
+        c.close();
+        let mut tmp = [0u8; 16];
+        assert_eq!(c.read(&mut tmp).await, Ok(0));
+        c.flush().await.unwrap();
+        got
+    });
+    assert_eq!(got.len(), LEN);
+    assert_eq!(check_pattern(9, 0, &got), Ok(()));
+    ex.run_for(Duration::from_secs(1));
+    assert_eq!((served.get(), failed.get()), (1, 0));
+    assert!(matches!(c.state(), State::TimeWait | State::Closed));
+    assert_eq!(s.listener.syn_cookies().connections, 0);
+
+    // Every segment from the server after the handshake was translated into the cookie's
+    // sequence space, and none was a RST.
+    let frames: Vec<Tcp> = s
+        .switch
+        .captured()
+        .iter()
+        .filter_map(|f| tcp_of(&f.data))
+        .filter(|t| t.src == ip4(3) && t.dst == ip4(2))
+        .collect();
+    assert!(frames.len() > 20, "{} segments", frames.len());
+    assert!(frames.iter().all(|t| !t.rst));
+    for t in &frames {
+        let sent = t.seq.wrapping_sub(synack.seq);
+        assert!(
+            sent <= LEN as u32 + 2,
+            "seq {} not in the cookie's space",
+            t.seq
+        );
+    }
+}
+
+#[test]
+fn a_forged_cookie_ack_gets_a_rst_and_no_entry() {
+    let ex: &'static Executor<'static> = leak(Executor::new());
+    let (server, peer) = with_peer(ex);
+    let mut listener = TcpListener::new(server).unwrap();
+    listener.listen(PORT).unwrap();
+    // A full backlog, and one more SYN: answered with a cookie, so cookies are in use.
+    for i in 0..=BACKLOG as u16 {
+        peer.send(syn(ip4(1), 30_000 + i, 100));
+    }
+    ex.run_for(Duration::from_millis(100));
+    let synack = tcp_received(&peer)
+        .into_iter()
+        .find(|t| t.syn && t.ack)
+        .unwrap();
+    assert_eq!(synack.dst_port, 30_000 + BACKLOG as u16);
+    assert_eq!(listener.syn_cookies().sent, 1);
+    // The SYN-ACK went to the SYN's link address without asking ARP; smoltcp's RSTs need the
+    // peer's: a stray ACK to another port makes it ask (and drop that first RST).
+    peer.send(segment(ip4(1), 5555, 81, TcpControl::None, 1, Some(1)));
+    ex.run_for(Duration::from_millis(100));
+    let before = tcp_received(&peer).iter().filter(|t| t.rst).count();
+
+    // ACKs with a wrong cookie (the right one plus one, random ones), and the right cookie
+    // from the wrong port or with the wrong sequence number: a RST each (smoltcp's answer to
+    // a segment for no connection, as without cookies), no entry, nothing held.
+    let mut rng = ferronet_integration::faults::TestRng::new(77);
+    let mut forged = vec![
+        (30_000 + BACKLOG as u16, 101, synack.seq.wrapping_add(2)),
+        (30_100, 101, synack.seq.wrapping_add(1)),
+        (30_000 + BACKLOG as u16, 500, synack.seq.wrapping_add(1)),
+    ];
+    for i in 0..20 {
+        forged.push((31_000 + i, 101, rng.next_u64() as u32));
+    }
+    for &(port, seq, ack) in &forged {
+        peer.send(segment(
+            ip4(1),
+            port,
+            PORT,
+            TcpControl::None,
+            seq,
+            Some(ack),
+        ));
+        ex.run_for(Duration::from_millis(20));
+    }
+    ex.run_for(Duration::from_millis(100));
+    let stats = listener.syn_cookies();
+    assert_eq!((stats.validated, stats.connections), (0, 0));
+    assert_eq!(listener.backlog_len(), BACKLOG);
+    let rsts: Vec<Tcp> = tcp_received(&peer)
+        .into_iter()
+        .filter(|t| t.rst)
+        .skip(before)
+        .collect();
+    assert_eq!(rsts.len(), forged.len(), "{rsts:?}");
+    for (r, &(port, _, ack)) in rsts.iter().zip(&forged) {
+        assert_eq!((r.dst_port, r.seq), (port, ack));
+    }
+
+    // The right cookie validates (the client's ACK, with data): no RST, an entry ahead of
+    // the held SYNs, which took the oldest one's place.
+    let right = synack.seq.wrapping_add(1);
+    peer.send(segment(
+        ip4(1),
+        30_000 + BACKLOG as u16,
+        PORT,
+        TcpControl::None,
+        101,
+        Some(right),
+    ));
+    ex.run_for(Duration::from_millis(50));
+    let stats = listener.syn_cookies();
+    assert_eq!((stats.validated, stats.connections), (1, 1));
+    assert_eq!(listener.backlog_len(), BACKLOG);
+    assert_eq!(
+        tcp_received(&peer).iter().filter(|t| t.rst).count(),
+        before + forged.len()
+    );
+    let token = run(ex, listener.accept()).unwrap();
+    assert_eq!(
+        token.remote_endpoint(),
+        IpEndpoint::new(ip4(1).into(), 30_000 + BACKLOG as u16)
+    );
+    // Dropped unused, its entry goes back; closing the listener forgets it.
+    drop(token);
+    listener.close();
+    ex.run_for(Duration::from_millis(50));
+    assert_eq!(listener.syn_cookies().connections, 0);
+}
+
+/// Connections through SYN cookies over IPv6 on Ethernet, and over IPv4 and IPv6 on an IP
+/// link (TUN-like, no link header): one server socket, a backlog of 4 filled by the other
+/// clients' SYNs, so the sixth client of six gets a cookie; all six get their 8 KiB echoed
+/// intact, and the table of cookie connections ends empty.
+#[test]
+fn cookie_connections_over_ipv6_and_over_an_ip_link() {
+    use ferronet_integration::{dual_config, ip6};
+    use ferronet_sim::link::{Endpoint, pair};
+    const CLIENTS: usize = 6;
+    let cases: [(bool, bool); 3] = [(false, true), (true, false), (true, true)];
+    for (ip_link, v6) in cases {
+        let ex: &'static Executor<'static> = leak(Executor::new());
+        let (dev_c, dev_s, _link) = if ip_link {
+            pair(LinkConfig::ip(), Endpoint::Ip, Endpoint::Ip).unwrap()
+        } else {
+            pair_ethernet(LinkConfig::default()).unwrap()
+        };
+        let client = stack_with::<{ CLIENTS + 4 }>(ex, dev_c, dual_config(2), 41);
+        let server = stack_with::<8>(ex, dev_s, dual_config(3), 42);
+        let listener = leak(TcpListener::new(server).unwrap());
+        listener.listen(PORT).unwrap();
+        let listener: &'static TcpListener<'static> = listener;
+        let served = Rc::new(Cell::new(0));
+        let failed = Rc::new(Cell::new(0));
+        spawn_echo_server(ex, server, listener, served.clone(), failed.clone());
+        ex.run_for(Duration::from_secs(1));
+        let to = if v6 {
+            IpEndpoint::new(ip6(3).into(), PORT)
+        } else {
+            ep4(3, PORT)
+        };
+        let results = run(
+            ex,
+            join_all((0..CLIENTS).map(|i| echo_client_to(client, to, i as u8, 8192))),
+        );
+        let case = format!("IP link {ip_link}, IPv6 {v6}");
+        for r in &results {
+            assert_eq!(r, &Ok(()), "{case}");
+        }
+        ex.run_for(Duration::from_secs(1));
+        assert_eq!((served.get(), failed.get()), (CLIENTS, 0), "{case}");
+        let cookies = listener.syn_cookies();
+        assert!(cookies.validated >= 1, "{case}: {cookies:?}");
+        assert_eq!(cookies.connections, 0, "{case}");
+    }
+}
+
+/// A cookie ACK that finds the table of cookie connections full is dropped and leaves the
+/// backlog as it was: the held SYN it would have replaced is answered as itself when a
+/// socket takes it (it once got the dropped connection's made-up SYN).
+#[test]
+fn a_cookie_ack_that_finds_the_table_full_changes_nothing() {
+    use ferronet::tcp::syncookie::TRANSLATED;
+    let ex: &'static Executor<'static> = leak(Executor::new());
+    let (dev_s, dev_p, _link) = pair_ethernet(LinkConfig::default()).unwrap();
+    let server = stack::<{ TRANSLATED + 4 }>(ex, dev_s, 3, 9);
+    let peer = Peer::new(PEER_MAC);
+    peer.add_ipv4(ip4(1));
+    peer.spawn(ex, dev_p);
+    let listener = leak(TcpListener::new(server).unwrap());
+    listener.listen(PORT).unwrap();
+    let listener: &'static TcpListener<'static> = listener;
+    ex.run_for(Duration::from_millis(10));
+
+    // SYN-ACKs with cookies for these ports, and the ACKs that complete them.
+    let cookies_for = |ports: std::ops::Range<u16>| {
+        let since = Instant::now();
+        for p in ports.clone() {
+            peer.send(syn(ip4(1), p, 1000));
+        }
+        ex.run_for(Duration::from_millis(50));
+        let got: Vec<Tcp> = peer
+            .received_since(since)
+            .iter()
+            .filter_map(|r| tcp_of(&r.frame))
+            .filter(|t| t.syn && t.ack && ports.contains(&t.dst_port))
+            .collect();
+        assert_eq!(got.len(), ports.len(), "{got:?}");
+        got
+    };
+    let complete = |synacks: &[Tcp]| {
+        for t in synacks {
+            peer.send(segment(
+                ip4(1),
+                t.dst_port,
+                PORT,
+                TcpControl::None,
+                1001,
+                Some(t.seq.wrapping_add(1)),
+            ));
+        }
+        ex.run_for(Duration::from_millis(50));
+    };
+    // The backlog full of held SYNs, then as many cookie connections as the table holds:
+    // the first ACKs take the held SYNs' places, sockets take them (and keep them), and the
+    // other ACKs, dropped while the backlog was full of validated connections, come again.
+    for p in 100..100 + BACKLOG as u16 {
+        peer.send(syn(ip4(1), p, 7));
+    }
+    ex.run_for(Duration::from_millis(50));
+    assert_eq!(listener.backlog_len(), BACKLOG);
+    let synacks = cookies_for(200..200 + TRANSLATED as u16);
+    complete(&synacks);
+    let taken = Rc::new(Cell::new(0));
+    for _ in 0..TRANSLATED {
+        let taken = taken.clone();
+        ex.spawn(async move {
+            let mut s = TcpSocket::new(server, buf(512), buf(512));
+            let t = listener.accept().await.unwrap();
+            s.accept_token(t).await.unwrap();
+            taken.set(taken.get() + 1);
+            core::future::pending::<()>().await;
+        });
+    }
+    ex.run_for(Duration::from_millis(50));
+    assert_eq!(taken.get(), BACKLOG);
+    complete(&synacks[BACKLOG..]);
+    assert_eq!(taken.get(), TRANSLATED);
+    assert_eq!(listener.backlog_len(), 0);
+    let stats = listener.syn_cookies();
+    assert_eq!(stats.connections, TRANSLATED, "{stats:?}");
+
+    // The backlog full of held SYNs again, one more cookie, and its ACK: dropped.
+    let since = Instant::now();
+    for p in 300..300 + BACKLOG as u16 {
+        peer.send(syn(ip4(1), p, 3000 + u32::from(p)));
+    }
+    ex.run_for(Duration::from_millis(50));
+    assert_eq!(listener.backlog_len(), BACKLOG);
+    let last = cookies_for(400..401);
+    complete(&last);
+    assert_eq!(listener.syn_cookies().validated, stats.validated);
+    assert_eq!(listener.backlog_len(), BACKLOG);
+
+    // The oldest held SYN is answered as itself.
+    let mut s = TcpSocket::new(server, buf(512), buf(512));
+    let t = run(ex, listener.accept()).unwrap();
+    assert_eq!(t.remote_endpoint(), IpEndpoint::new(ip4(1).into(), 300));
+    assert!(s.accept_token(t).now_or_never().is_none());
+    ex.run_for(Duration::from_millis(50));
+    let answers: Vec<Tcp> = peer
+        .received_since(since)
+        .iter()
+        .filter_map(|r| tcp_of(&r.frame))
+        .filter(|t| t.syn && t.ack && t.dst_port != 400)
+        .collect();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!((answers[0].dst_port, answers[0].ack_number), (300, 3301));
 }

@@ -18,6 +18,8 @@ use smoltcp::time::Instant;
 use crate::ingress::SourceFilter;
 #[cfg(feature = "medium-ethernet")]
 use crate::neighbor_guard::NeighborGuard;
+#[cfg(feature = "tcp")]
+use crate::rst_guard::Screen;
 use crate::stats::CounterStore;
 
 /// The transmit token adapter for a driver token (`Option`: `None` sends nothing) handed out
@@ -32,6 +34,8 @@ macro_rules! tx_token_adapter {
             guard: $dev.guard,
             #[cfg(feature = "tcp")]
             rst: ($dev.filter.framing(), $dev.rst),
+            #[cfg(feature = "tcp-listener")]
+            cookies: &$dev.listeners.cookies,
             #[cfg(feature = "proto-ipv4-fragmentation")]
             frag: (&mut $dev.frag, $gated),
         }
@@ -200,6 +204,31 @@ impl FragGate {
     }
 }
 
+impl<T: Driver> DriverAdapter<'_, '_, T> {
+    /// Send the SYN-ACKs with cookies that the listeners staged while receiving, as long as
+    /// the driver has room (what is left waits for the next call; the staging area drops
+    /// what does not fit, and the clients retransmit their SYNs).
+    #[cfg(feature = "tcp-listener")]
+    pub(crate) fn send_staged(&mut self) {
+        let cookies = &self.listeners.cookies;
+        while cookies.has_staged() {
+            let Some(token) = self.inner.transmit(self.cx) else {
+                self.tx_exhausted = true;
+                self.counters.tx_queue_full();
+                return;
+            };
+            self.counters.tx_frame();
+            cookies.send_staged(|frame| {
+                token.consume(frame.len(), |buf| {
+                    let n = buf.len().min(frame.len());
+                    buf[..n].copy_from_slice(&frame[..n]);
+                    trace_frame("tx", buf);
+                })
+            });
+        }
+    }
+}
+
 impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
     type RxToken<'a>
         = RxTokenAdapter<'a, T::RxToken<'a>>
@@ -319,31 +348,44 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
                 // smoltcp discards an empty frame as malformed.
                 return f(&[]);
             }
+            // The TCP guards: an RST whose sequence number is not the one expected becomes a
+            // segment that makes smoltcp send a challenge ACK (RFC 5961 3.2), a duplicate ACK
+            // that would keep smoltcp from resending our FIN is withheld, old data is cut off
+            // a FIN that smoltcp 0.14 would otherwise drop.
             #[cfg(feature = "tcp")]
-            {
-                // One flag test for the two guards that look at RSTs and FINs.
-                let rst_or_fin = crate::stale_fin::has_rst_or_fin(&headers);
-                if rst_or_fin && self.rst.rejects(&headers) {
-                    debug!("dropped an RST whose sequence number is not the one expected");
-                    return f(&[]);
-                }
-                // A duplicate ACK smoltcp 0.14 would answer by never resending our FIN.
-                if self.rst.fins.watching() && self.rst.fins.withholds(headers.ip) {
-                    debug!("withheld a duplicate ACK while only our FIN is outstanding");
-                    return f(&[]);
-                }
-                // Old data with a new FIN: smoltcp 0.14 would drop the FIN (see `stale_fin`).
-                if rst_or_fin {
-                    let at = buf.len() - headers.ip.len();
-                    if let Some(len) = crate::stale_fin::rewrite(&mut buf[at..], self.rst) {
-                        debug!("a FIN that came with old data is passed on alone");
-                        return f(&buf[..at + len]);
+            let buf = {
+                let ip_at = buf.len() - headers.ip.len();
+                match self.rst.screen(&headers) {
+                    Screen::Pass => buf,
+                    Screen::Drop => {
+                        debug!("withheld a duplicate ACK while only our FIN is outstanding");
+                        return f(&[]);
                     }
+                    Screen::Challenge(ack) => {
+                        debug!("an RST whose sequence number is not the one expected: challenge");
+                        crate::rst_guard::challenge(&mut buf[ip_at..], ack);
+                        buf
+                    }
+                    Screen::Fin => match crate::stale_fin::rewrite(&mut buf[ip_at..], self.rst) {
+                        Some(len) => {
+                            debug!("a FIN that came with old data is passed on alone");
+                            &mut buf[..ip_at + len]
+                        }
+                        None => buf,
+                    },
                 }
-            }
+            };
             #[cfg(feature = "medium-ethernet")]
             if let Some(g) = self.guard {
                 g.on_receive(buf);
+            }
+            // A connection that came in through a SYN cookie: acknowledgment numbers
+            // translated to smoltcp's sequence space.
+            #[cfg(feature = "tcp-listener")]
+            if self.listeners.cookies.translating() {
+                self.listeners
+                    .cookies
+                    .translate_ingress(buf, self.filter.framing());
             }
             // A SYN held for a listener's backlog (or dropped, the backlog being full).
             #[cfg(feature = "tcp-listener")]
@@ -363,6 +405,9 @@ pub(crate) struct TxTokenAdapter<'a, T: TxToken> {
     guard: Option<&'a NeighborGuard>,
     #[cfg(feature = "tcp")]
     rst: (crate::ingress::Framing, &'a crate::rst_guard::RstGuard),
+    /// Connections that came in through SYN cookies (sequence numbers translated).
+    #[cfg(feature = "tcp-listener")]
+    cookies: &'a crate::tcp::syncookie::Cookies,
     /// The fragment gate, and whether the token came from `transmit` (through the gate).
     #[cfg(feature = "proto-ipv4-fragmentation")]
     frag: (&'a mut FragGate, bool),
@@ -383,8 +428,14 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
         let (framing, rst) = self.rst;
         #[cfg(feature = "proto-ipv4-fragmentation")]
         let (frag, gated) = self.frag;
+        #[cfg(feature = "tcp-listener")]
+        let cookies = self.cookies;
         token.consume(len, |buf| {
             let r = f(buf);
+            #[cfg(feature = "tcp-listener")]
+            if cookies.translating() {
+                cookies.translate_egress(buf, framing);
+            }
             trace_frame("tx", buf);
             #[cfg(feature = "medium-ethernet")]
             if let Some(g) = guard {

@@ -227,33 +227,64 @@ pub(crate) fn answer_given_up<D: embassy_net_driver::Driver>(
     dev: &mut crate::driver_adapter::DriverAdapter<'_, '_, D>,
 ) {
     while let Some(addr) = guard.take_given_up() {
-        #[allow(irrefutable_let_patterns)]
-        let smoltcp::wire::HardwareAddress::Ethernet(mac) = iface.hardware_addr() else {
-            return;
-        };
-        // An address of ours in the same family, on the same subnet where there is one.
-        let own = iface
-            .ip_addrs()
-            .iter()
-            .filter(|c| c.address().version() == addr.version())
-            .max_by_key(|c| c.contains_addr(&addr))
-            .map(|c| c.address());
+        warn!("neighbor {} does not answer: given up", addr);
         let mut buf = [0u8; ANSWER_LEN];
-        if let Some(n) = own.and_then(|own| answer_frame(&mut buf, mac, addr, own)) {
-            warn!("neighbor {} does not answer: given up", addr);
-            // Dated so that the entry expires `HOLD` from now. smoltcp takes the time of the
-            // ingress as the interface's clock only until the next poll, which passes `ts`
-            // again; an ARP reply or advertisement touches no socket.
-            let dated = ts - (ENTRY_LIFETIME - HOLD);
-            let _ = iface.poll_ingress_single(dated, &mut dev.made_up(&buf[..n]), sockets);
+        if let Some(n) = given_up_answer(iface, addr, &mut buf) {
+            let _ = iface.poll_ingress_single(dated(ts), &mut dev.made_up(&buf[..n]), sockets);
         }
     }
 }
 
+/// Give `addr` the interface's own link address for [`HOLD`] (see the module docs), outside
+/// the runner's receive path: what waits for it goes nowhere, and sockets that smoltcp keeps
+/// silent while it waits for that neighbor may send again.
+#[cfg(feature = "tcp-listener")]
+pub(crate) fn give_up(
+    iface: &mut smoltcp::iface::Interface,
+    sockets: &mut smoltcp::iface::SocketSet<'_>,
+    ts: smoltcp::time::Instant,
+    addr: IpAddress,
+) {
+    let mut buf = [0u8; ANSWER_LEN];
+    if let Some(n) = given_up_answer(iface, addr, &mut buf) {
+        let mut dev = crate::inject::Injected::new(&buf[..n], smoltcp::phy::Medium::Ethernet);
+        let _ = iface.poll_ingress_single(dated(ts), &mut dev, sockets);
+    }
+}
+
+/// The made-up answer that maps `addr` to the interface's own link address, in `buf`; its
+/// length.
+fn given_up_answer(
+    iface: &smoltcp::iface::Interface,
+    addr: IpAddress,
+    buf: &mut [u8; ANSWER_LEN],
+) -> Option<usize> {
+    #[allow(irrefutable_let_patterns)]
+    let smoltcp::wire::HardwareAddress::Ethernet(mac) = iface.hardware_addr() else {
+        return None;
+    };
+    // An address of ours in the same family, on the same subnet where there is one.
+    let own = iface
+        .ip_addrs()
+        .iter()
+        .filter(|c| c.address().version() == addr.version())
+        .max_by_key(|c| c.contains_addr(&addr))
+        .map(|c| c.address())?;
+    answer_frame(buf, mac, addr, own)
+}
+
+/// The time to date a given-up answer with, so that the entry expires [`HOLD`] after `ts`.
+/// smoltcp takes the time of the ingress as the interface's clock only until the next poll,
+/// which passes `ts` again; an ARP reply or advertisement touches no socket.
+fn dated(ts: smoltcp::time::Instant) -> smoltcp::time::Instant {
+    ts - (ENTRY_LIFETIME - HOLD)
+}
+
 /// Give `addr` the link address `mac` in smoltcp's neighbor cache, by handing it a made-up
 /// answer from that neighbor (the DHCP server uses it to reach a client that cannot answer
-/// ARP yet). The entry lives as long as a learned one.
-#[cfg(feature = "dhcpv4-server")]
+/// ARP yet; a TCP listener, for a client whose ACK carried a valid SYN cookie). The entry
+/// lives as long as a learned one.
+#[cfg(any(feature = "dhcpv4-server", feature = "tcp-listener"))]
 pub(crate) fn fill_neighbor(
     iface: &mut smoltcp::iface::Interface,
     sockets: &mut smoltcp::iface::SocketSet<'_>,

@@ -7,14 +7,20 @@
 //! segment it sends on a synchronized connection acknowledges it: [`RstGuard`] keeps, for the
 //! last few connections that sent something, the acknowledgment number of their last segment
 //! ([`RstGuard::on_transmit`]), and withholds from smoltcp an RST for such a connection whose
-//! sequence number is not that one ([`RstGuard::rejects`]).
+//! sequence number is not that one ([`RstGuard::screen`]).
 //!
-//! What is not met: RFC 5961 answers a non-matching in-window RST with a challenge ACK; here
-//! it is dropped silently (ferronet cannot make smoltcp send an ACK). A peer that really reset
-//! the connection answers the next segment the stack sends (data, a delayed ACK, a keep-alive)
-//! with an RST that does match, so the reset still happens, one exchange later. An RST for a
-//! connection not in the table (more than [`ENTRIES`] connections sending at once, or one
-//! that has not sent anything since the handshake) is left to smoltcp's window check.
+//! A non-matching RST is answered with a challenge ACK (RFC 5961 3.2): an ACK carrying the
+//! connection's current sequence and acknowledgment numbers, to which a peer that really reset
+//! the connection answers with the exact RST. smoltcp has no call to send one, but it sends
+//! one itself, rate-limited to one a second per connection (RFC 5961 section 7), for a
+//! segment whose acknowledgment number is beyond anything it sent: so the RST is handed to
+//! smoltcp rewritten into such a segment (RST flag cleared, ACK set, its acknowledgment number
+//! 2^30 past the sequence number of the connection's last segment sent, checksum updated).
+//!
+//! What is not met: an RST for a connection not in the table (more than [`ENTRIES`]
+//! connections sending at once, or one that has not sent anything since the handshake) is
+//! left to smoltcp's window check, which accepts any RST in the window. The rate limit is
+//! smoltcp's, per connection; there is no limit across connections.
 
 use core::cell::Cell;
 
@@ -29,6 +35,30 @@ struct Entry {
     key: u64,
     /// The acknowledgment number of the last segment sent: RCV.NXT at that time.
     rcv_nxt: u32,
+    /// The sequence number of the last segment sent (at or after SND.UNA).
+    snd_seq: u32,
+}
+
+impl Entry {
+    const FREE: Self = Self {
+        key: 0,
+        rcv_nxt: 0,
+        snd_seq: 0,
+    };
+}
+
+/// What the TCP guards make of a received packet ([`RstGuard::screen`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Screen {
+    /// Hand it to smoltcp as it is.
+    Pass,
+    /// Withhold it from smoltcp (a duplicate ACK `lone_fin` keeps back).
+    Drop,
+    /// An RST that is not exact: rewrite it with [`challenge`] and this acknowledgment number,
+    /// so that smoltcp answers it with a challenge ACK.
+    Challenge(u32),
+    /// A FIN: `stale_fin::rewrite` may cut old data off it.
+    Fin,
 }
 
 /// See the module docs. Shared by the receive and transmit tokens of one poll.
@@ -58,7 +88,7 @@ impl RstGuard {
     pub(crate) const fn new() -> Self {
         Self {
             fins: crate::lone_fin::LoneFins::new(),
-            entries: [const { Cell::new(Entry { key: 0, rcv_nxt: 0 }) }; ENTRIES],
+            entries: [const { Cell::new(Entry::FREE) }; ENTRIES],
             next: Cell::new(0),
         }
     }
@@ -76,7 +106,7 @@ impl RstGuard {
         if seg.flags & (RST | FIN) != 0 {
             // Our own reset or close: the connection is (about to be) gone.
             if let Some(e) = found {
-                e.set(Entry { key: 0, rcv_nxt: 0 });
+                e.set(Entry::FREE);
             }
             return;
         }
@@ -86,6 +116,7 @@ impl RstGuard {
         let entry = Entry {
             key: seg.key,
             rcv_nxt: seg.ack,
+            snd_seq: seg.seq,
         };
         match found {
             Some(e) => e.set(entry),
@@ -108,27 +139,87 @@ impl RstGuard {
             .map(|e| e.rcv_nxt)
     }
 
-    /// Whether a received IP packet is an RST for a known connection whose sequence number
-    /// is not the one expected (and must not reach smoltcp).
+    /// Judge a received packet for the TCP guards, with one test of its flags for the
+    /// common case: an RST for a known connection whose sequence number is not the one
+    /// expected becomes a challenge (see the module docs), a duplicate ACK `lone_fin` keeps
+    /// back is dropped, a FIN goes to `stale_fin`.
     #[inline]
-    pub(crate) fn rejects(&self, h: &Headers<'_>) -> bool {
-        // Most segments are not resets: look at the flags before anything else.
-        match h.tcp().and_then(|t| t.get(13)) {
-            Some(&flags) if flags & RST != 0 && flags & SYN == 0 => {}
-            _ => return false,
+    pub(crate) fn screen(&self, h: &Headers<'_>) -> Screen {
+        let flags = h.tcp().and_then(|t| t.get(13)).copied().unwrap_or(0);
+        if flags & RST != 0
+            && flags & SYN == 0
+            && let Some(ack) = self.challenge_ack(h)
+        {
+            return Screen::Challenge(ack);
         }
-        let Some(seg) = segment(h, true) else {
-            return false;
-        };
-        match self.entries.iter().find(|e| e.get().key == seg.key) {
-            Some(e) if e.get().rcv_nxt == seg.seq => {
-                e.set(Entry { key: 0, rcv_nxt: 0 });
-                false
-            }
-            Some(_) => true,
-            None => false,
+        // A duplicate ACK smoltcp 0.14 would answer by never resending our FIN.
+        if self.fins.watching() && self.fins.withholds(h.ip) {
+            return Screen::Drop;
         }
+        if flags & (FIN | RST) == FIN {
+            return Screen::Fin;
+        }
+        Screen::Pass
     }
+
+    /// For an RST of a known connection: `None` if its sequence number is the one expected
+    /// (the entry is then forgotten), else the acknowledgment number of the challenge.
+    #[cold]
+    fn challenge_ack(&self, h: &Headers<'_>) -> Option<u32> {
+        let seg = segment(h, true)?;
+        let e = self.entries.iter().find(|e| e.get().key == seg.key)?;
+        let entry = e.get();
+        if entry.rcv_nxt == seg.seq {
+            e.set(Entry::FREE);
+            return None;
+        }
+        Some(entry.snd_seq.wrapping_add(1 << 30))
+    }
+}
+
+/// Turn the RST in the IP packet `ip` into an ACK with acknowledgment number `ack`, updating
+/// the TCP checksum (see [`Screen::Challenge`]). A packet too short for a TCP header is left
+/// alone (smoltcp drops it as malformed).
+#[cold]
+pub(crate) fn challenge(ip: &mut [u8], ack: u32) {
+    let Some(tcp) = tcp_offset(ip) else {
+        return;
+    };
+    let word = |ip: &[u8], at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
+    let sum = word(ip, tcp + 16);
+    let old_flags = word(ip, tcp + 12);
+    let new_flags = (old_flags & !u16::from(RST)) | u16::from(ACK);
+    let old_ack = u32::from_be_bytes([ip[tcp + 8], ip[tcp + 9], ip[tcp + 10], ip[tcp + 11]]);
+    ip[tcp + 12..tcp + 14].copy_from_slice(&new_flags.to_be_bytes());
+    ip[tcp + 8..tcp + 12].copy_from_slice(&ack.to_be_bytes());
+    let sum = adjust_checksum(sum, u32::from(old_flags), u32::from(new_flags));
+    let sum = adjust_checksum(sum, old_ack, ack);
+    ip[tcp + 16..tcp + 18].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// A checksum over data in which a 32-bit word changed from `old` to `new`, updated
+/// incrementally (RFC 1624, equation 3): a checksum that was right stays right, one that was
+/// wrong stays wrong.
+pub(crate) fn adjust_checksum(sum: u16, old: u32, new: u32) -> u16 {
+    let mut acc = u32::from(!sum);
+    for shift in [16, 0] {
+        acc += u32::from(!((old >> shift) as u16)) + ((new >> shift) & 0xffff);
+    }
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// Where the TCP header starts in an IPv4 or IPv6 packet (no IPv6 extension headers), if it
+/// is all there.
+fn tcp_offset(ip: &[u8]) -> Option<usize> {
+    let at = match ip.first()? >> 4 {
+        4 => usize::from(ip[0] & 0x0f) * 4,
+        6 => 40,
+        _ => return None,
+    };
+    (ip.len() >= at + 20).then_some(at)
 }
 
 /// The TCP segment in a packet (no IPv6 extension headers), keyed from this stack's side:
@@ -188,8 +279,12 @@ mod tests {
         p
     }
 
+    /// Whether the guard turns `ip` into a challenge.
     fn rejects(g: &RstGuard, ip: &[u8]) -> bool {
-        g.rejects(&Headers::parse(crate::ingress::Framing::Ip, ip))
+        matches!(
+            g.screen(&Headers::parse(crate::ingress::Framing::Ip, ip)),
+            Screen::Challenge(_)
+        )
     }
 
     fn sent(g: &RstGuard, ip: &[u8]) {
@@ -249,5 +344,34 @@ mod tests {
             &g,
             &v4(PEER, 5000 + ENTRIES as u16, US, 80, 1, 0, RST)
         ));
+    }
+
+    #[test]
+    fn a_wrong_rst_becomes_an_ack_beyond_anything_sent_with_a_right_checksum() {
+        use smoltcp::wire::{IpAddress, Ipv4Address, Ipv4Packet, TcpPacket};
+        let g = RstGuard::new();
+        sent(&g, &v4(US, 80, PEER, 5000, 0xffff_fff0, 1000, ACK));
+        for (seq, flags) in [(1001u32, RST), (999, RST | ACK), (0, RST | ACK | 0x08)] {
+            let mut p = v4(PEER, 5000, US, 80, seq, 77, flags);
+            p[2..4].copy_from_slice(&40u16.to_be_bytes());
+            let (src, dst): (IpAddress, IpAddress) =
+                (Ipv4Address::from(PEER).into(), Ipv4Address::from(US).into());
+            TcpPacket::new_unchecked(&mut p[20..]).fill_checksum(&src, &dst);
+            Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
+            let verdict = g.screen(&Headers::parse(crate::ingress::Framing::Ip, &p));
+            let Screen::Challenge(ack) = verdict else {
+                panic!("not a challenge: {verdict:?}");
+            };
+            challenge(&mut p, ack);
+            let t = TcpPacket::new_checked(&p[20..]).unwrap();
+            assert!(t.verify_checksum(&src, &dst));
+            assert!(!t.rst() && t.ack() && !t.syn());
+            assert_eq!(t.psh(), flags & 0x08 != 0);
+            assert_eq!(t.seq_number().0 as u32, seq);
+            assert_eq!(
+                t.ack_number().0 as u32,
+                0xffff_fff0u32.wrapping_add(1 << 30)
+            );
+        }
     }
 }

@@ -396,6 +396,8 @@ impl<'d, D: Driver> Runner<'d, D> {
         };
         #[cfg(feature = "proto-ipv4-fragmentation")]
         let ip_offset = crate::driver_adapter::ip_offset(medium_of(&inner.hardware_address()));
+        #[cfg(feature = "tcp-listener")]
+        let medium = medium_of(&inner.hardware_address());
         let Inner {
             iface,
             sockets,
@@ -445,6 +447,11 @@ impl<'d, D: Driver> Runner<'d, D> {
         iface.poll_maintenance(ts);
 
         let mut res = IoResult::default();
+        // SYN-ACKs with cookies left over from the last poll (the driver was full).
+        #[cfg(feature = "tcp-listener")]
+        if listeners.cookies.has_staged() {
+            dev.send_staged();
+        }
         let mut rx_done = false;
         for _ in 0..RX_BUDGET {
             match iface.poll_ingress_single(ts, &mut dev, sockets) {
@@ -454,6 +461,11 @@ impl<'d, D: Driver> Runner<'d, D> {
                 }
                 PollIngressSingleResult::PacketProcessed
                 | PollIngressSingleResult::SocketStateChanged => res.progress = true,
+            }
+            // Send SYN cookies: a SYN a full backlog answered with a SYN-ACK of its own.
+            #[cfg(feature = "tcp-listener")]
+            if listeners.cookies.has_staged() {
+                dev.send_staged();
             }
             // A SYN was held for a listener with tasks waiting in `accept`: let them take it.
             #[cfg(feature = "tcp-listener")]
@@ -549,6 +561,43 @@ impl<'d, D: Driver> Runner<'d, D> {
         #[cfg(feature = "tcp")]
         if *watched > 0 {
             crate::tcp::after_egress(sockets, slots);
+        }
+
+        // Connections that came in through SYN cookies: complete smoltcp's handshake of
+        // those whose SYN-ACK just went out, and forget those that are over.
+        #[cfg(feature = "tcp-listener")]
+        if listeners.cookies.translating() {
+            let mut completed = false;
+            for _ in 0..crate::tcp::syncookie::TRANSLATED {
+                let done = listeners
+                    .cookies
+                    .complete_handshake(framing, |frame, conn| {
+                        let mut injected = crate::inject::Injected::new(frame, medium);
+                        let _ = iface.poll_ingress_single(ts, &mut injected, sockets);
+                        crate::tcp::listener::receive_window(sockets, conn)
+                    });
+                if !done {
+                    break;
+                }
+                completed = true;
+                // The window update for the client.
+                dev.send_staged();
+            }
+            if completed {
+                // The sockets are established now: let their tasks run, then poll again.
+                res.progress = true;
+                res.more = true;
+            }
+            listeners.sweep_cookie_connections(sockets);
+            let given_up = listeners.yield_half_opens(sockets);
+            #[cfg(feature = "medium-ethernet")]
+            if framing == Framing::Ethernet {
+                for addr in given_up {
+                    crate::neighbor_guard::give_up(iface, sockets, ts, addr);
+                }
+            }
+            #[cfg(not(feature = "medium-ethernet"))]
+            let _ = given_up;
         }
         res
     }

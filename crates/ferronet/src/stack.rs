@@ -485,7 +485,7 @@ pub(crate) fn init<'d, const SOCK: usize>(
         #[cfg(feature = "medium-ethernet")]
         neighbor_guard: crate::neighbor_guard::NeighborGuard::new(),
         #[cfg(feature = "tcp-listener")]
-        listeners: crate::tcp::listener::Table::new(),
+        listeners: crate::tcp::listener::Table::new(seed, ip_mtu),
         #[cfg(feature = "tcp")]
         rst_guard: crate::rst_guard::RstGuard::new(),
         runner_waker: WakerRegistration::new(),

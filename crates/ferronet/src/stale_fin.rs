@@ -32,13 +32,6 @@ const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 
-/// Whether a received IP packet is a TCP segment with RST or FIN, which the TCP guards
-/// ([`RstGuard::rejects`], [`rewrite`]) look at: the one test every other frame pays for both.
-#[inline(always)]
-pub(crate) fn has_rst_or_fin(h: &Headers<'_>) -> bool {
-    tcp_flags(h).is_some_and(|f| f & (FIN | RST) != 0)
-}
-
 /// The TCP flags of the segment a packet carries.
 #[inline(always)]
 fn tcp_flags(h: &Headers<'_>) -> Option<u8> {
@@ -47,7 +40,7 @@ fn tcp_flags(h: &Headers<'_>) -> Option<u8> {
 
 /// If the IP packet `ip` carries old data with a new FIN for a connection `rst` follows,
 /// rewrite it in place into a bare FIN and return its new length (the packet is to be cut
-/// there). Called only for segments with RST or FIN ([`has_rst_or_fin`]).
+/// there). Called only for segments with FIN (`RstGuard::screen` says `Screen::Fin`).
 #[cold]
 #[cfg_attr(
     not(all(feature = "proto-ipv4", feature = "proto-ipv6")),
@@ -121,6 +114,7 @@ fn fill_tcp_checksum(tcp: &mut [u8], src: IpAddress, dst: IpAddress) {
 mod tests {
     extern crate std;
     use super::*;
+    use crate::rst_guard::Screen;
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::{
         IpProtocol, IpRepr, Ipv4Address, Ipv4Packet, Ipv4Repr, Ipv6Address, Ipv6Packet, TcpControl,
@@ -201,7 +195,7 @@ mod tests {
             US,
             &tcp(5000, 80, 1000, 8, TcpControl::Fin, &[0xaa; 100]),
         );
-        assert!(has_rst_or_fin(&Headers::parse(Framing::Ip, &ip)));
+        assert_eq!(g.screen(&Headers::parse(Framing::Ip, &ip)), Screen::Fin);
         let len = rewrite(&mut ip, &g).expect("rewritten");
         assert_eq!(len, 40);
         let p = Ipv4Packet::new_checked(&ip[..len]).unwrap();
@@ -218,7 +212,7 @@ mod tests {
         // The payload wraps around the sequence space.
         let seg = tcp(5000, 80, 0xffff_ffe0, 8, TcpControl::Fin, &[1; 16]);
         let mut ip = v6(PEER6, US6, &seg);
-        assert!(has_rst_or_fin(&Headers::parse(Framing::Ip, &ip)));
+        assert_eq!(g.screen(&Headers::parse(Framing::Ip, &ip)), Screen::Fin);
         let len = rewrite(&mut ip, &g).expect("rewritten");
         assert_eq!(len, 40 + 20);
         let p = Ipv6Packet::new_checked(&ip[..len]).unwrap();
@@ -269,14 +263,17 @@ mod tests {
         let short = frag.len() - 1;
         assert_eq!(rewrite(&mut frag[..short], &g), None);
         assert_eq!(rewrite(&mut [], &g), None);
-        assert!(!has_rst_or_fin(&Headers::parse(Framing::Ip, &[])));
-        // Only FIN and RST segments are looked at.
+        assert_eq!(g.screen(&Headers::parse(Framing::Ip, &[])), Screen::Pass);
+        // Only FIN segments go to `rewrite`; a wrong RST becomes a challenge.
         let ack = v4(
             PEER,
             US,
             &tcp(5000, 80, 1000, 8, TcpControl::None, &[0; 100]),
         );
-        assert!(!has_rst_or_fin(&Headers::parse(Framing::Ip, &ack)));
-        assert!(has_rst_or_fin(&Headers::parse(Framing::Ip, &cases[5])));
+        assert_eq!(g.screen(&Headers::parse(Framing::Ip, &ack)), Screen::Pass);
+        assert!(matches!(
+            g.screen(&Headers::parse(Framing::Ip, &cases[5])),
+            Screen::Challenge(_)
+        ));
     }
 }

@@ -71,6 +71,8 @@ pub mod client;
 pub(crate) mod keep_alive;
 #[cfg(feature = "tcp-listener")]
 pub mod listener;
+#[cfg(feature = "tcp-listener")]
+pub mod syncookie;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 use crate::TryError;
