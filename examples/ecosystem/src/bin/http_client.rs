@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use embassy_executor::Spawner;
 use embassy_net::dns::DnsSocket;
 use embassy_net::tcp::client::{TcpClient, TcpClientState};
-use embassy_time::{Duration, with_timeout};
+use embassy_time::{Duration, Timer, with_timeout};
 use embedded_io_async::Read;
 use ferronet_ecosystem::{NetArgs, init, run};
 use reqwless::client::{HttpClient, TlsConfig, TlsVerify};
@@ -51,9 +51,16 @@ async fn main(spawner: Spawner) {
         let state = TcpClientState::<1, 4096, 4096>::new();
         let tcp = TcpClient::new(stack, &state);
         let dns = DnsSocket::new(stack);
-        with_timeout(Duration::from_secs(args.timeout), fetch(&tcp, &dns, &args))
+        let result = with_timeout(Duration::from_secs(args.timeout), fetch(&tcp, &dns, &args))
             .await
-            .unwrap_or_else(|_| Err(format!("not done after {} s", args.timeout)))
+            .unwrap_or_else(|_| Err(format!("not done after {} s", args.timeout)));
+        // reqwless drops the connection without closing it, and the process exits right
+        // after: give the runner a moment to send the FIN of that close (the `TcpClient`
+        // forgets sockets still closing when it is dropped), or a server that waits for the
+        // client to close (openssl s_server does) keeps the connection, and the next client
+        // waits behind it.
+        Timer::after(Duration::from_millis(200)).await;
+        result
     })
     .await
 }
