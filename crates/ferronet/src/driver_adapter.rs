@@ -353,10 +353,18 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
             // that would keep smoltcp from resending our FIN is withheld, old data is cut off
             // a FIN that smoltcp 0.14 would otherwise drop.
             #[cfg(feature = "tcp")]
+            let mut replay = false;
+            #[cfg(feature = "tcp")]
+            let tcp_at = buf.len() - headers.transport.len();
+            #[cfg(feature = "tcp")]
             let buf = {
                 let ip_at = buf.len() - headers.ip.len();
                 match self.rst.screen(&headers) {
                     Screen::Pass => buf,
+                    Screen::PartialAck => {
+                        replay = true;
+                        buf
+                    }
                     Screen::Drop => {
                         debug!("withheld a duplicate ACK while only our FIN is outstanding");
                         return f(&[]);
@@ -391,6 +399,11 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
             #[cfg(feature = "tcp-listener")]
             if self.listeners.withholds(buf, self.filter) {
                 return f(&[]);
+            }
+            // Handed to smoltcp again by the runner once smoltcp has it (see `recovery`).
+            #[cfg(feature = "tcp")]
+            if replay {
+                self.rst.recovery.keep(buf, tcp_at);
             }
             f(buf)
         })

@@ -24,7 +24,7 @@ mod driver_adapter;
 #[cfg(feature = "icmp")]
 pub mod icmp;
 mod ingress;
-#[cfg(any(feature = "tcp-listener", feature = "dhcpv4-server"))]
+#[cfg(any(feature = "tcp", feature = "dhcpv4-server"))]
 mod inject;
 #[cfg(feature = "dns")]
 mod ip_literal;
@@ -39,6 +39,8 @@ mod neighbor_guard;
 mod ra_guard;
 #[cfg(feature = "raw")]
 pub mod raw;
+#[cfg(feature = "tcp")]
+mod recovery;
 #[cfg(feature = "tcp")]
 mod rst_guard;
 mod runner;

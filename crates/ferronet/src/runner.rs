@@ -396,7 +396,7 @@ impl<'d, D: Driver> Runner<'d, D> {
         };
         #[cfg(feature = "proto-ipv4-fragmentation")]
         let ip_offset = crate::driver_adapter::ip_offset(medium_of(&inner.hardware_address()));
-        #[cfg(feature = "tcp-listener")]
+        #[cfg(feature = "tcp")]
         let medium = medium_of(&inner.hardware_address());
         let Inner {
             iface,
@@ -461,6 +461,16 @@ impl<'d, D: Driver> Runner<'d, D> {
                 }
                 PollIngressSingleResult::PacketProcessed
                 | PollIngressSingleResult::SocketStateChanged => res.progress = true,
+            }
+            // A partial ACK smoltcp just took: hand it over again as duplicate ACKs, so that
+            // smoltcp fast-retransmits the next hole (see `recovery`).
+            #[cfg(feature = "tcp")]
+            if dev.rst.recovery.pending() {
+                let guard = dev.rst;
+                guard.recovery.replay(|frame| {
+                    let mut injected = crate::inject::Injected::new(frame, medium);
+                    let _ = iface.poll_ingress_single(ts, &mut injected, sockets);
+                });
             }
             // Send SYN cookies: a SYN a full backlog answered with a SYN-ACK of its own.
             #[cfg(feature = "tcp-listener")]
