@@ -68,6 +68,9 @@ pub(crate) const RESCUE_AFTER: u8 = 5;
 /// Frames handed to smoltcp to rescue a lost fast retransmission: the ACK with a window one
 /// lower, the ACK, three duplicates.
 pub(crate) const RESCUE_COPIES: usize = 5;
+/// The longest TCP segment, padding included, that can be an ACK without payload: a 60-byte
+/// header and the padding of a minimum-sized Ethernet frame.
+const ACK_LEN: usize = 60 + 6;
 /// The longest frame kept for replay: Ethernet, IPv4 with options and TCP with options.
 pub(crate) const FRAME_LEN: usize = 14 + 60 + 60;
 
@@ -183,16 +186,19 @@ impl Recovery {
         });
     }
 
-    /// Whether a received TCP segment (`tcp`: its header) needs [`Recovery::screen`]: a
-    /// connection is followed, or its acknowledgment number repeats the previous segment's.
-    /// The test every received TCP segment pays.
+    /// Whether a received TCP segment (`tcp`: from its header to the end of the frame) needs
+    /// [`Recovery::screen`]: a connection is followed, or the segment is short enough to be an
+    /// ACK without payload and its acknowledgment number repeats the previous such segment's.
+    /// The test every received TCP segment pays (data segments stop at the length).
     #[inline]
     pub(crate) fn watching(&self, tcp: &[u8]) -> bool {
-        let ack = match tcp.get(8..12) {
-            Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
-            _ => return false,
+        let repeated = match tcp.get(8..12) {
+            Some(&[a, b, c, d]) if tcp.len() <= ACK_LEN => {
+                let ack = u32::from_be_bytes([a, b, c, d]);
+                self.last_ack.replace(ack) == ack
+            }
+            _ => false,
         };
-        let repeated = self.last_ack.replace(ack) == ack;
         self.repeated.set(repeated);
         repeated | (self.used.get() != 0)
     }
@@ -522,8 +528,8 @@ mod tests {
         assert!(!received(&r, &theirs(5000, ACK, 0)));
         assert_eq!(r.used.get(), 0);
         // Malformed input, and frames too long to keep.
+        assert!(!Recovery::new().watching(&[]));
         r.on_retransmit(key(), 1, 10);
-        assert!(!r.watching(&[]));
         assert!(!r.screen(&[]));
         assert!(!r.screen(&theirs(5, ACK, 0)[..30]));
         r.keep(&[0; FRAME_LEN + 1], 20);

@@ -100,8 +100,9 @@ impl RstGuard {
         }
     }
 
-    /// An IP packet is being sent: remember what a TCP segment acknowledges.
-    #[inline]
+    /// An IP packet is being sent: remember what a TCP segment acknowledges. Always inlined:
+    /// its one caller is on the path of every frame sent.
+    #[inline(always)]
     pub(crate) fn on_transmit(&self, h: &Headers<'_>) {
         let Some(seg) = segment(h, false) else {
             return;
