@@ -80,6 +80,20 @@ impl<'d, 'c, T: Driver> DriverAdapter<'d, 'c, T> {
     }
 }
 
+/// Hand smoltcp `frame` through [`DriverAdapter::made_up`]. Never inlined: the neighbor
+/// guard and the recovery guard share one copy of smoltcp's ingress code for it (flash).
+#[cfg(feature = "medium-ethernet")]
+#[inline(never)]
+pub(crate) fn ingress_made_up<T: Driver>(
+    iface: &mut smoltcp::iface::Interface,
+    sockets: &mut smoltcp::iface::SocketSet<'_>,
+    ts: Instant,
+    dev: &mut DriverAdapter<'_, '_, T>,
+    frame: &[u8],
+) {
+    let _ = iface.poll_ingress_single(ts, &mut dev.made_up(frame), sockets);
+}
+
 /// See [`DriverAdapter::made_up`].
 #[cfg(feature = "medium-ethernet")]
 pub(crate) struct MadeUp<'x, 'd, 'c, T: Driver> {

@@ -474,7 +474,7 @@ impl<'d, D: Driver> Runner<'d, D> {
                 let guard = dev.rst;
                 guard.recovery.replay(|frame| {
                     #[cfg(feature = "medium-ethernet")]
-                    let _ = iface.poll_ingress_single(ts, &mut dev.made_up(frame), sockets);
+                    crate::driver_adapter::ingress_made_up(iface, sockets, ts, &mut dev, frame);
                     #[cfg(not(feature = "medium-ethernet"))]
                     let _ = iface.poll_ingress_single(
                         ts,
