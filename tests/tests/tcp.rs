@@ -897,6 +897,113 @@ fn transfer_survives_loss_and_reordering() {
     }
 }
 
+/// The TCP segment in an Ethernet frame carrying IPv4: (sequence number, payload length).
+fn tcp_data(frame: &[u8]) -> Option<(u32, usize)> {
+    if frame.get(12..14)? != [0x08, 0x00] || *frame.get(23)? != 6 {
+        return None;
+    }
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+    let tcp = frame.get(14 + ihl..)?;
+    let seq = u32::from_be_bytes(tcp.get(4..8)?.try_into().ok()?);
+    let header = usize::from(*tcp.get(12)? >> 4) * 4;
+    Some((seq, total.checked_sub(ihl + header)?))
+}
+
+/// Two segments lost in one window (the 20th and the 23rd data segment, dropped by hand on
+/// their first transmission): smoltcp 0.14 alone fast-retransmits the first and leaves the
+/// second to its retransmission timeout (1 s at least), because the partial ACK that follows
+/// the first retransmission brings no new duplicate ACKs. ferronet's `recovery` guard hands
+/// smoltcp that partial ACK as duplicates, so the second hole is resent at once: the transfer
+/// ends well before the first timeout could fire, with exactly two retransmissions.
+#[test]
+fn second_loss_in_a_window_is_recovered_without_a_timeout() {
+    use futures::future::{Either, select};
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    use std::pin::pin;
+    use std::rc::Rc;
+
+    const LEN: usize = 256 * 1024;
+    const DROP: [usize; 2] = [20, 23];
+    let ex = Executor::new();
+    let cfg = LinkConfig {
+        latency: Duration::from_millis(1),
+        ..LinkConfig::ethernet()
+    };
+    // A <-> relay <-> B: the relay forwards every frame and drops the chosen ones.
+    let (dev_a, mut relay_a, _link_a) = ferronet_sim::link::pair_ethernet(cfg.clone()).unwrap();
+    let (mut relay_b, dev_b, _link_b) = ferronet_sim::link::pair_ethernet(cfg).unwrap();
+    let (a, mut runner_a) = stack_on(dev_a, dual_config(2), 0x1234_5678);
+    let (b, mut runner_b) = stack_on(dev_b, dual_config(3), 0x8765_4321);
+    ex.spawn(async move { runner_a.run().await });
+    ex.spawn(async move { runner_b.run().await });
+    // (data segments seen from A, sequence numbers seen, dropped, retransmitted)
+    let seen = Rc::new(RefCell::new((0usize, HashSet::new(), 0usize, 0usize)));
+    let watch = Rc::new(RefCell::new(false));
+    {
+        let (seen, watch) = (seen.clone(), watch.clone());
+        ex.spawn(async move {
+            loop {
+                let next =
+                    match select(pin!(relay_a.recv_frame()), pin!(relay_b.recv_frame())).await {
+                        Either::Left((f, _)) => Either::Left(f),
+                        Either::Right((f, _)) => Either::Right(f),
+                    };
+                match next {
+                    Either::Left(f) => {
+                        if *watch.borrow()
+                            && let Some((seq, len)) = tcp_data(&f)
+                            && len > 0
+                        {
+                            let mut s = seen.borrow_mut();
+                            if s.1.insert(seq) {
+                                s.0 += 1;
+                                if DROP.contains(&s.0) {
+                                    s.2 += 1;
+                                    continue;
+                                }
+                            } else {
+                                s.3 += 1;
+                            }
+                        }
+                        relay_b.send_frame(&f).expect("relay queue has room");
+                    }
+                    Either::Right(f) => relay_a.send_frame(&f).expect("relay queue has room"),
+                }
+            }
+        });
+    }
+    let mut server = TcpSocket::new(b, buf(16384), buf(1024));
+    let mut client = TcpSocket::new(a, buf(1024), buf(16384));
+    connect_pair(&ex, &mut client, &mut server, ep4(3, PORT));
+    *watch.borrow_mut() = true;
+    let start = ex.now();
+    let (sent, got) = run(
+        &ex,
+        join(
+            async {
+                send_pattern(&mut client, 9, LEN).await?;
+                client.flush().await
+            },
+            recv_pattern(&mut server, 9, LEN),
+        ),
+    );
+    let elapsed = ex.now() - start;
+    assert_eq!(sent, Ok(()));
+    assert_eq!(got, Ok(LEN));
+    let (segments, _, dropped, retransmitted) = *seen.borrow();
+    assert!(segments > DROP[1] + 10, "{segments} data segments");
+    assert_eq!(dropped, 2);
+    // Without the guard the second hole waits for smoltcp's 1 s minimum timeout.
+    assert!(
+        elapsed < Duration::from_millis(500),
+        "took {} ms of virtual time",
+        elapsed.as_millis()
+    );
+    assert_eq!(retransmitted, 2, "retransmissions");
+}
+
 // ----------------------------------------------------------------------------------------
 // 10. Bad input and wrong states.
 

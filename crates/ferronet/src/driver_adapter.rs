@@ -80,6 +80,20 @@ impl<'d, 'c, T: Driver> DriverAdapter<'d, 'c, T> {
     }
 }
 
+/// Hand smoltcp `frame` through [`DriverAdapter::made_up`]. Never inlined: the neighbor
+/// guard and the recovery guard share one copy of smoltcp's ingress code for it (flash).
+#[cfg(feature = "medium-ethernet")]
+#[inline(never)]
+pub(crate) fn ingress_made_up<T: Driver>(
+    iface: &mut smoltcp::iface::Interface,
+    sockets: &mut smoltcp::iface::SocketSet<'_>,
+    ts: Instant,
+    dev: &mut DriverAdapter<'_, '_, T>,
+    frame: &[u8],
+) {
+    let _ = iface.poll_ingress_single(ts, &mut dev.made_up(frame), sockets);
+}
+
 /// See [`DriverAdapter::made_up`].
 #[cfg(feature = "medium-ethernet")]
 pub(crate) struct MadeUp<'x, 'd, 'c, T: Driver> {
@@ -353,10 +367,18 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
             // that would keep smoltcp from resending our FIN is withheld, old data is cut off
             // a FIN that smoltcp 0.14 would otherwise drop.
             #[cfg(feature = "tcp")]
+            let mut replay = false;
+            #[cfg(feature = "tcp")]
+            let tcp_at = buf.len() - headers.transport.len();
+            #[cfg(feature = "tcp")]
             let buf = {
                 let ip_at = buf.len() - headers.ip.len();
                 match self.rst.screen(&headers) {
                     Screen::Pass => buf,
+                    Screen::PartialAck => {
+                        replay = true;
+                        buf
+                    }
                     Screen::Drop => {
                         debug!("withheld a duplicate ACK while only our FIN is outstanding");
                         return f(&[]);
@@ -391,6 +413,11 @@ impl<T: RxToken> phy::RxToken for RxTokenAdapter<'_, T> {
             #[cfg(feature = "tcp-listener")]
             if self.listeners.withholds(buf, self.filter) {
                 return f(&[]);
+            }
+            // Handed to smoltcp again by the runner once smoltcp has it (see `recovery`).
+            #[cfg(feature = "tcp")]
+            if replay {
+                self.rst.recovery.keep(buf, tcp_at);
             }
             f(buf)
         })

@@ -24,7 +24,11 @@ mod driver_adapter;
 #[cfg(feature = "icmp")]
 pub mod icmp;
 mod ingress;
-#[cfg(any(feature = "tcp-listener", feature = "dhcpv4-server"))]
+#[cfg(any(
+    feature = "tcp-listener",
+    feature = "dhcpv4-server",
+    all(feature = "tcp", not(feature = "medium-ethernet"))
+))]
 mod inject;
 #[cfg(feature = "dns")]
 mod ip_literal;
@@ -39,6 +43,8 @@ mod neighbor_guard;
 mod ra_guard;
 #[cfg(feature = "raw")]
 pub mod raw;
+#[cfg(feature = "tcp")]
+mod recovery;
 #[cfg(feature = "tcp")]
 mod rst_guard;
 mod runner;

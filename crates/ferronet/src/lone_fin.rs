@@ -25,17 +25,12 @@
 use core::cell::Cell;
 
 use crate::ingress::{Framing, Headers};
-use crate::rst_guard::{Segment, segment};
+use crate::rst_guard::{ACK, FIN, RST, SYN, Segment, segment};
 
 /// Connections followed (the most recent FINs).
 pub(crate) const ENTRIES: usize = 4;
 /// ACKs of everything but the FIN passed to smoltcp after the FIN was sent.
 pub(crate) const PASSED: u8 = 2;
-
-const FIN: u8 = 0x01;
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
-const ACK: u8 = 0x10;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Entry {

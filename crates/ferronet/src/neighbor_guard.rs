@@ -230,7 +230,7 @@ pub(crate) fn answer_given_up<D: embassy_net_driver::Driver>(
         warn!("neighbor {} does not answer: given up", addr);
         let mut buf = [0u8; ANSWER_LEN];
         if let Some(n) = given_up_answer(iface, addr, &mut buf) {
-            let _ = iface.poll_ingress_single(dated(ts), &mut dev.made_up(&buf[..n]), sockets);
+            crate::driver_adapter::ingress_made_up(iface, sockets, dated(ts), dev, &buf[..n]);
         }
     }
 }

@@ -59,12 +59,17 @@ pub(crate) enum Screen {
     Challenge(u32),
     /// A FIN: `stale_fin::rewrite` may cut old data off it.
     Fin,
+    /// A partial ACK or a rescue (`recovery`): hand it to smoltcp, then keep the frame to
+    /// hand it over again.
+    PartialAck,
 }
 
 /// See the module docs. Shared by the receive and transmit tokens of one poll.
 pub(crate) struct RstGuard {
     /// Connections whose FIN is outstanding (a second guard that follows the same segments).
     pub(crate) fins: crate::lone_fin::LoneFins,
+    /// Connections recovering from a loss (a third guard that follows the same segments).
+    pub(crate) recovery: crate::recovery::Recovery,
     entries: [Cell<Entry>; ENTRIES],
     /// Where the next new connection goes (round robin).
     next: Cell<u8>,
@@ -79,22 +84,25 @@ pub(crate) struct Segment {
     pub(crate) flags: u8,
 }
 
-const FIN: u8 = 0x01;
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
-const ACK: u8 = 0x10;
+/// TCP flags, as in the header's 14th byte (shared by the TCP guards).
+pub(crate) const FIN: u8 = 0x01;
+pub(crate) const SYN: u8 = 0x02;
+pub(crate) const RST: u8 = 0x04;
+pub(crate) const ACK: u8 = 0x10;
 
 impl RstGuard {
     pub(crate) const fn new() -> Self {
         Self {
             fins: crate::lone_fin::LoneFins::new(),
+            recovery: crate::recovery::Recovery::new(),
             entries: [const { Cell::new(Entry::FREE) }; ENTRIES],
             next: Cell::new(0),
         }
     }
 
-    /// An IP packet is being sent: remember what a TCP segment acknowledges.
-    #[inline]
+    /// An IP packet is being sent: remember what a TCP segment acknowledges. Always inlined:
+    /// its one caller is on the path of every frame sent.
+    #[inline(always)]
     pub(crate) fn on_transmit(&self, h: &Headers<'_>) {
         let Some(seg) = segment(h, false) else {
             return;
@@ -103,6 +111,14 @@ impl RstGuard {
             self.fins.on_transmit(&seg, h.ip);
         }
         let found = self.entries.iter().find(|e| e.get().key == seg.key);
+        // A segment that starts before the one sent last: a retransmission.
+        if let Some(e) = found
+            && ((seg.seq.wrapping_sub(e.get().snd_seq)) as i32) < 0
+            && seg.flags & (SYN | RST) == 0
+        {
+            self.recovery
+                .on_retransmit(seg.key, seg.seq, e.get().snd_seq);
+        }
         if seg.flags & (RST | FIN) != 0 {
             // Our own reset or close: the connection is (about to be) gone.
             if let Some(e) = found {
@@ -155,6 +171,14 @@ impl RstGuard {
         // A duplicate ACK smoltcp 0.14 would answer by never resending our FIN.
         if self.fins.watching() && self.fins.withholds(h.ip) {
             return Screen::Drop;
+        }
+        // A partial ACK, or a duplicate ACK after a lost fast retransmission: smoltcp is to
+        // see it again (see `recovery`).
+        if let Some(tcp) = h.tcp()
+            && self.recovery.watching(tcp)
+            && self.recovery.screen(h.ip)
+        {
+            return Screen::PartialAck;
         }
         if flags & (FIN | RST) == FIN {
             return Screen::Fin;

@@ -396,7 +396,10 @@ impl<'d, D: Driver> Runner<'d, D> {
         };
         #[cfg(feature = "proto-ipv4-fragmentation")]
         let ip_offset = crate::driver_adapter::ip_offset(medium_of(&inner.hardware_address()));
-        #[cfg(feature = "tcp-listener")]
+        #[cfg(any(
+            feature = "tcp-listener",
+            all(feature = "tcp", not(feature = "medium-ethernet"))
+        ))]
         let medium = medium_of(&inner.hardware_address());
         let Inner {
             iface,
@@ -461,6 +464,24 @@ impl<'d, D: Driver> Runner<'d, D> {
                 }
                 PollIngressSingleResult::PacketProcessed
                 | PollIngressSingleResult::SocketStateChanged => res.progress = true,
+            }
+            // A partial ACK smoltcp just took: hand it over again as duplicate ACKs, so that
+            // smoltcp fast-retransmits the next hole (see `recovery`).
+            // On Ethernet through the device of the neighbor guard's made-up frames, whose
+            // ingress code smoltcp has built already (flash).
+            #[cfg(feature = "tcp")]
+            if dev.rst.recovery.pending() {
+                let guard = dev.rst;
+                guard.recovery.replay(|frame| {
+                    #[cfg(feature = "medium-ethernet")]
+                    crate::driver_adapter::ingress_made_up(iface, sockets, ts, &mut dev, frame);
+                    #[cfg(not(feature = "medium-ethernet"))]
+                    let _ = iface.poll_ingress_single(
+                        ts,
+                        &mut crate::inject::Injected::new(frame, medium),
+                        sockets,
+                    );
+                });
             }
             // Send SYN cookies: a SYN a full backlog answered with a SYN-ACK of its own.
             #[cfg(feature = "tcp-listener")]

@@ -1,0 +1,540 @@
+//! Losses smoltcp 0.14 would leave to its retransmission timeout, recovered by showing it
+//! duplicate ACKs: NewReno's partial-ACK retransmission (RFC 6582 3.2 step 3), and a fast
+//! retransmission that smoltcp dropped because the driver was full.
+//!
+//! **A second loss in one window.** smoltcp 0.14 fast-retransmits the first unacknowledged
+//! segment at the third duplicate ACK and nothing else: it has neither NewReno's partial-ACK
+//! handling nor SACK. When two segments of one window are lost, the retransmission of the
+//! first makes the peer acknowledge up to the second hole (a *partial* ACK), but every later
+//! segment already reached the peer, so no new duplicate ACKs come and the second hole waits
+//! for the retransmission timeout (1 s at least in smoltcp). smoltcp 0.13 (embassy-net)
+//! resends everything after the first hole instead; with 1 % loss and 64 KiB windows ferronet
+//! fell far behind it.
+//!
+//! [`Recovery`] follows, for the last few connections that retransmitted, the sequence number
+//! of the last segment sent before the retransmission (`recover`). A retransmission is a
+//! segment whose sequence number is below the one of the segment sent before it on the same
+//! connection: `RstGuard::on_transmit` already keeps that number per connection, so the cost
+//! on the common path is one comparison ([`Recovery::on_retransmit`] is called only then).
+//! While an entry exists, each received ACK without payload of that connection that advances
+//! past the last retransmission but stays below `recover` is a partial ACK: the next segment
+//! is lost as well. The frame is kept ([`Recovery::keep`]) and, once smoltcp has taken it,
+//! handed to it [`REPLAYS`] more times ([`Recovery::replay`]): smoltcp counts them as
+//! duplicate ACKs (same acknowledgment number, same window, no payload) and at the third one
+//! fast-retransmits the segment at the partial ACK. An ACK at or past `recover`, a SYN or an
+//! RST ends the entry.
+//!
+//! **A fast retransmission lost to a full driver.** smoltcp 0.14's `dispatch` clears its
+//! `pending_fast_retransmit` flag and sets its timer to idle while it builds the segment,
+//! before it asks the device for a transmit token; when the driver has no room (the end of
+//! every burst: ferronet fills the driver's queue), the retransmission is never sent and no
+//! retransmission timer is left. If the window is full, nothing else is sent either and the
+//! connection wedges (found by the goodput benchmark, `both`, 16 KiB, 100 Mbit/s, 0.2 ms,
+//! N = 8, 1 %). So [`Recovery`] also counts duplicate ACKs: every received TCP segment's
+//! acknowledgment number is compared with the previous one's ([`Recovery::watching`]; equal
+//! numbers start an entry), and when [`RESCUE_AFTER`] duplicates came with no retransmission
+//! sent, the last one is kept and handed to smoltcp again as [`RESCUE_COPIES`] frames: one
+//! with the advertised window one lower (a window update for smoltcp, which resets its count
+//! of duplicates), then the ACK as it came (a window update again) and three duplicates.
+//!
+//! Congestion control: ferronet builds smoltcp without a congestion controller (no
+//! `socket-tcp-reno`/`socket-tcp-cubic`), so the extra fast retransmissions change no window.
+//! With smoltcp's Reno or Cubic, each would be a new loss event (those controllers leave fast
+//! recovery on any ACK of new data) and halve the window again.
+//!
+//! What is not covered: partial ACKs that carry data (traffic both ways: smoltcp counts only
+//! ACKs without payload as duplicates), a loss of the last segment sent before the
+//! retransmission (`recover` is that segment's start, not its end), more than [`ENTRIES`]
+//! connections recovering at once (the oldest entry is forgotten), frames longer than
+//! [`FRAME_LEN`], IPv6 extension headers. After a retransmission timeout (smoltcp then resends
+//! everything from the first hole) a partial ACK also triggers one fast retransmission of the
+//! segment at it, which the resent stream may already carry: at most one extra segment per
+//! hole.
+
+use core::cell::Cell;
+
+use crate::ingress::{Framing, Headers};
+use crate::lone_fin::payload_len;
+use crate::rst_guard::{ACK, FIN, RST, SYN, adjust_checksum, segment};
+
+/// Connections followed (the most recent to retransmit or to receive duplicate ACKs).
+pub(crate) const ENTRIES: usize = 4;
+/// Copies of a partial ACK handed to smoltcp after the ACK itself: its fast retransmission
+/// starts at the third duplicate.
+pub(crate) const REPLAYS: usize = 3;
+/// Duplicate ACKs received with no retransmission sent after which smoltcp's fast
+/// retransmission is taken as lost (smoltcp sends it at the third).
+pub(crate) const RESCUE_AFTER: u8 = 5;
+/// Frames handed to smoltcp to rescue a lost fast retransmission: the ACK with a window one
+/// lower, the ACK, three duplicates.
+pub(crate) const RESCUE_COPIES: usize = 5;
+/// The longest TCP segment, padding included, that can be an ACK without payload: a 60-byte
+/// header and the padding of a minimum-sized Ethernet frame.
+const ACK_LEN: usize = 60 + 6;
+/// The longest frame kept for replay: Ethernet, IPv4 with options and TCP with options.
+pub(crate) const FRAME_LEN: usize = 14 + 60 + 60;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    /// As in `RstGuard`: ports and the peer's address folded to 64 bits; 0: free.
+    key: u64,
+    /// Sequence number of the last segment sent before the first retransmission; only with
+    /// `recovering`.
+    recover: u32,
+    /// Sequence number of the last retransmission (or of the last partial ACK acted on).
+    since: u32,
+    /// The last acknowledgment number received.
+    ack: u32,
+    /// Duplicates of `ack` received (since the last rescue).
+    dups: u8,
+    /// A retransmission was sent since `ack` first came.
+    sent: bool,
+    /// A retransmission was sent: partial ACKs below `recover` are acted on.
+    recovering: bool,
+}
+
+const FREE: Entry = Entry {
+    key: 0,
+    recover: 0,
+    since: 0,
+    ack: 0,
+    dups: 0,
+    sent: false,
+    recovering: false,
+};
+
+/// What to do with the kept frame.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kept {
+    /// Nothing kept.
+    None,
+    /// A partial ACK: hand it over [`REPLAYS`] times.
+    Partial,
+    /// A duplicate ACK after a lost fast retransmission: see [`RESCUE_COPIES`].
+    Rescue,
+}
+
+/// See the module docs. Lives in the `RstGuard` shared by a poll's receive and transmit tokens.
+pub(crate) struct Recovery {
+    entries: [Cell<Entry>; ENTRIES],
+    /// Entries in use.
+    used: Cell<u8>,
+    /// Where a new entry goes when none is free (round robin).
+    next: Cell<u8>,
+    /// The acknowledgment number of the last TCP segment received (any connection).
+    last_ack: Cell<u32>,
+    /// The segment being received repeats the last one's acknowledgment number.
+    repeated: Cell<bool>,
+    /// The last received frame to hand over again, kept by [`Recovery::keep`].
+    frame: Cell<[u8; FRAME_LEN]>,
+    /// Its length.
+    frame_len: Cell<u8>,
+    /// Where its TCP header starts.
+    tcp_at: Cell<u8>,
+    /// What to do with it.
+    kept: Cell<Kept>,
+    /// What [`Recovery::screen`] decided for the frame being received.
+    decided: Cell<Kept>,
+}
+
+/// `a < b` in sequence space.
+fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+impl Recovery {
+    pub(crate) const fn new() -> Self {
+        Self {
+            entries: [const { Cell::new(FREE) }; ENTRIES],
+            used: Cell::new(0),
+            next: Cell::new(0),
+            last_ack: Cell::new(0),
+            repeated: Cell::new(false),
+            frame: Cell::new([0; FRAME_LEN]),
+            frame_len: Cell::new(0),
+            tcp_at: Cell::new(0),
+            kept: Cell::new(Kept::None),
+            decided: Cell::new(Kept::None),
+        }
+    }
+
+    /// A segment with sequence number `seq` is being sent on connection `key` after one that
+    /// started at `prev`, a later sequence number: a retransmission. Start following the
+    /// connection, or keep following it with the same `recover`.
+    #[cold]
+    pub(crate) fn on_retransmit(&self, key: u64, seq: u32, prev: u32) {
+        if key == 0 {
+            return;
+        }
+        let e = match self.find(key) {
+            Some(e) => e,
+            None => self.add(key),
+        };
+        let entry = e.get();
+        let recover = if entry.recovering && before(seq, entry.recover) {
+            entry.recover
+        } else {
+            prev
+        };
+        e.set(Entry {
+            key,
+            recover,
+            since: seq,
+            sent: true,
+            recovering: true,
+            ..entry
+        });
+    }
+
+    /// Whether a received TCP segment (`tcp`: from its header to the end of the frame) needs
+    /// [`Recovery::screen`]: a connection is followed, or the segment is short enough to be an
+    /// ACK without payload and its acknowledgment number repeats the previous such segment's.
+    /// The test every received TCP segment pays (data segments stop at the length).
+    #[inline]
+    pub(crate) fn watching(&self, tcp: &[u8]) -> bool {
+        let repeated = match tcp.get(8..12) {
+            Some(&[a, b, c, d]) if tcp.len() <= ACK_LEN => {
+                let ack = u32::from_be_bytes([a, b, c, d]);
+                self.last_ack.replace(ack) == ack
+            }
+            _ => false,
+        };
+        self.repeated.set(repeated);
+        repeated | (self.used.get() != 0)
+    }
+
+    /// Judge a received IP packet (see the module docs): whether it is to be kept with
+    /// [`Recovery::keep`] once the other guards are done with it.
+    #[cold]
+    pub(crate) fn screen(&self, ip: &[u8]) -> bool {
+        self.decided.set(Kept::None);
+        let Some(seg) = segment(&Headers::parse(Framing::Ip, ip), true) else {
+            return false;
+        };
+        if seg.flags & (SYN | RST) != 0 {
+            // A new or reset connection.
+            if let Some(e) = self.find(seg.key) {
+                self.free(e);
+            }
+            return false;
+        }
+        if seg.flags & (ACK | FIN) != ACK || payload_len(ip) != Some(0) {
+            return false;
+        }
+        let e = match self.find(seg.key) {
+            Some(e) => e,
+            // A duplicate (its acknowledgment number repeats the last segment's): count.
+            None if self.repeated.get() => {
+                let e = self.add(seg.key);
+                e.set(Entry {
+                    ack: seg.ack,
+                    ..e.get()
+                });
+                e
+            }
+            None => return false,
+        };
+        let entry = e.get();
+        if entry.recovering && !before(seg.ack, entry.recover) {
+            // Everything sent before the loss acknowledged.
+            self.free(e);
+            return false;
+        }
+        if seg.ack == entry.ack {
+            let dups = entry.dups.saturating_add(1);
+            if dups >= RESCUE_AFTER && !entry.sent {
+                // No retransmission after this many duplicates: smoltcp lost it.
+                e.set(Entry { dups: 0, ..entry });
+                self.decided.set(Kept::Rescue);
+                return true;
+            }
+            e.set(Entry { dups, ..entry });
+            return false;
+        }
+        if entry.recovering && before(entry.since, seg.ack) && before(seg.ack, entry.recover) {
+            e.set(Entry {
+                since: seg.ack,
+                ack: seg.ack,
+                dups: 0,
+                sent: false,
+                ..entry
+            });
+            self.decided.set(Kept::Partial);
+            return true;
+        }
+        if entry.recovering {
+            e.set(Entry {
+                ack: seg.ack,
+                dups: 0,
+                sent: false,
+                ..entry
+            });
+        } else {
+            // New data acknowledged before any retransmission: no loss to follow.
+            self.free(e);
+        }
+        false
+    }
+
+    /// Keep the received `frame` (judged by [`Recovery::screen`] just before, as smoltcp
+    /// gets it; its TCP header at `tcp_at`) to hand it over again with [`Recovery::replay`].
+    #[cold]
+    pub(crate) fn keep(&self, frame: &[u8], tcp_at: usize) {
+        let mut buf = [0; FRAME_LEN];
+        match (buf.get_mut(..frame.len()), u8::try_from(tcp_at)) {
+            (Some(b), Ok(at)) if frame.len() >= tcp_at + 20 => {
+                b.copy_from_slice(frame);
+                self.frame.set(buf);
+                self.frame_len.set(frame.len() as u8);
+                self.tcp_at.set(at);
+                self.kept.set(self.decided.get());
+            }
+            _ => self.kept.set(Kept::None),
+        }
+    }
+
+    /// Whether a kept frame waits to be handed over.
+    #[inline]
+    pub(crate) fn pending(&self) -> bool {
+        self.kept.get() != Kept::None
+    }
+
+    /// Hand the kept frame to `deliver` as the module docs say (smoltcp must have taken the
+    /// original already), and forget it.
+    #[cold]
+    pub(crate) fn replay(&self, mut deliver: impl FnMut(&[u8])) {
+        let kept = self.kept.replace(Kept::None);
+        let len = usize::from(self.frame_len.get());
+        let mut frame = self.frame.get();
+        let Some(f) = frame.get_mut(..len) else {
+            return;
+        };
+        match kept {
+            Kept::None => {}
+            Kept::Partial => {
+                for _ in 0..REPLAYS {
+                    deliver(f);
+                }
+            }
+            Kept::Rescue => {
+                let at = usize::from(self.tcp_at.get());
+                let Some(tcp) = f.get_mut(at..at + 18) else {
+                    return;
+                };
+                let win = u16::from_be_bytes([tcp[14], tcp[15]]);
+                let sum = u16::from_be_bytes([tcp[16], tcp[17]]);
+                if win == 0 {
+                    return;
+                }
+                let lower = win - 1;
+                tcp[14..16].copy_from_slice(&lower.to_be_bytes());
+                let adjusted = adjust_checksum(sum, u32::from(win), u32::from(lower));
+                tcp[16..18].copy_from_slice(&adjusted.to_be_bytes());
+                deliver(f);
+                if let Some(tcp) = f.get_mut(at..at + 18) {
+                    tcp[14..16].copy_from_slice(&win.to_be_bytes());
+                    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+                }
+                for _ in 1..RESCUE_COPIES {
+                    deliver(f);
+                }
+            }
+        }
+    }
+
+    fn find(&self, key: u64) -> Option<&Cell<Entry>> {
+        self.entries.iter().find(|e| e.get().key == key)
+    }
+
+    /// A fresh entry for `key` (the oldest is reused when all are taken).
+    fn add(&self, key: u64) -> &Cell<Entry> {
+        let entry = Entry { key, ..FREE };
+        if let Some(e) = self.entries.iter().find(|e| e.get().key == 0) {
+            e.set(entry);
+            self.used.set(self.used.get() + 1);
+            return e;
+        }
+        let i = usize::from(self.next.get()) % ENTRIES;
+        self.next.set(((i + 1) % ENTRIES) as u8);
+        self.entries[i].set(entry);
+        &self.entries[i]
+    }
+
+    fn free(&self, e: &Cell<Entry>) {
+        e.set(FREE);
+        self.used.set(self.used.get().saturating_sub(1));
+    }
+}
+
+#[cfg(all(test, feature = "proto-ipv4"))]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    const US: [u8; 4] = [192, 0, 2, 2];
+    const PEER: [u8; 4] = [192, 0, 2, 3];
+
+    /// The peer's IPv4 segment on the connection 5000 -> 80 (port `port`) with `len` bytes of
+    /// payload, window 1000 and a correct checksum.
+    fn from(port: u16, ack: u32, flags: u8, len: usize) -> Vec<u8> {
+        let mut p = std::vec![0u8; 40 + len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&((40 + len) as u16).to_be_bytes());
+        p[9] = 6;
+        p[12..16].copy_from_slice(&PEER);
+        p[16..20].copy_from_slice(&US);
+        p[20..22].copy_from_slice(&port.to_be_bytes());
+        p[22..24].copy_from_slice(&80u16.to_be_bytes());
+        p[24..28].copy_from_slice(&7u32.to_be_bytes());
+        p[28..32].copy_from_slice(&ack.to_be_bytes());
+        p[32] = 0x50;
+        p[33] = flags;
+        p[34..36].copy_from_slice(&1000u16.to_be_bytes());
+        let sum = tcp_checksum(&p);
+        p[36..38].copy_from_slice(&sum.to_be_bytes());
+        p
+    }
+
+    fn theirs(ack: u32, flags: u8, len: usize) -> Vec<u8> {
+        from(5000, ack, flags, len)
+    }
+
+    /// The TCP checksum of an IPv4 packet (its checksum field included: 0 when correct).
+    fn tcp_checksum(p: &[u8]) -> u16 {
+        let tcp = &p[20..];
+        let mut sum: u32 = 0;
+        let mut add = |b: &[u8]| {
+            for c in b.chunks(2) {
+                sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+            }
+        };
+        add(&p[12..20]);
+        add(&[0, 6]);
+        add(&(tcp.len() as u16).to_be_bytes());
+        add(tcp);
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    /// What the driver adapter does with a received packet: screen, and keep if asked.
+    fn received(r: &Recovery, ip: &[u8]) -> bool {
+        let tcp = &ip[20..];
+        let keep = r.watching(tcp) && r.screen(ip);
+        if keep {
+            r.keep(ip, 20);
+        }
+        keep
+    }
+
+    fn key() -> u64 {
+        segment(&Headers::parse(Framing::Ip, &theirs(0, ACK, 0)), true)
+            .map(|s| s.key)
+            .unwrap_or(0)
+    }
+
+    fn replayed(r: &Recovery) -> Vec<Vec<u8>> {
+        let mut seen = Vec::new();
+        r.replay(|f| seen.push(f.to_vec()));
+        seen
+    }
+
+    #[test]
+    fn partial_acks_below_recover_are_replayed_and_a_full_ack_ends_it() {
+        let r = Recovery::new();
+        assert!(!received(&r, &theirs(1000, ACK, 0)));
+        // Segments up to 10000 sent; the one at 1000 retransmitted.
+        r.on_retransmit(key(), 1000, 10000);
+        // A duplicate ACK of the hole and an ACK with data: not partial ACKs.
+        assert!(!received(&r, &theirs(1000, ACK, 0)));
+        assert!(!received(&r, &theirs(3000, ACK, 10)));
+        assert!(!r.pending());
+        // The partial ACK: the next hole is at 3000. It is handed over three more times.
+        let ack = theirs(3000, ACK, 0);
+        assert!(received(&r, &ack));
+        assert!(r.pending());
+        assert_eq!(replayed(&r), std::vec![ack.clone(); REPLAYS]);
+        assert!(!r.pending());
+        assert!(replayed(&r).is_empty());
+        // The same ACK again (a real duplicate) is not acted on twice.
+        assert!(!received(&r, &ack));
+        // smoltcp's fast retransmission of 3000 keeps `recover`.
+        r.on_retransmit(key(), 3000, 12000);
+        assert!(received(&r, &theirs(6000, ACK, 0)));
+        assert_eq!(replayed(&r).len(), REPLAYS);
+        // The ACK of everything sent before the loss ends it.
+        assert!(!received(&r, &theirs(10000, ACK, 0)));
+        assert_eq!(r.used.get(), 0);
+        assert!(!received(&r, &theirs(11000, ACK, 0)));
+    }
+
+    #[test]
+    fn duplicates_without_a_retransmission_are_rescued_with_a_window_update_first() {
+        let r = Recovery::new();
+        let dup = theirs(1000, ACK, 0);
+        // The ACK, then duplicates: the first duplicate starts an entry.
+        assert!(!received(&r, &dup));
+        for _ in 1..RESCUE_AFTER {
+            assert!(!received(&r, &dup));
+        }
+        // No retransmission went out: the next duplicate is kept.
+        assert!(received(&r, &dup));
+        let frames = replayed(&r);
+        assert_eq!(frames.len(), RESCUE_COPIES);
+        // The first has the window one lower and a correct checksum; the others are the ACK.
+        let mut lower = dup.clone();
+        lower[34..36].copy_from_slice(&999u16.to_be_bytes());
+        lower[36..38].copy_from_slice(&[0, 0]);
+        let sum = tcp_checksum(&lower);
+        lower[36..38].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(frames[0], lower);
+        assert_eq!(tcp_checksum(&frames[0]), 0);
+        for f in &frames[1..] {
+            assert_eq!(f, &dup);
+        }
+        // A retransmission sent: more duplicates are the peer's answers to it, left alone.
+        r.on_retransmit(key(), 1000, 9000);
+        for _ in 0..3 * RESCUE_AFTER {
+            assert!(!received(&r, &dup));
+        }
+        // New data acknowledged before any retransmission ends an entry.
+        let r = Recovery::new();
+        assert!(!received(&r, &dup));
+        assert!(!received(&r, &dup));
+        assert_eq!(r.used.get(), 1);
+        assert!(!received(&r, &theirs(2000, ACK, 0)));
+        assert_eq!(r.used.get(), 0);
+    }
+
+    #[test]
+    fn resets_syns_other_connections_and_sequence_wrap() {
+        let r = Recovery::new();
+        r.on_retransmit(key(), 1000, 10000);
+        assert!(!received(&r, &theirs(3000, RST, 0)));
+        assert_eq!(r.used.get(), 0);
+        r.on_retransmit(key(), 1000, 10000);
+        assert!(!received(&r, &theirs(3000, SYN | ACK, 0)));
+        assert_eq!(r.used.get(), 0);
+        // Another connection's ACK is not taken for this one's.
+        r.on_retransmit(key(), 1000, 10000);
+        assert!(!received(&r, &from(5001, 3000, ACK, 0)));
+        assert!(received(&r, &theirs(3000, ACK, 0)));
+        // Across the wrap of the sequence space.
+        let r = Recovery::new();
+        r.on_retransmit(key(), u32::MAX - 1000, 5000);
+        assert!(received(&r, &theirs(100, ACK, 0)));
+        assert!(!received(&r, &theirs(5000, ACK, 0)));
+        assert_eq!(r.used.get(), 0);
+        // Malformed input, and frames too long to keep.
+        assert!(!Recovery::new().watching(&[]));
+        r.on_retransmit(key(), 1, 10);
+        assert!(!r.screen(&[]));
+        assert!(!r.screen(&theirs(5, ACK, 0)[..30]));
+        r.keep(&[0; FRAME_LEN + 1], 20);
+        assert!(!r.pending());
+        r.keep(&[0; 30], 20);
+        assert!(!r.pending());
+    }
+}
