@@ -106,7 +106,8 @@ shape() {
 if [ $SHAPED = 1 ]; then
     echo "throughput: building the tap benchmark" >&2
     cargo build --release -q -p ferronet-bench --bin tap || exit 1
-    TAPB="$BIN/tap"
+    # The bench is in the root workspace (examples/std is a workspace of its own).
+    TAPB="${CARGO_TARGET_DIR:-$PWD/target}/release/tap"
     limit=$((BYTES / 500000 + 60)) # seconds per transfer, at worst 0.5 MB/s
     NS="$PREFIX-shaped"
     if [ $LOSSY = 1 ]; then
