@@ -305,3 +305,48 @@ fn profile_corpus() {
     }
     println!("{} inputs, {total} polls", rows.len());
 }
+
+/// Runs `f` on its own thread and fails if it has not returned within `limit` of real time
+/// (a livelock at one virtual instant never returns; the thread is left spinning, but the test
+/// fails instead of hanging).
+fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(e) => panic!("did not return within {limit:?} ({e}): a livelock"),
+    }
+}
+
+/// Found by `structured` (timeout-04a759f0...) and `frames_ethernet` (timeout-40d2d93c...):
+/// the runner spun for ever at one virtual instant. smoltcp's SLAAC adds its own IPv6 default
+/// route (via the router) beside the one a static configuration set, and smoltcp 0.14's
+/// `add_default_ipv6_route` replaces only the first default route it finds. Once the table
+/// held two, each SLAAC reconfiguration set the first gateway, which moved it behind the other;
+/// the next poll (same instant: SLAAC's update time is still "now") read the other gateway,
+/// reconfigured again, and so on: a busy loop that starved every other task.
+#[test]
+fn two_ipv6_default_routes_do_not_make_the_runner_spin() {
+    // The fuzzers' inputs, as found (each spun for ever before the fix).
+    for (name, target) in [
+        ("structured-timeout-04a759f0", "structured"),
+        ("frames_ethernet-timeout-40d2d93c", "frames_ethernet"),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz-inputs")
+            .join(name);
+        let input = std::fs::read(&path).expect("the committed input");
+        within(std::time::Duration::from_secs(30), move || {
+            if target == "structured" {
+                run_structured(&input);
+            } else {
+                run_frames(true, &input);
+            }
+        });
+    }
+}
