@@ -883,23 +883,18 @@ impl Inner {
                     warn!("address table full, IPv6 address not set (see IFACE_MAX_ADDR_COUNT)");
                 }
                 // As for IPv4: a multicast or unspecified gateway is ignored.
-                match c.gateway {
-                    Some(gw) if !(gw.is_unspecified() || gw.is_multicast()) => {
-                        if self.iface.routes_mut().add_default_ipv6_route(gw).is_err() {
-                            warn!("route table full, IPv6 default route not set");
-                        }
-                    }
-                    Some(_) => {
+                let gateway = c.gateway;
+                self.remove_default_ipv6_routes();
+                if let Some(gw) = gateway {
+                    if gw.is_unspecified() || gw.is_multicast() {
                         warn!("IPv6 gateway is not a unicast address: no default route");
-                        self.iface.routes_mut().remove_default_ipv6_route();
-                    }
-                    None => {
-                        self.iface.routes_mut().remove_default_ipv6_route();
+                    } else if self.iface.routes_mut().add_default_ipv6_route(gw).is_err() {
+                        warn!("route table full, IPv6 default route not set");
                     }
                 }
             } else {
                 debug!("IPv6: down");
-                self.iface.routes_mut().remove_default_ipv6_route();
+                self.remove_default_ipv6_routes();
             }
         }
         // Only touch the addresses when they change: smoltcp flushes its neighbor cache on
@@ -932,6 +927,23 @@ impl Inner {
                 .update_servers(&servers);
         }
         self.wake_runner();
+    }
+
+    /// Removes every IPv6 default route, not only the first. smoltcp's SLAAC adds its own
+    /// (via each router) beside the one a configuration sets, and smoltcp 0.14's
+    /// `add_default_ipv6_route` and `remove_default_ipv6_route` touch only the first one. With
+    /// two in the table, setting the first gateway moved it behind the other; `slaac_poll`
+    /// then read the other one at the next poll of the same instant and reconfigured again,
+    /// for ever (a busy loop found by fuzzing). Each turn removes one route of a bounded
+    /// table, so the loop ends.
+    #[cfg(feature = "proto-ipv6")]
+    fn remove_default_ipv6_routes(&mut self) {
+        while self
+            .iface
+            .routes_mut()
+            .remove_default_ipv6_route()
+            .is_some()
+        {}
     }
 
     /// The IPv6 link-local address derived from the hardware address (fe80::/64 + EUI-64).
