@@ -165,6 +165,8 @@ mod tests {
     /// Every string of up to 6 characters over an alphabet that makes IPv4 addresses, and up
     /// to 5 over one that makes IPv6 addresses: accepted and parsed exactly as by `core`.
     #[test]
+    // Millions of parses and no `unsafe`: far too slow under Miri, and nothing for it to check.
+    #[cfg_attr(miri, ignore)]
     fn exhaustive_short_strings_match_core() {
         fn all(alphabet: &[u8], len: usize, s: &mut Vec<u8>) {
             same(std::str::from_utf8(s).unwrap());
@@ -183,6 +185,8 @@ mod tests {
     /// Real addresses in every form `core` prints them (compressed, with an IPv4 tail), and
     /// random edits of them: accepted and parsed exactly as by `core`.
     #[test]
+    // Millions of parses and no `unsafe`: far too slow under Miri, and nothing for it to check.
+    #[cfg_attr(miri, ignore)]
     fn addresses_and_their_mutations_match_core() {
         let mut rng = Rng(0x9e37_79b9);
         let alphabet = b"0123456789abcdefABCDEF:.:.g% ";
