@@ -885,12 +885,14 @@ impl Inner {
                 // As for IPv4: a multicast or unspecified gateway is ignored.
                 let gateway = c.gateway;
                 self.remove_default_ipv6_routes();
-                if let Some(gw) = gateway {
-                    if gw.is_unspecified() || gw.is_multicast() {
+                match gateway {
+                    Some(gw) if gw.is_unspecified() || gw.is_multicast() => {
                         warn!("IPv6 gateway is not a unicast address: no default route");
-                    } else if self.iface.routes_mut().add_default_ipv6_route(gw).is_err() {
+                    }
+                    Some(gw) if self.iface.routes_mut().add_default_ipv6_route(gw).is_err() => {
                         warn!("route table full, IPv6 default route not set");
                     }
+                    _ => {}
                 }
             } else {
                 debug!("IPv6: down");
