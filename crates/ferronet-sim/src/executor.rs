@@ -65,6 +65,10 @@ impl std::error::Error for SimTimeout {}
 
 struct ReadyQueue {
     queue: Mutex<VecDeque<u64>>,
+    /// Set (under the `queue` lock) while the executor thread waits on `changed` for a wake
+    /// from another thread. Waking a condition variable is a system call even when nobody
+    /// waits, and nearly every wake comes from the executor's own thread while it runs.
+    sleeping: AtomicBool,
     changed: Condvar,
 }
 
@@ -82,8 +86,14 @@ impl Wake for TaskWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.queued.swap(true, Ordering::AcqRel) {
-            lock(&self.ready.queue).push_back(self.id);
-            self.ready.changed.notify_all();
+            let mut queue = lock(&self.ready.queue);
+            queue.push_back(self.id);
+            // Read under the lock: the executor sets the flag under it before it waits.
+            let sleeping = self.ready.sleeping.load(Ordering::Acquire);
+            drop(queue);
+            if sleeping {
+                self.ready.changed.notify_all();
+            }
         }
     }
 }
@@ -142,6 +152,7 @@ impl<'a> Executor<'a> {
             next_id: Cell::new(0),
             ready: Arc::new(ReadyQueue {
                 queue: Mutex::new(VecDeque::new()),
+                sleeping: AtomicBool::new(false),
                 changed: Condvar::new(),
             }),
             polls: Cell::new(0),
@@ -245,11 +256,13 @@ impl<'a> Executor<'a> {
     /// Waits up to [`FOREIGN_WAKE_GRACE`] of real time for a wake from another thread.
     fn wait_for_foreign_wake(&self) -> bool {
         let queue = lock(&self.ready.queue);
+        self.ready.sleeping.store(true, Ordering::Release);
         let (queue, _) = self
             .ready
             .changed
             .wait_timeout_while(queue, FOREIGN_WAKE_GRACE, |q| q.is_empty())
             .unwrap_or_else(PoisonError::into_inner);
+        self.ready.sleeping.store(false, Ordering::Release);
         !queue.is_empty()
     }
 
