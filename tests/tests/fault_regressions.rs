@@ -331,3 +331,73 @@ fn a_lost_fin_is_sent_again_despite_duplicate_acks() {
     assert_eq!(flushed, Ok(()));
     assert_eq!(server.state(), State::FinWait2);
 }
+
+/// Found by the goodput benchmark (`crates/ferronet-bench/GOODPUT.md`, "Loss recovery"). When
+/// a fast retransmission is lost too and every later segment already reached the peer (the
+/// window is full, so no new duplicate ACKs come), smoltcp 0.14 waits for its retransmission
+/// timeout, 1 s at least. ferronet probes it (`recovery`): with no ACK past the
+/// retransmission within twice the round trip (200 ms before one was measured), smoltcp is
+/// shown the duplicate ACKs that make it send the segment again.
+///
+/// Here the peer is scripted: it loses the first data segment, answers the rest with three
+/// duplicate ACKs, then loses the fast retransmission as well and stays silent. The segment
+/// must come a third time well before smoltcp's timeout.
+#[test]
+fn a_lost_fast_retransmission_is_sent_again_before_the_retransmission_timeout() {
+    use embassy_time::Instant;
+    use scripted::{Client, ISS};
+    use smoltcp::wire::TcpControl;
+
+    let ex = Executor::new();
+    let (stack, peer) = scripted::setup(&ex);
+    // Four full segments (a shorter last one would wait for the ACKs: Nagle).
+    let data: Vec<u8> = (0..4 * 1460).map(|i| pattern(9, i)).collect();
+    let mut server = TcpSocket::new(stack, buf(4096), buf(8192));
+
+    let server_side = async {
+        server.accept(80).await.expect("accept");
+        server.write_all(&data).await.expect("write");
+        server.flush().await
+    };
+    let peer_side = async {
+        let c = Client::connect(peer).await;
+        let first = c.rcv_nxt(0);
+        let is_first = move |s: &scripted::Seen| s.seq == first && s.len > 0;
+        within(
+            "all the data",
+            Duration::from_secs(2),
+            c.wait_for(|s| s.seq.wrapping_add(s.len as u32) == c.rcv_nxt(4 * 1460)),
+        )
+        .await;
+        // The first segment was lost: three duplicate ACKs of the handshake's.
+        for _ in 0..3 {
+            c.send(ISS + 1, first, TcpControl::None, &[]);
+        }
+        within(
+            "the fast retransmission",
+            Duration::from_millis(100),
+            c.wait_for_nth(2, is_first),
+        )
+        .await;
+        let lost_at = Instant::now();
+        // It is lost as well; nothing more comes from the peer.
+        within(
+            "the probe",
+            Duration::from_secs(3),
+            c.wait_for_nth(3, is_first),
+        )
+        .await;
+        let waited = Instant::now() - lost_at;
+        assert!(
+            waited < Duration::from_millis(600),
+            "the lost retransmission waited {} ms (smoltcp's timeout is 1 s at least)",
+            waited.as_millis()
+        );
+        c.send(ISS + 1, c.rcv_nxt(4 * 1460), TcpControl::None, &[]);
+    };
+    let (flushed, ()) = ex
+        .try_run_until(join(server_side, peer_side), Duration::from_secs(10))
+        .expect("the data was sent again and acknowledged");
+    assert_eq!(flushed, Ok(()));
+    assert_eq!(server.state(), State::Established);
+}

@@ -154,6 +154,12 @@ impl LoneFins {
         true
     }
 
+    /// Whether `ack` acknowledges everything but the FIN of connection `key` (a duplicate
+    /// ACK there must not be shown to smoltcp again: `recovery` asks before a replay).
+    pub(crate) fn only_fin_left(&self, key: u64, ack: u32) -> bool {
+        self.watching() && self.find(key).is_some_and(|e| e.get().fin == ack)
+    }
+
     fn find(&self, key: u64) -> Option<&Cell<Entry>> {
         self.entries.iter().find(|e| e.get().key == key)
     }

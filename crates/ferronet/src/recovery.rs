@@ -1,6 +1,7 @@
 //! Losses smoltcp 0.14 would leave to its retransmission timeout, recovered by showing it
-//! duplicate ACKs: NewReno's partial-ACK retransmission (RFC 6582 3.2 step 3), and a fast
-//! retransmission that smoltcp dropped because the driver was full.
+//! duplicate ACKs: NewReno's partial-ACK retransmission (RFC 6582 3.2 step 3), a fast
+//! retransmission that smoltcp dropped because the driver was full, and a retransmission that
+//! was lost on the way (a probe after about two round trips).
 //!
 //! **A second loss in one window.** smoltcp 0.14 fast-retransmits the first unacknowledged
 //! segment at the third duplicate ACK and nothing else: it has neither NewReno's partial-ACK
@@ -37,13 +38,32 @@
 //! with the advertised window one lower (a window update for smoltcp, which resets its count
 //! of duplicates), then the ACK as it came (a window update again) and three duplicates.
 //!
+//! **A lost retransmission.** When a retransmission is lost as well and every later segment
+//! already reached the peer (the window is full), no duplicate ACKs come any more and smoltcp
+//! 0.14 waits for its retransmission timeout, 1 s at least (Linux: 200 ms, and RACK-TLP
+//! detects such a loss within about two round trips). [`Recovery`] times each retransmission
+//! of a followed connection ([`Recovery::set_now`], the runner's clock): if no ACK past it
+//! comes within the *probe timeout*, the last duplicate ACK of that connection (kept for this)
+//! is handed to smoltcp again as in a rescue, and smoltcp sends the segment once more
+//! ([`Recovery::probe_due`], called by the runner, which also wakes for
+//! [`Recovery::next_probe`]). The probe timeout is twice the last round trip measured from a
+//! retransmission to the ACK past it, plus [`PROBE_SLACK_MS`], within [`PROBE_MIN_MS`] ..
+//! [`PROBE_MAX_MS`]; [`PROBE_DEFAULT_MS`] before any was measured; it doubles with each probe
+//! of the same hole, and after [`PROBES`] probes smoltcp's own timer is left to act. A probe
+//! that was not needed (the ACK was only late) costs one segment sent twice. Retransmissions
+//! are seen on the wire: a segment that starts before the furthest one sent on its connection
+//! (`RstGuard::on_transmit`).
+//!
 //! Congestion control: ferronet builds smoltcp without a congestion controller (no
 //! `socket-tcp-reno`/`socket-tcp-cubic`), so the extra fast retransmissions change no window.
 //! With smoltcp's Reno or Cubic, each would be a new loss event (those controllers leave fast
 //! recovery on any ACK of new data) and halve the window again.
 //!
 //! What is not covered: partial ACKs that carry data (traffic both ways: smoltcp counts only
-//! ACKs without payload as duplicates), a loss of the last segment sent before the
+//! ACKs without payload as duplicates), probes for two connections at once (one duplicate ACK
+//! is kept, the last one received: the other connection's probe is dropped and its loss left
+//! to smoltcp's timer), a lost segment that got no duplicate ACK at all (the last segment of
+//! a burst: a tail loss), a loss of the last segment sent before the
 //! retransmission (`recover` is that segment's start, not its end), more than [`ENTRIES`]
 //! connections recovering at once (the oldest entry is forgotten), frames longer than
 //! [`FRAME_LEN`], IPv6 extension headers. After a retransmission timeout (smoltcp then resends
@@ -68,6 +88,15 @@ pub(crate) const RESCUE_AFTER: u8 = 5;
 /// Frames handed to smoltcp to rescue a lost fast retransmission: the ACK with a window one
 /// lower, the ACK, three duplicates.
 pub(crate) const RESCUE_COPIES: usize = 5;
+/// Probe timeout without a round-trip sample of the connection, in ms: Linux's minimum RTO.
+pub(crate) const PROBE_DEFAULT_MS: u32 = 200;
+/// Bounds of the probe timeout (twice the sampled round trip plus [`PROBE_SLACK_MS`]), in ms.
+pub(crate) const PROBE_MIN_MS: u32 = 10;
+pub(crate) const PROBE_MAX_MS: u32 = 500;
+/// Added to twice the round trip: the peer's scheduling and a frame or two of queueing.
+pub(crate) const PROBE_SLACK_MS: u32 = 2;
+/// Probes per hole (each doubles the timeout); then smoltcp's retransmission timeout acts.
+pub(crate) const PROBES: u8 = 3;
 /// The longest TCP segment, padding included, that can be an ACK without payload: a 60-byte
 /// header and the padding of a minimum-sized Ethernet frame.
 const ACK_LEN: usize = 60 + 6;
@@ -91,6 +120,13 @@ struct Entry {
     sent: bool,
     /// A retransmission was sent: partial ACKs below `recover` are acted on.
     recovering: bool,
+    /// When the last retransmission was sent (ms, the runner's clock).
+    retx_ms: u32,
+    /// Probes sent since the last retransmission that was answered.
+    probes: u8,
+    /// A probe is due at `probe_ms` unless an ACK past `since` comes first.
+    armed: bool,
+    probe_ms: u32,
 }
 
 const FREE: Entry = Entry {
@@ -101,6 +137,10 @@ const FREE: Entry = Entry {
     dups: 0,
     sent: false,
     recovering: false,
+    retx_ms: 0,
+    probes: 0,
+    armed: false,
+    probe_ms: 0,
 };
 
 /// What to do with the kept frame.
@@ -110,8 +150,11 @@ pub(crate) enum Kept {
     None,
     /// A partial ACK: hand it over [`REPLAYS`] times.
     Partial,
-    /// A duplicate ACK after a lost fast retransmission: see [`RESCUE_COPIES`].
+    /// A duplicate ACK after a lost fast retransmission, or the probe of a retransmission
+    /// that got no answer: see [`RESCUE_COPIES`].
     Rescue,
+    /// Kept for a later probe only: nothing to hand over now.
+    Store,
 }
 
 /// See the module docs. Lives in the `RstGuard` shared by a poll's receive and transmit tokens.
@@ -135,11 +178,31 @@ pub(crate) struct Recovery {
     kept: Cell<Kept>,
     /// What [`Recovery::screen`] decided for the frame being received.
     decided: Cell<Kept>,
+    /// The connection and acknowledgment number of the frame being screened, then of the
+    /// kept frame (a probe replays it only while its connection's ACK is still that one).
+    decided_for: Cell<(u64, u32)>,
+    kept_for: Cell<(u64, u32)>,
+    /// The runner's clock (ms), set at each poll.
+    now_ms: Cell<u32>,
+    /// The last round trip measured from a retransmission to the ACK past it (ms; 0: none
+    /// yet), on any connection: entries do not outlive a recovery.
+    rtt_ms: Cell<u16>,
 }
 
-/// `a < b` in sequence space.
+/// `a < b` in sequence space (or on the wrapping ms clock).
 fn before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
+}
+
+/// How long after a retransmission its probe is due: twice the connection's round trip
+/// (plus slack) when one was measured, else [`PROBE_DEFAULT_MS`], doubled for each probe
+/// already sent for the same hole.
+fn probe_timeout(rtt_ms: u16, probes: u8) -> u32 {
+    let base = match u32::from(rtt_ms) {
+        0 => PROBE_DEFAULT_MS,
+        rtt => (2 * rtt + PROBE_SLACK_MS).clamp(PROBE_MIN_MS, PROBE_MAX_MS),
+    };
+    base << probes.min(PROBES)
 }
 
 impl Recovery {
@@ -155,7 +218,17 @@ impl Recovery {
             tcp_at: Cell::new(0),
             kept: Cell::new(Kept::None),
             decided: Cell::new(Kept::None),
+            decided_for: Cell::new((0, 0)),
+            kept_for: Cell::new((0, 0)),
+            now_ms: Cell::new(0),
+            rtt_ms: Cell::new(0),
         }
+    }
+
+    /// The runner's clock, in ms (wrapping), at the start of a poll.
+    #[inline]
+    pub(crate) fn set_now(&self, ms: u32) {
+        self.now_ms.set(ms);
     }
 
     /// A segment with sequence number `seq` is being sent on connection `key` after one that
@@ -176,12 +249,16 @@ impl Recovery {
         } else {
             prev
         };
+        let now = self.now_ms.get();
         e.set(Entry {
             key,
             recover,
             since: seq,
             sent: true,
             recovering: true,
+            retx_ms: now,
+            armed: entry.probes < PROBES,
+            probe_ms: now.wrapping_add(probe_timeout(self.rtt_ms.get(), entry.probes)),
             ..entry
         });
     }
@@ -218,9 +295,16 @@ impl Recovery {
             }
             return false;
         }
-        if seg.flags & (ACK | FIN) != ACK || payload_len(ip) != Some(0) {
+        if seg.flags & ACK == 0 {
             return false;
         }
+        if let Some(e) = self.find(seg.key) {
+            self.answered(e, seg.ack);
+        }
+        if seg.flags & FIN != 0 || payload_len(ip) != Some(0) {
+            return false;
+        }
+        self.decided_for.set((seg.key, seg.ack));
         let e = match self.find(seg.key) {
             Some(e) => e,
             // A duplicate (its acknowledgment number repeats the last segment's): count.
@@ -249,7 +333,9 @@ impl Recovery {
                 return true;
             }
             e.set(Entry { dups, ..entry });
-            return false;
+            // Kept for a probe, should the retransmission these answer be lost.
+            self.decided.set(Kept::Store);
+            return true;
         }
         if entry.recovering && before(entry.since, seg.ack) && before(seg.ack, entry.recover) {
             e.set(Entry {
@@ -269,6 +355,8 @@ impl Recovery {
                 sent: false,
                 ..entry
             });
+            self.decided.set(Kept::Store);
+            return true;
         } else {
             // New data acknowledged before any retransmission: no loss to follow.
             self.free(e);
@@ -288,29 +376,39 @@ impl Recovery {
                 self.frame_len.set(frame.len() as u8);
                 self.tcp_at.set(at);
                 self.kept.set(self.decided.get());
+                self.kept_for.set(self.decided_for.get());
             }
             _ => self.kept.set(Kept::None),
         }
     }
 
+    /// The connection and acknowledgment number of the kept frame.
+    pub(crate) fn kept_for(&self) -> (u64, u32) {
+        self.kept_for.get()
+    }
+
     /// Whether a kept frame waits to be handed over.
     #[inline]
     pub(crate) fn pending(&self) -> bool {
-        self.kept.get() != Kept::None
+        matches!(self.kept.get(), Kept::Partial | Kept::Rescue)
     }
 
     /// Hand the kept frame to `deliver` as the module docs say (smoltcp must have taken the
     /// original already), and forget it.
     #[cold]
     pub(crate) fn replay(&self, mut deliver: impl FnMut(&[u8])) {
-        let kept = self.kept.replace(Kept::None);
+        let kept = self.kept.get();
+        if kept != Kept::None {
+            // Still there for a probe.
+            self.kept.set(Kept::Store);
+        }
         let len = usize::from(self.frame_len.get());
         let mut frame = self.frame.get();
         let Some(f) = frame.get_mut(..len) else {
             return;
         };
         match kept {
-            Kept::None => {}
+            Kept::None | Kept::Store => {}
             Kept::Partial => {
                 for _ in 0..REPLAYS {
                     deliver(f);
@@ -340,6 +438,69 @@ impl Recovery {
                 }
             }
         }
+    }
+
+    /// An ACK `ack` of the followed connection `e`: if it covers the last retransmission,
+    /// that one arrived: no probe for it, and (unless a probe went out, which makes the
+    /// sample ambiguous) the time since it was sent is the connection's round trip.
+    fn answered(&self, e: &Cell<Entry>, ack: u32) {
+        let entry = e.get();
+        if !entry.sent || !before(entry.since, ack) {
+            return;
+        }
+        if entry.probes == 0 {
+            let sample = self.now_ms.get().wrapping_sub(entry.retx_ms);
+            self.rtt_ms.set(u16::try_from(sample).unwrap_or(u16::MAX));
+        }
+        e.set(Entry {
+            probes: 0,
+            armed: false,
+            ..entry
+        });
+    }
+
+    /// Whether a probe is due now (see the module docs): then the kept ACK of its connection
+    /// is marked to be handed over as a rescue, and [`Recovery::pending`] holds. A probe
+    /// whose connection has no kept ACK (another connection's was kept since) is dropped.
+    #[cold]
+    pub(crate) fn probe_due(&self) -> bool {
+        let now = self.now_ms.get();
+        let (key, ack) = self.kept_for.get();
+        let mut due = false;
+        for e in &self.entries {
+            let entry = e.get();
+            if !entry.armed || before(now, entry.probe_ms) {
+                continue;
+            }
+            e.set(Entry {
+                armed: false,
+                probes: entry.probes.saturating_add(1),
+                ..entry
+            });
+            if !due && self.kept.get() != Kept::None && (key, ack) == (entry.key, entry.ack) {
+                self.kept.set(Kept::Rescue);
+                due = true;
+            }
+        }
+        due
+    }
+
+    /// In how many ms the next probe is due, if one is armed.
+    #[inline]
+    pub(crate) fn next_probe(&self) -> Option<u32> {
+        if self.used.get() == 0 {
+            return None;
+        }
+        let now = self.now_ms.get();
+        self.entries
+            .iter()
+            .map(Cell::get)
+            .filter(|e| e.armed)
+            .map(|e| {
+                let left = e.probe_ms.wrapping_sub(now);
+                if (left as i32) < 0 { 0 } else { left }
+            })
+            .min()
     }
 
     fn find(&self, key: u64) -> Option<&Cell<Entry>> {
@@ -420,13 +581,14 @@ mod tests {
     }
 
     /// What the driver adapter does with a received packet: screen, and keep if asked.
+    /// Whether it is to be handed over again (not only kept for a probe).
     fn received(r: &Recovery, ip: &[u8]) -> bool {
         let tcp = &ip[20..];
         let keep = r.watching(tcp) && r.screen(ip);
         if keep {
             r.keep(ip, 20);
         }
-        keep
+        keep && matches!(r.decided.get(), Kept::Partial | Kept::Rescue)
     }
 
     fn key() -> u64 {
@@ -536,5 +698,93 @@ mod tests {
         assert!(!r.pending());
         r.keep(&[0; 30], 20);
         assert!(!r.pending());
+    }
+
+    #[test]
+    fn an_unanswered_retransmission_is_probed_after_twice_the_round_trip() {
+        let r = Recovery::new();
+        let dup = theirs(1000, ACK, 0);
+        // The ACK and two duplicates (kept for a probe), then smoltcp's fast retransmission.
+        r.set_now(100);
+        for _ in 0..3 {
+            assert!(!received(&r, &dup));
+        }
+        r.on_retransmit(key(), 1000, 9000);
+        // No round trip measured yet: the default timeout.
+        assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS));
+        r.set_now(100 + PROBE_DEFAULT_MS - 1);
+        assert!(!r.probe_due());
+        r.set_now(100 + PROBE_DEFAULT_MS);
+        assert!(r.probe_due());
+        assert_eq!(r.next_probe(), None);
+        // The probe is the rescue: the ACK with a window one lower, then the ACK four times.
+        let frames = replayed(&r);
+        assert_eq!(frames.len(), RESCUE_COPIES);
+        assert_eq!(&frames[1..], &std::vec![dup.clone(); RESCUE_COPIES - 1][..]);
+        // smoltcp sends the segment again: the next probe waits twice as long.
+        r.on_retransmit(key(), 1000, 9000);
+        assert_eq!(r.next_probe(), Some(2 * PROBE_DEFAULT_MS));
+        // The ACK past it (a partial ACK: handed over again): no probe; the probe made the
+        // round trip ambiguous, none is taken.
+        r.set_now(400);
+        assert!(received(&r, &theirs(3000, ACK, 0)));
+        let _ = replayed(&r);
+        assert_eq!(r.next_probe(), None);
+        assert_eq!(r.rtt_ms.get(), 0);
+        // The next hole's retransmission is answered after 6 ms: a round trip of 6 ms.
+        r.on_retransmit(key(), 3000, 9000);
+        r.set_now(406);
+        assert!(received(&r, &theirs(5000, ACK, 0)));
+        assert_eq!(r.rtt_ms.get(), 6);
+        let _ = replayed(&r);
+        // The partial ACK made smoltcp resend 5000: probed after 2 x 6 + slack ms.
+        r.on_retransmit(key(), 5000, 9000);
+        assert_eq!(r.next_probe(), Some(2 * 6 + PROBE_SLACK_MS));
+        r.set_now(406 + 2 * 6 + PROBE_SLACK_MS);
+        assert!(r.probe_due());
+        assert_eq!(replayed(&r)[1], theirs(5000, ACK, 0));
+        // At most PROBES probes per hole, then smoltcp's own timer.
+        for _ in 1..PROBES {
+            r.on_retransmit(key(), 5000, 9000);
+            r.set_now(r.now_ms.get() + 10_000);
+            assert!(r.probe_due());
+            let _ = replayed(&r);
+        }
+        r.on_retransmit(key(), 5000, 9000);
+        assert_eq!(r.next_probe(), None);
+        // An ACK past `recover` ends the entry.
+        assert!(!received(&r, &theirs(9000, ACK, 0)));
+        assert_eq!(r.used.get(), 0);
+    }
+
+    #[test]
+    fn a_probe_needs_an_ack_of_its_own_connection_and_the_clock_wraps() {
+        let r = Recovery::new();
+        r.set_now(u32::MAX - 5);
+        let dup = theirs(1000, ACK, 0);
+        for _ in 0..3 {
+            assert!(!received(&r, &dup));
+        }
+        r.on_retransmit(key(), 1000, 9000);
+        // Another connection's duplicate ACK is kept since: that one cannot be the probe.
+        let other = from(5001, 700, ACK, 0);
+        for _ in 0..3 {
+            assert!(!received(&r, &other));
+        }
+        r.set_now(PROBE_DEFAULT_MS);
+        assert_eq!(r.next_probe(), Some(0));
+        assert!(!r.probe_due());
+        assert!(!r.pending());
+        assert_eq!(r.next_probe(), None);
+        // A timeout far away on the wrapping clock is not due.
+        let r = Recovery::new();
+        r.set_now(u32::MAX - 5);
+        for _ in 0..3 {
+            assert!(!received(&r, &dup));
+        }
+        r.on_retransmit(key(), 1000, 9000);
+        r.set_now(10);
+        assert!(!r.probe_due());
+        assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS - 16));
     }
 }

@@ -35,7 +35,7 @@ struct Entry {
     key: u64,
     /// The acknowledgment number of the last segment sent: RCV.NXT at that time.
     rcv_nxt: u32,
-    /// The sequence number of the last segment sent (at or after SND.UNA).
+    /// The sequence number of the furthest segment sent (at or after SND.UNA).
     snd_seq: u32,
 }
 
@@ -111,13 +111,15 @@ impl RstGuard {
             self.fins.on_transmit(&seg, h.ip);
         }
         let found = self.entries.iter().find(|e| e.get().key == seg.key);
-        // A segment that starts before the one sent last: a retransmission.
+        // A segment that starts before the furthest one sent: a retransmission (the furthest
+        // stays the reference, so that each retransmission of a recovery counts).
+        let mut snd_seq = seg.seq;
         if let Some(e) = found
             && ((seg.seq.wrapping_sub(e.get().snd_seq)) as i32) < 0
             && seg.flags & (SYN | RST) == 0
         {
-            self.recovery
-                .on_retransmit(seg.key, seg.seq, e.get().snd_seq);
+            snd_seq = e.get().snd_seq;
+            self.recovery.on_retransmit(seg.key, seg.seq, snd_seq);
         }
         if seg.flags & (RST | FIN) != 0 {
             // Our own reset or close: the connection is (about to be) gone.
@@ -132,7 +134,7 @@ impl RstGuard {
         let entry = Entry {
             key: seg.key,
             rcv_nxt: seg.ack,
-            snd_seq: seg.seq,
+            snd_seq,
         };
         match found {
             Some(e) => e.set(entry),

@@ -363,6 +363,16 @@ impl<'d, D: Driver> Runner<'d, D> {
                 earliest(next, keep_alive_due)
             };
             let next = earliest(next, mdns_due);
+            // A retransmission that may have been lost is probed on time (see `recovery`).
+            #[cfg(feature = "tcp")]
+            let next = earliest(
+                next,
+                inner
+                    .rst_guard
+                    .recovery
+                    .next_probe()
+                    .map(|ms| now + embassy_time::Duration::from_millis(ms.into())),
+            );
             arm_timer(cx, now, next);
         }
 
@@ -423,6 +433,8 @@ impl<'d, D: Driver> Runner<'d, D> {
         let filter = SourceFilter::new(framing, iface.ip_addrs());
         #[cfg(feature = "tcp-listener")]
         listeners.set_now(instant_from_smoltcp(ts));
+        #[cfg(feature = "tcp")]
+        rst_guard.recovery.set_now(ts.total_millis() as u32);
         let mut dev = DriverAdapter {
             cx,
             inner: &mut self.driver,
@@ -455,6 +467,26 @@ impl<'d, D: Driver> Runner<'d, D> {
         if listeners.cookies.has_staged() {
             dev.send_staged();
         }
+        // Hand `recovery`'s kept frame to smoltcp (a probe, a partial ACK, a rescue).
+        #[cfg(feature = "tcp")]
+        let replay = |iface: &mut smoltcp::iface::Interface,
+                      sockets: &mut smoltcp::iface::SocketSet<'_>,
+                      dev: &mut DriverAdapter<'_, '_, D>| {
+            replay_kept(
+                iface,
+                sockets,
+                ts,
+                dev,
+                #[cfg(not(feature = "medium-ethernet"))]
+                medium,
+            )
+        };
+        // A retransmission unanswered for its probe timeout: make smoltcp send it again.
+        #[cfg(feature = "tcp")]
+        if dev.rst.recovery.probe_due() {
+            debug!("a retransmission got no answer: probing");
+            replay(iface, sockets, &mut dev);
+        }
         let mut rx_done = false;
         for _ in 0..RX_BUDGET {
             match iface.poll_ingress_single(ts, &mut dev, sockets) {
@@ -467,21 +499,9 @@ impl<'d, D: Driver> Runner<'d, D> {
             }
             // A partial ACK smoltcp just took: hand it over again as duplicate ACKs, so that
             // smoltcp fast-retransmits the next hole (see `recovery`).
-            // On Ethernet through the device of the neighbor guard's made-up frames, whose
-            // ingress code smoltcp has built already (flash).
             #[cfg(feature = "tcp")]
             if dev.rst.recovery.pending() {
-                let guard = dev.rst;
-                guard.recovery.replay(|frame| {
-                    #[cfg(feature = "medium-ethernet")]
-                    crate::driver_adapter::ingress_made_up(iface, sockets, ts, &mut dev, frame);
-                    #[cfg(not(feature = "medium-ethernet"))]
-                    let _ = iface.poll_ingress_single(
-                        ts,
-                        &mut crate::inject::Injected::new(frame, medium),
-                        sockets,
-                    );
-                });
+                replay(iface, sockets, &mut dev);
             }
             // Send SYN cookies: a SYN a full backlog answered with a SYN-ACK of its own.
             #[cfg(feature = "tcp-listener")]
@@ -626,6 +646,37 @@ impl<'d, D: Driver> Runner<'d, D> {
 
 /// The earlier of two optional deadlines.
 #[inline]
+/// Hand the frame `recovery` kept to smoltcp as it asks (see `recovery`). On Ethernet through
+/// the device of the neighbor guard's made-up frames, whose ingress code smoltcp has built
+/// already (flash).
+#[cfg(feature = "tcp")]
+fn replay_kept<D: embassy_net_driver::Driver>(
+    iface: &mut smoltcp::iface::Interface,
+    sockets: &mut smoltcp::iface::SocketSet<'_>,
+    ts: smoltcp::time::Instant,
+    dev: &mut DriverAdapter<'_, '_, D>,
+    #[cfg(not(feature = "medium-ethernet"))] medium: smoltcp::phy::Medium,
+) {
+    let guard = dev.rst;
+    // Not while only our FIN is outstanding: smoltcp 0.14 would stop resending it (see
+    // `lone_fin`); the frame is dropped then.
+    let (key, ack) = guard.recovery.kept_for();
+    let allowed = !guard.fins.only_fin_left(key, ack);
+    guard.recovery.replay(|frame| {
+        if !allowed {
+            return;
+        }
+        #[cfg(feature = "medium-ethernet")]
+        crate::driver_adapter::ingress_made_up(iface, sockets, ts, dev, frame);
+        #[cfg(not(feature = "medium-ethernet"))]
+        let _ = iface.poll_ingress_single(
+            ts,
+            &mut crate::inject::Injected::new(frame, medium),
+            sockets,
+        );
+    });
+}
+
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
