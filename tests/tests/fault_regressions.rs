@@ -344,14 +344,37 @@ fn a_lost_fin_is_sent_again_despite_duplicate_acks() {
 /// must come a third time well before smoltcp's timeout.
 #[test]
 fn a_lost_fast_retransmission_is_sent_again_before_the_retransmission_timeout() {
+    first_segment_is_resent_early(4, 3, 1);
+}
+
+/// Found by the goodput benchmark: with small windows (4 and 8 KiB socket buffers) too few
+/// segments are in flight for three duplicate ACKs, so smoltcp 0.14 recovers every loss with
+/// its retransmission timeout (1 s at least; goodput about 1 % at 1 % loss). ferronet arms its
+/// probe at the first duplicate ACK (`recovery`, RFC 5827's early retransmit by time): with no
+/// retransmission sent and no ACK of the missing segment within the probe timeout, smoltcp is
+/// shown the duplicates that make it resend the segment.
+///
+/// Here the stack sends two segments; the peer loses the first and answers the second with a
+/// single duplicate ACK. The first must come again well before smoltcp's timeout.
+#[test]
+fn a_loss_with_one_duplicate_ack_is_retransmitted_before_the_retransmission_timeout() {
+    first_segment_is_resent_early(2, 1, 0);
+}
+
+/// The stack sends `segments` full segments; the scripted peer loses the first, answers with
+/// `dups` duplicate ACKs, loses `lost` retransmissions of it too and stays silent. The next
+/// one must come within 600 ms of the last thing that happened (smoltcp's own timeout: 1 s at
+/// least), and the data then completes.
+fn first_segment_is_resent_early(segments: u32, dups: usize, lost: usize) {
     use embassy_time::Instant;
     use scripted::{Client, ISS};
     use smoltcp::wire::TcpControl;
 
     let ex = Executor::new();
     let (stack, peer) = scripted::setup(&ex);
-    // Four full segments (a shorter last one would wait for the ACKs: Nagle).
-    let data: Vec<u8> = (0..4 * 1460).map(|i| pattern(9, i)).collect();
+    // Full segments only (a shorter last one would wait for the ACKs: Nagle).
+    let len = segments * 1460;
+    let data: Vec<u8> = (0..len as usize).map(|i| pattern(9, i)).collect();
     let mut server = TcpSocket::new(stack, buf(4096), buf(8192));
 
     let server_side = async {
@@ -366,34 +389,36 @@ fn a_lost_fast_retransmission_is_sent_again_before_the_retransmission_timeout() 
         within(
             "all the data",
             Duration::from_secs(2),
-            c.wait_for(|s| s.seq.wrapping_add(s.len as u32) == c.rcv_nxt(4 * 1460)),
+            c.wait_for(|s| s.seq.wrapping_add(s.len as u32) == c.rcv_nxt(len)),
         )
         .await;
-        // The first segment was lost: three duplicate ACKs of the handshake's.
-        for _ in 0..3 {
+        // The first segment was lost: duplicates of the handshake's ACK.
+        for _ in 0..dups {
             c.send(ISS + 1, first, TcpControl::None, &[]);
         }
+        let mut last = Instant::now();
+        for n in 0..lost {
+            within(
+                "a retransmission",
+                Duration::from_secs(3),
+                c.wait_for_nth(2 + n, is_first),
+            )
+            .await;
+            last = Instant::now();
+        }
         within(
-            "the fast retransmission",
-            Duration::from_millis(100),
-            c.wait_for_nth(2, is_first),
-        )
-        .await;
-        let lost_at = Instant::now();
-        // It is lost as well; nothing more comes from the peer.
-        within(
-            "the probe",
+            "the segment sent again",
             Duration::from_secs(3),
-            c.wait_for_nth(3, is_first),
+            c.wait_for_nth(2 + lost, is_first),
         )
         .await;
-        let waited = Instant::now() - lost_at;
+        let waited = Instant::now() - last;
         assert!(
             waited < Duration::from_millis(600),
-            "the lost retransmission waited {} ms (smoltcp's timeout is 1 s at least)",
+            "the lost segment waited {} ms (smoltcp's timeout is 1 s at least)",
             waited.as_millis()
         );
-        c.send(ISS + 1, c.rcv_nxt(4 * 1460), TcpControl::None, &[]);
+        c.send(ISS + 1, c.rcv_nxt(len), TcpControl::None, &[]);
     };
     let (flushed, ()) = ex
         .try_run_until(join(server_side, peer_side), Duration::from_secs(10))

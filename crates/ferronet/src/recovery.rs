@@ -49,8 +49,12 @@
 //! [`Recovery::next_probe`]). The probe timeout is twice the last round trip measured from a
 //! retransmission to the ACK past it, plus [`PROBE_SLACK_MS`], within [`PROBE_MIN_MS`] ..
 //! [`PROBE_MAX_MS`]; [`PROBE_DEFAULT_MS`] before any was measured; it doubles with each probe
-//! of the same hole, and after [`PROBES`] probes smoltcp's own timer is left to act. A probe
-//! that was not needed (the ACK was only late) costs one segment sent twice. Retransmissions
+//! of the same hole, and after [`PROBES`] probes smoltcp's own timer is left to act. The
+//! probe is also armed at the first duplicate ACK of a connection that has not retransmitted
+//! (RFC 5827's early retransmit, by time): with small windows (4 or 8 KiB socket buffers, on
+//! either side) too few segments are in flight for three duplicates, and smoltcp recovered
+//! every such loss with its timeout. A probe that was not needed (the ACK was only late, or
+//! reordered) costs one segment sent twice. Retransmissions
 //! are seen on the wire: a segment that starts before the furthest one sent on its connection
 //! (`RstGuard::on_transmit`).
 //!
@@ -332,8 +336,23 @@ impl Recovery {
                 self.decided.set(Kept::Rescue);
                 return true;
             }
-            e.set(Entry { dups, ..entry });
-            // Kept for a probe, should the retransmission these answer be lost.
+            // A duplicate with no retransmission sent yet: the segment at `ack` is missing.
+            // Too few segments in flight make fewer than three duplicates (the peer's window
+            // or ours is small): without more, smoltcp would wait for its timeout. So the
+            // probe is armed here already (RFC 5827's early retransmit, by time).
+            let arm = !entry.sent && !entry.armed && entry.probes < PROBES;
+            let now = self.now_ms.get();
+            e.set(Entry {
+                dups,
+                armed: entry.armed || arm,
+                probe_ms: if arm {
+                    now.wrapping_add(probe_timeout(self.rtt_ms.get(), entry.probes))
+                } else {
+                    entry.probe_ms
+                },
+                ..entry
+            });
+            // Kept for a probe.
             self.decided.set(Kept::Store);
             return true;
         }
@@ -766,16 +785,18 @@ mod tests {
             assert!(!received(&r, &dup));
         }
         r.on_retransmit(key(), 1000, 9000);
-        // Another connection's duplicate ACK is kept since: that one cannot be the probe.
+        // Another connection's duplicate ACKs are kept since: the first connection's probe
+        // is dropped, the other's (armed by its duplicates) is the one handed over.
         let other = from(5001, 700, ACK, 0);
         for _ in 0..3 {
             assert!(!received(&r, &other));
         }
         r.set_now(PROBE_DEFAULT_MS);
         assert_eq!(r.next_probe(), Some(0));
-        assert!(!r.probe_due());
-        assert!(!r.pending());
+        assert!(r.probe_due());
+        assert_eq!(replayed(&r)[1], other);
         assert_eq!(r.next_probe(), None);
+        assert!(!r.probe_due());
         // A timeout far away on the wrapping clock is not due.
         let r = Recovery::new();
         r.set_now(u32::MAX - 5);
@@ -786,5 +807,33 @@ mod tests {
         r.set_now(10);
         assert!(!r.probe_due());
         assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS - 16));
+    }
+
+    #[test]
+    fn a_duplicate_ack_arms_the_probe_and_new_data_acknowledged_disarms_it() {
+        let r = Recovery::new();
+        let dup = theirs(1000, ACK, 0);
+        r.set_now(50);
+        assert!(!received(&r, &dup));
+        assert_eq!(r.next_probe(), None);
+        // One duplicate, and nothing more comes (too few segments in flight for three).
+        assert!(!received(&r, &dup));
+        assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS));
+        // More duplicates do not push it back.
+        r.set_now(60);
+        assert!(!received(&r, &dup));
+        assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS - 10));
+        r.set_now(50 + PROBE_DEFAULT_MS);
+        assert!(r.probe_due());
+        assert_eq!(replayed(&r).len(), RESCUE_COPIES);
+        // Reordering, not a loss: the ACK of new data ends the entry and any probe.
+        let r = Recovery::new();
+        assert!(!received(&r, &dup));
+        assert!(!received(&r, &dup));
+        assert!(r.next_probe().is_some());
+        assert!(!received(&r, &theirs(3000, ACK, 0)));
+        assert_eq!(r.next_probe(), None);
+        r.set_now(10_000);
+        assert!(!r.probe_due());
     }
 }
