@@ -186,8 +186,8 @@ pub(crate) struct Recovery {
     /// kept frame (a probe replays it only while its connection's ACK is still that one).
     decided_for: Cell<(u64, u32)>,
     kept_for: Cell<(u64, u32)>,
-    /// The runner's clock (ms), set at each poll.
-    now_ms: Cell<u32>,
+    /// The runner's clock (µs), set at each poll; read as ms only when a probe is timed.
+    now_us: Cell<i64>,
     /// The last round trip measured from a retransmission to the ACK past it (ms; 0: none
     /// yet), on any connection: entries do not outlive a recovery.
     rtt_ms: Cell<u16>,
@@ -224,15 +224,21 @@ impl Recovery {
             decided: Cell::new(Kept::None),
             decided_for: Cell::new((0, 0)),
             kept_for: Cell::new((0, 0)),
-            now_ms: Cell::new(0),
+            now_us: Cell::new(0),
             rtt_ms: Cell::new(0),
         }
     }
 
-    /// The runner's clock, in ms (wrapping), at the start of a poll.
+    /// The runner's clock, in µs, at the start of a poll (a store: the division to ms is made
+    /// only when a probe is timed).
     #[inline]
-    pub(crate) fn set_now(&self, ms: u32) {
-        self.now_ms.set(ms);
+    pub(crate) fn set_now(&self, us: i64) {
+        self.now_us.set(us);
+    }
+
+    /// The clock in ms, wrapping.
+    fn now_ms(&self) -> u32 {
+        (self.now_us.get() / 1000) as u32
     }
 
     /// A segment with sequence number `seq` is being sent on connection `key` after one that
@@ -253,7 +259,7 @@ impl Recovery {
         } else {
             prev
         };
-        let now = self.now_ms.get();
+        let now = self.now_ms();
         e.set(Entry {
             key,
             recover,
@@ -341,7 +347,7 @@ impl Recovery {
             // or ours is small): without more, smoltcp would wait for its timeout. So the
             // probe is armed here already (RFC 5827's early retransmit, by time).
             let arm = !entry.sent && !entry.armed && entry.probes < PROBES;
-            let now = self.now_ms.get();
+            let now = self.now_ms();
             e.set(Entry {
                 dups,
                 armed: entry.armed || arm,
@@ -468,7 +474,7 @@ impl Recovery {
             return;
         }
         if entry.probes == 0 {
-            let sample = self.now_ms.get().wrapping_sub(entry.retx_ms);
+            let sample = self.now_ms().wrapping_sub(entry.retx_ms);
             self.rtt_ms.set(u16::try_from(sample).unwrap_or(u16::MAX));
         }
         e.set(Entry {
@@ -481,9 +487,14 @@ impl Recovery {
     /// Whether a probe is due now (see the module docs): then the kept ACK of its connection
     /// is marked to be handed over as a rescue, and [`Recovery::pending`] holds. A probe
     /// whose connection has no kept ACK (another connection's was kept since) is dropped.
-    #[cold]
+    #[inline]
     pub(crate) fn probe_due(&self) -> bool {
-        let now = self.now_ms.get();
+        self.used.get() != 0 && self.probe_due_now()
+    }
+
+    #[cold]
+    fn probe_due_now(&self) -> bool {
+        let now = self.now_ms();
         let (key, ack) = self.kept_for.get();
         let mut due = false;
         for e in &self.entries {
@@ -510,7 +521,7 @@ impl Recovery {
         if self.used.get() == 0 {
             return None;
         }
-        let now = self.now_ms.get();
+        let now = self.now_ms();
         self.entries
             .iter()
             .map(Cell::get)
@@ -608,6 +619,11 @@ mod tests {
             r.keep(ip, 20);
         }
         keep && matches!(r.decided.get(), Kept::Partial | Kept::Rescue)
+    }
+
+    /// Set the clock of `r` to `ms`.
+    fn at(r: &Recovery, ms: u64) {
+        r.set_now(ms as i64 * 1000);
     }
 
     fn key() -> u64 {
@@ -724,16 +740,16 @@ mod tests {
         let r = Recovery::new();
         let dup = theirs(1000, ACK, 0);
         // The ACK and two duplicates (kept for a probe), then smoltcp's fast retransmission.
-        r.set_now(100);
+        at(&r, 100);
         for _ in 0..3 {
             assert!(!received(&r, &dup));
         }
         r.on_retransmit(key(), 1000, 9000);
         // No round trip measured yet: the default timeout.
         assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS));
-        r.set_now(100 + PROBE_DEFAULT_MS - 1);
+        at(&r, u64::from(100 + PROBE_DEFAULT_MS - 1));
         assert!(!r.probe_due());
-        r.set_now(100 + PROBE_DEFAULT_MS);
+        at(&r, u64::from(100 + PROBE_DEFAULT_MS));
         assert!(r.probe_due());
         assert_eq!(r.next_probe(), None);
         // The probe is the rescue: the ACK with a window one lower, then the ACK four times.
@@ -745,27 +761,27 @@ mod tests {
         assert_eq!(r.next_probe(), Some(2 * PROBE_DEFAULT_MS));
         // The ACK past it (a partial ACK: handed over again): no probe; the probe made the
         // round trip ambiguous, none is taken.
-        r.set_now(400);
+        at(&r, 400);
         assert!(received(&r, &theirs(3000, ACK, 0)));
         let _ = replayed(&r);
         assert_eq!(r.next_probe(), None);
         assert_eq!(r.rtt_ms.get(), 0);
         // The next hole's retransmission is answered after 6 ms: a round trip of 6 ms.
         r.on_retransmit(key(), 3000, 9000);
-        r.set_now(406);
+        at(&r, 406);
         assert!(received(&r, &theirs(5000, ACK, 0)));
         assert_eq!(r.rtt_ms.get(), 6);
         let _ = replayed(&r);
         // The partial ACK made smoltcp resend 5000: probed after 2 x 6 + slack ms.
         r.on_retransmit(key(), 5000, 9000);
         assert_eq!(r.next_probe(), Some(2 * 6 + PROBE_SLACK_MS));
-        r.set_now(406 + 2 * 6 + PROBE_SLACK_MS);
+        at(&r, u64::from(406 + 2 * 6 + PROBE_SLACK_MS));
         assert!(r.probe_due());
         assert_eq!(replayed(&r)[1], theirs(5000, ACK, 0));
         // At most PROBES probes per hole, then smoltcp's own timer.
         for _ in 1..PROBES {
             r.on_retransmit(key(), 5000, 9000);
-            r.set_now(r.now_ms.get() + 10_000);
+            at(&r, u64::from(r.now_ms()) + 10_000);
             assert!(r.probe_due());
             let _ = replayed(&r);
         }
@@ -779,7 +795,7 @@ mod tests {
     #[test]
     fn a_probe_needs_an_ack_of_its_own_connection_and_the_clock_wraps() {
         let r = Recovery::new();
-        r.set_now(u32::MAX - 5);
+        at(&r, u64::from(u32::MAX - 5));
         let dup = theirs(1000, ACK, 0);
         for _ in 0..3 {
             assert!(!received(&r, &dup));
@@ -791,7 +807,7 @@ mod tests {
         for _ in 0..3 {
             assert!(!received(&r, &other));
         }
-        r.set_now(PROBE_DEFAULT_MS);
+        at(&r, (1 << 32) + u64::from(PROBE_DEFAULT_MS));
         assert_eq!(r.next_probe(), Some(0));
         assert!(r.probe_due());
         assert_eq!(replayed(&r)[1], other);
@@ -799,12 +815,12 @@ mod tests {
         assert!(!r.probe_due());
         // A timeout far away on the wrapping clock is not due.
         let r = Recovery::new();
-        r.set_now(u32::MAX - 5);
+        at(&r, u64::from(u32::MAX - 5));
         for _ in 0..3 {
             assert!(!received(&r, &dup));
         }
         r.on_retransmit(key(), 1000, 9000);
-        r.set_now(10);
+        at(&r, (1 << 32) + 10);
         assert!(!r.probe_due());
         assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS - 16));
     }
@@ -813,17 +829,17 @@ mod tests {
     fn a_duplicate_ack_arms_the_probe_and_new_data_acknowledged_disarms_it() {
         let r = Recovery::new();
         let dup = theirs(1000, ACK, 0);
-        r.set_now(50);
+        at(&r, 50);
         assert!(!received(&r, &dup));
         assert_eq!(r.next_probe(), None);
         // One duplicate, and nothing more comes (too few segments in flight for three).
         assert!(!received(&r, &dup));
         assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS));
         // More duplicates do not push it back.
-        r.set_now(60);
+        at(&r, 60);
         assert!(!received(&r, &dup));
         assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS - 10));
-        r.set_now(50 + PROBE_DEFAULT_MS);
+        at(&r, u64::from(50 + PROBE_DEFAULT_MS));
         assert!(r.probe_due());
         assert_eq!(replayed(&r).len(), RESCUE_COPIES);
         // Reordering, not a loss: the ACK of new data ends the entry and any probe.
@@ -833,7 +849,7 @@ mod tests {
         assert!(r.next_probe().is_some());
         assert!(!received(&r, &theirs(3000, ACK, 0)));
         assert_eq!(r.next_probe(), None);
-        r.set_now(10_000);
+        at(&r, 10_000);
         assert!(!r.probe_due());
     }
 }

@@ -434,7 +434,7 @@ impl<'d, D: Driver> Runner<'d, D> {
         #[cfg(feature = "tcp-listener")]
         listeners.set_now(instant_from_smoltcp(ts));
         #[cfg(feature = "tcp")]
-        rst_guard.recovery.set_now(ts.total_millis() as u32);
+        rst_guard.recovery.set_now(ts.total_micros());
         let mut dev = DriverAdapter {
             cx,
             inner: &mut self.driver,
