@@ -365,14 +365,13 @@ impl<'d, D: Driver> Runner<'d, D> {
             let next = earliest(next, mdns_due);
             // A retransmission that may have been lost is probed on time (see `recovery`).
             #[cfg(feature = "tcp")]
-            let next = earliest(
-                next,
-                inner
-                    .rst_guard
-                    .recovery
-                    .next_probe()
-                    .map(|ms| now + embassy_time::Duration::from_millis(ms.into())),
-            );
+            let next = match inner.rst_guard.recovery.next_probe() {
+                Some(ms) => earliest(
+                    next,
+                    Some(now + embassy_time::Duration::from_millis(ms.into())),
+                ),
+                None => next,
+            };
             arm_timer(cx, now, next);
         }
 
@@ -677,6 +676,7 @@ fn replay_kept<D: embassy_net_driver::Driver>(
     });
 }
 
+#[inline]
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
