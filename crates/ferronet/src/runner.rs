@@ -643,8 +643,6 @@ impl<'d, D: Driver> Runner<'d, D> {
     }
 }
 
-/// The earlier of two optional deadlines.
-#[inline]
 /// Hand the frame `recovery` kept to smoltcp as it asks (see `recovery`). On Ethernet through
 /// the device of the neighbor guard's made-up frames, whose ingress code smoltcp has built
 /// already (flash).
@@ -676,6 +674,7 @@ fn replay_kept<D: embassy_net_driver::Driver>(
     });
 }
 
+/// The earlier of two optional deadlines.
 #[inline]
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
