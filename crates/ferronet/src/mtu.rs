@@ -40,15 +40,27 @@ const IP_MAX_LEN: usize = 65535;
 
 /// The largest 6LoWPAN packet smoltcp 0.14 puts in an IEEE 802.15.4 frame, MAC header included
 /// (it ignores the driver's MTU and uses this fixed value: 127 bytes less the 2-byte FCS).
-#[cfg(all(feature = "medium-ieee802154", feature = "proto-ipv6"))]
+#[cfg(all(
+    feature = "medium-ieee802154",
+    feature = "proto-ipv6",
+    any(feature = "udp", feature = "icmp", feature = "raw")
+))]
 const SIXLOWPAN_FRAME_LEN: usize = 125;
 /// The smallest IEEE 802.15.4 MAC header: frame control, PAN identifier and two short
 /// addresses (no sequence number, PAN identifier compression).
-#[cfg(all(feature = "medium-ieee802154", feature = "proto-ipv6"))]
+#[cfg(all(
+    feature = "medium-ieee802154",
+    feature = "proto-ipv6",
+    any(feature = "udp", feature = "icmp", feature = "raw")
+))]
 const IEEE802154_MIN_HEADER_LEN: usize = 8;
 /// The smallest 6LoWPAN IPHC header (every field of the IPv6 header elided), plus the next
 /// header byte carried inline (ICMPv6, raw).
-#[cfg(all(feature = "medium-ieee802154", feature = "proto-ipv6"))]
+#[cfg(all(
+    feature = "medium-ieee802154",
+    feature = "proto-ipv6",
+    any(feature = "udp", feature = "icmp", feature = "raw")
+))]
 const IPHC_MIN_LEN: usize = 3;
 /// A UDP header compressed by 6LoWPAN NHC (dispatch, ports in 4 bits each, checksum) takes 4
 /// bytes instead of 8, and the inline next-header byte goes.
