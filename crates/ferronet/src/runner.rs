@@ -405,10 +405,7 @@ impl<'d, D: Driver> Runner<'d, D> {
         };
         #[cfg(feature = "proto-ipv4-fragmentation")]
         let ip_offset = crate::driver_adapter::ip_offset(medium_of(&inner.hardware_address()));
-        #[cfg(any(
-            feature = "tcp-listener",
-            all(feature = "tcp", not(feature = "medium-ethernet"))
-        ))]
+        #[cfg(any(feature = "tcp-listener", not(feature = "medium-ethernet")))]
         let medium = medium_of(&inner.hardware_address());
         let Inner {
             iface,
@@ -461,58 +458,15 @@ impl<'d, D: Driver> Runner<'d, D> {
         iface.poll_maintenance(ts);
 
         let mut res = IoResult::default();
-        // SYN-ACKs with cookies left over from the last poll (the driver was full).
-        #[cfg(feature = "tcp-listener")]
-        if listeners.cookies.has_staged() {
-            dev.send_staged();
-        }
-        // Hand `recovery`'s kept frame to smoltcp (a probe, a partial ACK, a rescue).
-        #[cfg(feature = "tcp")]
-        let replay = |iface: &mut smoltcp::iface::Interface,
-                      sockets: &mut smoltcp::iface::SocketSet<'_>,
-                      dev: &mut DriverAdapter<'_, '_, D>| {
-            replay_kept(
-                iface,
-                sockets,
-                ts,
-                dev,
-                #[cfg(not(feature = "medium-ethernet"))]
-                medium,
-            )
-        };
-        // A retransmission unanswered for its probe timeout: make smoltcp send it again.
-        #[cfg(feature = "tcp")]
-        if dev.rst.recovery.probe_due() {
-            debug!("a retransmission got no answer: probing");
-            replay(iface, sockets, &mut dev);
-        }
-        let mut rx_done = false;
-        for _ in 0..RX_BUDGET {
-            match iface.poll_ingress_single(ts, &mut dev, sockets) {
-                PollIngressSingleResult::None => {
-                    rx_done = true;
-                    break;
-                }
-                PollIngressSingleResult::PacketProcessed
-                | PollIngressSingleResult::SocketStateChanged => res.progress = true,
-            }
-            // A partial ACK smoltcp just took: hand it over again as duplicate ACKs, so that
-            // smoltcp fast-retransmits the next hole (see `recovery`).
-            #[cfg(feature = "tcp")]
-            if dev.rst.recovery.pending() {
-                replay(iface, sockets, &mut dev);
-            }
-            // Send SYN cookies: a SYN a full backlog answered with a SYN-ACK of its own.
-            #[cfg(feature = "tcp-listener")]
-            if listeners.cookies.has_staged() {
-                dev.send_staged();
-            }
-            // A SYN was held for a listener with tasks waiting in `accept`: let them take it.
-            #[cfg(feature = "tcp-listener")]
-            if listeners.yield_to_accept() {
-                break;
-            }
-        }
+        let rx_done = receive(
+            &mut dev,
+            iface,
+            sockets,
+            ts,
+            #[cfg(not(feature = "medium-ethernet"))]
+            medium,
+            &mut res,
+        );
         // A router advertisement taken in just now is applied to the interface by the
         // maintenance step; do it at once, so the new address and route are visible in this
         // poll instead of at some later wake-up.
@@ -549,48 +503,7 @@ impl<'d, D: Driver> Runner<'d, D> {
         #[cfg(not(feature = "tcp"))]
         let _ = (&slots, &watched);
 
-        // Each egress pass offers every socket the chance to send one packet. After the first
-        // pass that sent something, smoltcp's `poll_at` (needed afterwards anyway, to arm the
-        // timer) tells whether any socket has more to send now; asking it is cheaper than
-        // another full pass that finds nothing to send, the common case for request/response
-        // traffic. When there is more (bulk transfers), passes continue until one sends
-        // nothing, without asking again.
-        let mut egress_done = false;
-        let mut asked = false;
-        for _ in 0..TX_BUDGET {
-            #[cfg(feature = "proto-ipv4-fragmentation")]
-            {
-                dev.frag.token = true;
-            }
-            match iface.poll_egress(ts, &mut dev, sockets) {
-                // A pass that only sent the next fragment: more passes send the others.
-                #[cfg(feature = "proto-ipv4-fragmentation")]
-                smoltcp::iface::PollResult::None
-                    if dev.frag.pending && !dev.frag.token && !dev.tx_exhausted =>
-                {
-                    res.progress = true;
-                    continue;
-                }
-                smoltcp::iface::PollResult::None => {
-                    egress_done = true;
-                    break;
-                }
-                smoltcp::iface::PollResult::SocketStateChanged => res.progress = true,
-            }
-            if dev.tx_exhausted {
-                egress_done = true;
-                break;
-            }
-            if !asked {
-                asked = true;
-                let at = iface.poll_at(ts, sockets);
-                if !matches!(at, Some(at) if at <= ts) {
-                    res.poll_at = Some(at);
-                    egress_done = true;
-                    break;
-                }
-            }
-        }
+        let egress_done = transmit(&mut dev, iface, sockets, ts, &mut res);
         res.tx_exhausted = dev.tx_exhausted;
         #[cfg(feature = "proto-ipv4-fragmentation")]
         {
@@ -603,44 +516,169 @@ impl<'d, D: Driver> Runner<'d, D> {
             crate::tcp::after_egress(sockets, slots);
         }
 
-        // Connections that came in through SYN cookies: complete smoltcp's handshake of
-        // those whose SYN-ACK just went out, and forget those that are over.
         #[cfg(feature = "tcp-listener")]
         if listeners.cookies.translating() {
-            let mut completed = false;
-            for _ in 0..crate::tcp::syncookie::TRANSLATED {
-                let done = listeners
-                    .cookies
-                    .complete_handshake(framing, |frame, conn| {
-                        let mut injected = crate::inject::Injected::new(frame, medium);
-                        let _ = iface.poll_ingress_single(ts, &mut injected, sockets);
-                        crate::tcp::listener::receive_window(sockets, conn)
-                    });
-                if !done {
-                    break;
-                }
-                completed = true;
-                // The window update for the client.
-                dev.send_staged();
-            }
-            if completed {
-                // The sockets are established now: let their tasks run, then poll again.
-                res.progress = true;
-                res.more = true;
-            }
-            listeners.sweep_cookie_connections(sockets);
-            let given_up = listeners.yield_half_opens(sockets);
-            #[cfg(feature = "medium-ethernet")]
-            if framing == Framing::Ethernet {
-                for addr in given_up {
-                    crate::neighbor_guard::give_up(iface, sockets, ts, addr);
-                }
-            }
-            #[cfg(not(feature = "medium-ethernet"))]
-            let _ = given_up;
+            follow_cookie_connections(&mut dev, iface, sockets, ts, framing, medium, &mut res);
         }
         res
     }
+}
+
+/// Take in up to [`RX_BUDGET`] received frames (after a due loss probe), with what the frame
+/// guards ask for between them: replays for `recovery`, SYN cookies to send, a pause for
+/// tasks in `accept`. Returns whether the driver had no more frames.
+fn receive<D: Driver>(
+    dev: &mut DriverAdapter<'_, '_, D>,
+    iface: &mut smoltcp::iface::Interface,
+    sockets: &mut smoltcp::iface::SocketSet<'_>,
+    ts: smoltcp::time::Instant,
+    #[cfg(not(feature = "medium-ethernet"))] medium: smoltcp::phy::Medium,
+    res: &mut IoResult,
+) -> bool {
+    // Hand `recovery`'s kept frame to smoltcp (a probe, a partial ACK, a rescue).
+    #[cfg(feature = "tcp")]
+    let replay = |iface: &mut smoltcp::iface::Interface,
+                  sockets: &mut smoltcp::iface::SocketSet<'_>,
+                  dev: &mut DriverAdapter<'_, '_, D>| {
+        replay_kept(
+            iface,
+            sockets,
+            ts,
+            dev,
+            #[cfg(not(feature = "medium-ethernet"))]
+            medium,
+        )
+    };
+    #[cfg(all(not(feature = "tcp"), not(feature = "medium-ethernet")))]
+    let _ = medium;
+    // SYN-ACKs with cookies left over from the last poll (the driver was full).
+    #[cfg(feature = "tcp-listener")]
+    if dev.listeners.cookies.has_staged() {
+        dev.send_staged();
+    }
+    // A retransmission unanswered for its probe timeout: make smoltcp send it again.
+    #[cfg(feature = "tcp")]
+    if dev.rst.recovery.probe_due() {
+        debug!("a retransmission got no answer: probing");
+        replay(iface, sockets, dev);
+    }
+    for _ in 0..RX_BUDGET {
+        match iface.poll_ingress_single(ts, dev, sockets) {
+            PollIngressSingleResult::None => return true,
+            PollIngressSingleResult::PacketProcessed
+            | PollIngressSingleResult::SocketStateChanged => res.progress = true,
+        }
+        // A partial ACK smoltcp just took: hand it over again as duplicate ACKs, so that
+        // smoltcp fast-retransmits the next hole (see `recovery`).
+        #[cfg(feature = "tcp")]
+        if dev.rst.recovery.pending() {
+            replay(iface, sockets, dev);
+        }
+        // Send SYN cookies: a SYN a full backlog answered with a SYN-ACK of its own.
+        #[cfg(feature = "tcp-listener")]
+        if dev.listeners.cookies.has_staged() {
+            dev.send_staged();
+        }
+        // A SYN was held for a listener with tasks waiting in `accept`: let them take it.
+        #[cfg(feature = "tcp-listener")]
+        if dev.listeners.yield_to_accept() {
+            return false;
+        }
+    }
+    false
+}
+
+/// Up to [`TX_BUDGET`] egress passes. Each pass offers every socket the chance to send one
+/// packet. After the first pass that sent something, smoltcp's `poll_at` (needed afterwards
+/// anyway, to arm the timer) tells whether any socket has more to send now; asking it is
+/// cheaper than another full pass that finds nothing to send, the common case for
+/// request/response traffic. When there is more (bulk transfers), passes continue until one
+/// sends nothing, without asking again. Returns whether egress is done for this poll.
+fn transmit<D: Driver>(
+    dev: &mut DriverAdapter<'_, '_, D>,
+    iface: &mut smoltcp::iface::Interface,
+    sockets: &mut smoltcp::iface::SocketSet<'_>,
+    ts: smoltcp::time::Instant,
+    res: &mut IoResult,
+) -> bool {
+    let mut asked = false;
+    for _ in 0..TX_BUDGET {
+        #[cfg(feature = "proto-ipv4-fragmentation")]
+        {
+            dev.frag.token = true;
+        }
+        match iface.poll_egress(ts, dev, sockets) {
+            // A pass that only sent the next fragment: more passes send the others.
+            #[cfg(feature = "proto-ipv4-fragmentation")]
+            smoltcp::iface::PollResult::None
+                if dev.frag.pending && !dev.frag.token && !dev.tx_exhausted =>
+            {
+                res.progress = true;
+                continue;
+            }
+            smoltcp::iface::PollResult::None => return true,
+            smoltcp::iface::PollResult::SocketStateChanged => res.progress = true,
+        }
+        if dev.tx_exhausted {
+            return true;
+        }
+        if !asked {
+            asked = true;
+            let at = iface.poll_at(ts, sockets);
+            if !matches!(at, Some(at) if at <= ts) {
+                res.poll_at = Some(at);
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Connections that came in through SYN cookies: complete smoltcp's handshake of those whose
+/// SYN-ACK just went out, forget those that are over, and give up half-open sockets of
+/// unvalidated SYNs when a validated one waits.
+#[cfg(feature = "tcp-listener")]
+fn follow_cookie_connections<D: Driver>(
+    dev: &mut DriverAdapter<'_, '_, D>,
+    iface: &mut smoltcp::iface::Interface,
+    sockets: &mut smoltcp::iface::SocketSet<'_>,
+    ts: smoltcp::time::Instant,
+    framing: Framing,
+    medium: smoltcp::phy::Medium,
+    res: &mut IoResult,
+) {
+    let listeners = dev.listeners;
+    let mut completed = false;
+    for _ in 0..crate::tcp::syncookie::TRANSLATED {
+        let done = listeners
+            .cookies
+            .complete_handshake(framing, |frame, conn| {
+                let mut injected = crate::inject::Injected::new(frame, medium);
+                let _ = iface.poll_ingress_single(ts, &mut injected, sockets);
+                crate::tcp::listener::receive_window(sockets, conn)
+            });
+        if !done {
+            break;
+        }
+        completed = true;
+        // The window update for the client.
+        dev.send_staged();
+    }
+    if completed {
+        // The sockets are established now: let their tasks run, then poll again.
+        res.progress = true;
+        res.more = true;
+    }
+    listeners.sweep_cookie_connections(sockets);
+    let given_up = listeners.yield_half_opens(sockets);
+    #[cfg(feature = "medium-ethernet")]
+    if framing == Framing::Ethernet {
+        for addr in given_up {
+            crate::neighbor_guard::give_up(iface, sockets, ts, addr);
+        }
+    }
+    #[cfg(not(feature = "medium-ethernet"))]
+    let _ = given_up;
 }
 
 /// Hand the frame `recovery` kept to smoltcp as it asks (see `recovery`). On Ethernet through
