@@ -13,11 +13,10 @@
 #   FUZZ_TARGETS=frames_ethernet FUZZ_RUNS=10000000 nice -n 19 scripts/fuzz.sh --long
 # It prints, per target, the executions, the average exec/s and libFuzzer's final coverage
 # (cov: edges, ft: features); the full log is in fuzz/target/fuzz-<target>.log. Last round
-# (one process at nice 19 on a shared 2-core machine, time-boxed, so short of 10 million):
-#   frames_ethernet 3.86 M executions at 2,603 exec/s (cov: 4702, ft: 28160), structured 3.18 M
-#   at 2,147 exec/s (cov: 5323, ft: 32343), frames_ip 4.18 M at 2,578 exec/s (cov: 3536,
-#   ft: 21315), no crash; before them 0.89 M and 1.24 M runs found a busy loop (now fixed).
-# One execution costs about 0.3 ms of CPU: 10 million take about an hour per target.
+# (the three targets at once, nice 19, on a shared 2-core machine): 10 million executions each,
+#   frames_ethernet at 1,823 exec/s (cov: 5077, ft: 31916), frames_ip at 1,794 exec/s
+#   (cov: 3798, ft: 23916), structured at 1,210 exec/s (cov: 5568, ft: 34793), no crash.
+# One execution costs 0.3-0.8 ms of CPU: 10 million take one to three hours per target.
 #
 # Targets (harness: tests/src/fuzz.rs): frames_ethernet, frames_ip, structured; or set
 # FUZZ_TARGETS="a b". The committed corpus fuzz/corpus/<target>/ is read, never written: new
