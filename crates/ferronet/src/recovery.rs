@@ -236,6 +236,12 @@ impl Recovery {
         self.now_us.set(us);
     }
 
+    /// When a probe armed now is due (ms), after `probes` probes for the same hole.
+    fn probe_at(&self, probes: u8) -> u32 {
+        self.now_ms()
+            .wrapping_add(probe_timeout(self.rtt_ms.get(), probes))
+    }
+
     /// The clock in ms, wrapping.
     fn now_ms(&self) -> u32 {
         (self.now_us.get() / 1000) as u32
@@ -259,16 +265,15 @@ impl Recovery {
         } else {
             prev
         };
-        let now = self.now_ms();
         e.set(Entry {
             key,
             recover,
             since: seq,
             sent: true,
             recovering: true,
-            retx_ms: now,
+            retx_ms: self.now_ms(),
             armed: entry.probes < PROBES,
-            probe_ms: now.wrapping_add(probe_timeout(self.rtt_ms.get(), entry.probes)),
+            probe_ms: self.probe_at(entry.probes),
             ..entry
         });
     }
@@ -308,14 +313,15 @@ impl Recovery {
         if seg.flags & ACK == 0 {
             return false;
         }
-        if let Some(e) = self.find(seg.key) {
+        let found = self.find(seg.key);
+        if let Some(e) = found {
             self.answered(e, seg.ack);
         }
         if seg.flags & FIN != 0 || payload_len(ip) != Some(0) {
             return false;
         }
         self.decided_for.set((seg.key, seg.ack));
-        let e = match self.find(seg.key) {
+        let e = match found {
             Some(e) => e,
             // A duplicate (its acknowledgment number repeats the last segment's): count.
             None if self.repeated.get() => {
@@ -347,12 +353,11 @@ impl Recovery {
             // or ours is small): without more, smoltcp would wait for its timeout. So the
             // probe is armed here already (RFC 5827's early retransmit, by time).
             let arm = !entry.sent && !entry.armed && entry.probes < PROBES;
-            let now = self.now_ms();
             e.set(Entry {
                 dups,
                 armed: entry.armed || arm,
                 probe_ms: if arm {
-                    now.wrapping_add(probe_timeout(self.rtt_ms.get(), entry.probes))
+                    self.probe_at(entry.probes)
                 } else {
                     entry.probe_ms
                 },
