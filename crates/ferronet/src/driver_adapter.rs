@@ -30,14 +30,17 @@ macro_rules! tx_token_adapter {
         TxTokenAdapter {
             token: $token,
             counters: &mut *$dev.counters,
-            #[cfg(feature = "medium-ethernet")]
-            guard: $dev.guard,
-            #[cfg(feature = "tcp")]
-            rst: ($dev.filter.framing(), $dev.rst),
-            #[cfg(feature = "tcp-listener")]
-            cookies: &$dev.listeners.cookies,
-            #[cfg(feature = "proto-ipv4-fragmentation")]
-            frag: (&mut $dev.frag, $gated),
+            hooks: Sent {
+                #[cfg(feature = "medium-ethernet")]
+                guard: $dev.guard,
+                #[cfg(feature = "tcp")]
+                rst: ($dev.filter.framing(), $dev.rst),
+                #[cfg(feature = "tcp-listener")]
+                cookies: &$dev.listeners.cookies,
+                #[cfg(feature = "proto-ipv4-fragmentation")]
+                frag: (&mut $dev.frag, $gated),
+                _borrows: core::marker::PhantomData,
+            },
         }
     };
 }
@@ -428,16 +431,8 @@ pub(crate) struct TxTokenAdapter<'a, T: TxToken> {
     /// `None`: the token handed out with a made-up frame, which sends nothing.
     token: Option<T>,
     counters: &'a mut CounterStore,
-    #[cfg(feature = "medium-ethernet")]
-    guard: Option<&'a NeighborGuard>,
-    #[cfg(feature = "tcp")]
-    rst: (crate::ingress::Framing, &'a crate::rst_guard::RstGuard),
-    /// Connections that came in through SYN cookies (sequence numbers translated).
-    #[cfg(feature = "tcp-listener")]
-    cookies: &'a crate::tcp::syncookie::Cookies,
-    /// The fragment gate, and whether the token came from `transmit` (through the gate).
-    #[cfg(feature = "proto-ipv4-fragmentation")]
-    frag: (&'a mut FragGate, bool),
+    /// What the frame goes through once written.
+    hooks: Sent<'a>,
 }
 
 impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
@@ -449,31 +444,56 @@ impl<T: TxToken> phy::TxToken for TxTokenAdapter<'_, T> {
             return sink(len, f);
         };
         self.counters.tx_frame();
-        #[cfg(feature = "medium-ethernet")]
-        let guard = self.guard;
-        #[cfg(feature = "tcp")]
-        let (framing, rst) = self.rst;
-        #[cfg(feature = "proto-ipv4-fragmentation")]
-        let (frag, gated) = self.frag;
-        #[cfg(feature = "tcp-listener")]
-        let cookies = self.cookies;
+        let hooks = self.hooks;
         token.consume(len, |buf| {
             let r = f(buf);
-            #[cfg(feature = "tcp-listener")]
-            if cookies.translating() {
-                cookies.translate_egress(buf, framing);
-            }
-            trace_frame("tx", buf);
-            #[cfg(feature = "medium-ethernet")]
-            if let Some(g) = guard {
-                g.on_transmit(buf);
-            }
-            #[cfg(feature = "tcp")]
-            rst.on_transmit(&crate::ingress::Headers::parse(framing, buf));
-            #[cfg(feature = "proto-ipv4-fragmentation")]
-            frag.sent(buf, gated);
+            hooks.after(buf);
             r
         })
+    }
+}
+
+/// What every frame sent goes through once smoltcp has written it. Out of line: smoltcp
+/// instantiates `TxToken::consume` once for each of its transmit paths (each with its own
+/// closure), and the guards' bookkeeping is then built once, not once per path (flash).
+pub(crate) struct Sent<'a> {
+    /// Watches neighbor solicitations (Ethernet medium only).
+    #[cfg(feature = "medium-ethernet")]
+    guard: Option<&'a NeighborGuard>,
+    /// The TCP guards, and how to find the IP packet in a frame.
+    #[cfg(feature = "tcp")]
+    rst: (crate::ingress::Framing, &'a crate::rst_guard::RstGuard),
+    /// Connections that came in through SYN cookies (sequence numbers translated).
+    #[cfg(feature = "tcp-listener")]
+    cookies: &'a crate::tcp::syncookie::Cookies,
+    /// The fragment gate, and whether the token came from `transmit` (through the gate).
+    #[cfg(feature = "proto-ipv4-fragmentation")]
+    frag: (&'a mut FragGate, bool),
+    /// For the builds in which no field above exists.
+    _borrows: core::marker::PhantomData<&'a ()>,
+}
+
+impl Sent<'_> {
+    #[inline(never)]
+    fn after(self, buf: &mut [u8]) {
+        #[cfg(feature = "tcp")]
+        let (framing, rst) = self.rst;
+        #[cfg(feature = "tcp-listener")]
+        if self.cookies.translating() {
+            self.cookies.translate_egress(buf, framing);
+        }
+        trace_frame("tx", buf);
+        #[cfg(feature = "medium-ethernet")]
+        if let Some(g) = self.guard {
+            g.on_transmit(buf);
+        }
+        #[cfg(feature = "tcp")]
+        rst.on_transmit(&crate::ingress::Headers::parse(framing, buf));
+        #[cfg(feature = "proto-ipv4-fragmentation")]
+        {
+            let (frag, gated) = self.frag;
+            frag.sent(buf, gated);
+        }
     }
 }
 
