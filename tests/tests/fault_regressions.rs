@@ -124,6 +124,8 @@ mod scripted {
         pub ack: Option<u32>,
         pub control: TcpControl,
         pub len: usize,
+        /// The window field as sent (no scaling with the small buffers of these tests).
+        pub window: u16,
     }
 
     pub struct Client {
@@ -159,6 +161,7 @@ mod scripted {
                     ack: tcp.ack_number.map(|a| a.0 as u32),
                     control: tcp.control,
                     len: tcp.payload.len(),
+                    window: tcp.window_len,
                 })
             })
             .collect()
@@ -189,6 +192,11 @@ mod scripted {
         /// Send a segment with the ACK flag set.
         pub fn send(&self, seq: u32, ack: u32, control: TcpControl, payload: &[u8]) {
             self.peer.send(frame(seq, Some(ack), control, payload));
+        }
+
+        /// How many segments from the stack so far `f` accepts.
+        pub fn count(&self, f: impl Fn(&Seen) -> bool) -> usize {
+            seen(&self.peer.received()).iter().filter(|s| f(s)).count()
         }
 
         /// Wait for a segment from the stack that `f` accepts.
@@ -425,4 +433,92 @@ fn first_segment_is_resent_early(segments: u32, dups: usize, lost: usize) {
         .expect("the data was sent again and acknowledged");
     assert_eq!(flushed, Ok(()));
     assert_eq!(server.state(), State::Established);
+}
+
+/// Found by the goodput benchmark (`crates/ferronet-bench/GOODPUT.md`, "Loss recovery"): a
+/// window update lost after a zero window. The receive buffer fills before the application
+/// reads, the stack advertises a zero window, the application reads, and the window update (an
+/// ACK without data, which nothing retransmits) is lost: the sender learns of the open window
+/// only from its zero-window probe (Linux: after 200 ms at least, smoltcp: 1 s at least), and
+/// a transfer stood still for up to 1.2 s. ferronet sends the update again when nothing comes
+/// from the peer within the probe timeout (`zero_window`).
+///
+/// Here the peer is scripted: it fills the stack's 2 KiB window, sees the zero window, ignores
+/// the window update that follows the read and stays silent. The update must come again
+/// within 600 ms, then stop once the peer sends data, which must arrive intact.
+#[test]
+fn a_lost_window_update_after_a_zero_window_is_sent_again() {
+    use embassy_time::Instant;
+    use scripted::{Client, ISS};
+    use smoltcp::wire::TcpControl;
+
+    let ex = Executor::new();
+    let (stack, peer) = scripted::setup(&ex);
+    let data: Vec<u8> = (0..3072).map(|i| pattern(11, i)).collect();
+    let mut server = TcpSocket::new(stack, buf(2048), buf(512));
+    let (go, read_now) = futures::channel::oneshot::channel::<()>();
+
+    let server_side = async {
+        server.accept(80).await.expect("accept");
+        read_now.await.expect("the peer saw the zero window");
+        let mut got = vec![0u8; data.len()];
+        server.read_exact(&mut got).await.expect("read");
+        got
+    };
+    let peer_side = async {
+        let c = Client::connect(peer).await;
+        let ack = c.rcv_nxt(0);
+        c.send(ISS + 1, ack, TcpControl::None, &data[..1024]);
+        c.send(ISS + 1025, ack, TcpControl::None, &data[1024..2048]);
+        let full = ISS + 2049;
+        let zero = within(
+            "the zero window",
+            Duration::from_secs(2),
+            c.wait_for(|s| s.ack == Some(full) && s.window == 0),
+        )
+        .await;
+        assert_eq!(zero.len, 0);
+        go.send(()).expect("the server waits");
+        let is_update = move |s: &scripted::Seen| s.ack == Some(full) && s.window > 0;
+        let first = within(
+            "the window update",
+            Duration::from_secs(2),
+            c.wait_for(is_update),
+        )
+        .await;
+        let sent_at = Instant::now();
+        // Lost: the peer stays silent. The update must come again, the same.
+        let again = within(
+            "the window update sent again",
+            Duration::from_secs(3),
+            c.wait_for_nth(2, is_update),
+        )
+        .await;
+        let waited = Instant::now() - sent_at;
+        assert!(
+            waited < Duration::from_millis(600),
+            "the window update came again after {} ms",
+            waited.as_millis()
+        );
+        assert_eq!(again, first);
+        // The peer sends the rest: no more copies of the update after it.
+        c.send(full, ack, TcpControl::None, &data[2048..]);
+        within(
+            "the ACK of the rest",
+            Duration::from_secs(2),
+            c.wait_for(|s| s.ack == Some(ISS + 3073)),
+        )
+        .await;
+        let before = c.count(is_update);
+        Timer::after_secs(5).await;
+        assert_eq!(
+            c.count(is_update),
+            before,
+            "copies of the update after the data"
+        );
+    };
+    let (got, ()) = ex
+        .try_run_until(join(server_side, peer_side), Duration::from_secs(20))
+        .expect("the window update was sent again and the data arrived");
+    assert_eq!(got, data);
 }

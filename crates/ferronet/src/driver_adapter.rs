@@ -235,15 +235,44 @@ impl<T: Driver> DriverAdapter<'_, '_, T> {
                 return;
             };
             self.counters.tx_frame();
-            cookies.send_staged(|frame| {
-                token.consume(frame.len(), |buf| {
-                    let n = buf.len().min(frame.len());
-                    buf[..n].copy_from_slice(&frame[..n]);
-                    trace_frame("tx", buf);
-                })
-            });
+            cookies.send_staged(|frame| write_frame(token, frame));
         }
     }
+
+    /// Send again the window update `zero_window` kept (it is due). Without room in the
+    /// driver the re-send is counted as made (no busy loop while the driver is full).
+    #[cfg(feature = "tcp")]
+    #[cold]
+    pub(crate) fn resend_window_update(&mut self) {
+        let token = self.inner.transmit(self.cx);
+        match token {
+            Some(_) => self.counters.tx_frame(),
+            None => {
+                self.tx_exhausted = true;
+                self.counters.tx_queue_full();
+            }
+        }
+        let recovery = &self.rst.recovery;
+        self.rst.zero_window.take(
+            recovery.now_ms(),
+            |n| recovery.timeout_ms(n),
+            |frame| {
+                if let Some(token) = token {
+                    write_frame(token, frame);
+                }
+            },
+        );
+    }
+}
+
+/// Write `frame`, made by the stack, into the driver's transmit `token`.
+#[cfg(feature = "tcp")]
+fn write_frame<T: TxToken>(token: T, frame: &[u8]) {
+    token.consume(frame.len(), |buf| {
+        let n = buf.len().min(frame.len());
+        buf[..n].copy_from_slice(&frame[..n]);
+        trace_frame("tx", buf);
+    })
 }
 
 impl<'d, 'c, T: Driver> phy::Device for DriverAdapter<'d, 'c, T> {
@@ -488,7 +517,7 @@ impl Sent<'_> {
             g.on_transmit(buf);
         }
         #[cfg(feature = "tcp")]
-        rst.on_transmit(&crate::ingress::Headers::parse(framing, buf));
+        rst.on_transmit(&crate::ingress::Headers::parse(framing, buf), buf);
         #[cfg(feature = "proto-ipv4-fragmentation")]
         {
             let (frag, gated) = self.frag;

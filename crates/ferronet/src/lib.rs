@@ -58,6 +58,8 @@ mod time;
 #[cfg(feature = "udp")]
 pub mod udp;
 mod waitq;
+#[cfg(feature = "tcp")]
+mod zero_window;
 
 pub use config::*;
 /// The `embassy-net-driver` crate: implement its [`Driver`] trait to plug a

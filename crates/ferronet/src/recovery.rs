@@ -236,14 +236,19 @@ impl Recovery {
         self.now_us.set(us);
     }
 
-    /// When a probe armed now is due (ms), after `probes` probes for the same hole.
-    fn probe_at(&self, probes: u8) -> u32 {
-        self.now_ms()
-            .wrapping_add(probe_timeout(self.rtt_ms.get(), probes))
+    /// When a probe armed now is due (ms), after `probes` probes for the same hole (also the
+    /// timer of `zero_window`).
+    pub(crate) fn timer_at(&self, probes: u8) -> u32 {
+        self.now_ms().wrapping_add(self.timeout_ms(probes))
+    }
+
+    /// The probe timeout after `probes` probes (see [`probe_timeout`]).
+    pub(crate) fn timeout_ms(&self, probes: u8) -> u32 {
+        probe_timeout(self.rtt_ms.get(), probes)
     }
 
     /// The clock in ms, wrapping.
-    fn now_ms(&self) -> u32 {
+    pub(crate) fn now_ms(&self) -> u32 {
         (self.now_us.get() / 1000) as u32
     }
 
@@ -273,7 +278,7 @@ impl Recovery {
             recovering: true,
             retx_ms: self.now_ms(),
             armed: entry.probes < PROBES,
-            probe_ms: self.probe_at(entry.probes),
+            probe_ms: self.timer_at(entry.probes),
             ..entry
         });
     }
@@ -357,7 +362,7 @@ impl Recovery {
                 dups,
                 armed: entry.armed || arm,
                 probe_ms: if arm {
-                    self.probe_at(entry.probes)
+                    self.timer_at(entry.probes)
                 } else {
                     entry.probe_ms
                 },

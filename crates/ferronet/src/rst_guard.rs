@@ -70,6 +70,8 @@ pub(crate) struct RstGuard {
     pub(crate) fins: crate::lone_fin::LoneFins,
     /// Connections recovering from a loss (a third guard that follows the same segments).
     pub(crate) recovery: crate::recovery::Recovery,
+    /// A window update after a zero window, sent again if the peer stays silent (a fourth).
+    pub(crate) zero_window: crate::zero_window::ZeroWindow,
     entries: [Cell<Entry>; ENTRIES],
     /// Where the next new connection goes (round robin).
     next: Cell<u8>,
@@ -95,20 +97,24 @@ impl RstGuard {
         Self {
             fins: crate::lone_fin::LoneFins::new(),
             recovery: crate::recovery::Recovery::new(),
+            zero_window: crate::zero_window::ZeroWindow::new(),
             entries: [const { Cell::new(Entry::FREE) }; ENTRIES],
             next: Cell::new(0),
         }
     }
 
-    /// An IP packet is being sent: remember what a TCP segment acknowledges. Always inlined:
-    /// its one caller is on the path of every frame sent.
+    /// A frame (`h`: its headers) is being sent: remember what a TCP segment acknowledges.
+    /// Always inlined: its one caller is on the path of every frame sent.
     #[inline(always)]
-    pub(crate) fn on_transmit(&self, h: &Headers<'_>) {
+    pub(crate) fn on_transmit(&self, h: &Headers<'_>, frame: &[u8]) {
         let Some(seg) = segment(h, false) else {
             return;
         };
         if seg.flags & (RST | FIN | SYN) != 0 {
             self.fins.on_transmit(&seg, h.ip);
+        }
+        if seg.flags & (ACK | SYN) == ACK {
+            self.zero_window.on_transmit(&seg, h, frame, &self.recovery);
         }
         let found = self.entries.iter().find(|e| e.get().key == seg.key);
         // A segment that starts before the furthest one sent: a retransmission (the furthest
@@ -146,6 +152,21 @@ impl RstGuard {
         }
     }
 
+    /// In how many ms the next timer of the TCP guards is due (a probe of `recovery`, a
+    /// window update `zero_window` sends again), if one is armed.
+    #[inline]
+    pub(crate) fn next_timer(&self) -> Option<u32> {
+        let probe = self.recovery.next_probe();
+        if !self.zero_window.following() {
+            return probe;
+        }
+        let update = self.zero_window.next(self.recovery.now_ms());
+        match (probe, update) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// For a received TCP segment of a known connection: the acknowledgment number this stack
     /// last sent on it (RCV.NXT when it was sent), for `stale_fin`.
     pub(crate) fn last_ack_sent(&self, h: &Headers<'_>) -> Option<u32> {
@@ -169,6 +190,10 @@ impl RstGuard {
             && let Some(ack) = self.challenge_ack(h)
         {
             return Screen::Challenge(ack);
+        }
+        // What the peer sends after our window update.
+        if self.zero_window.following() {
+            self.zero_window.on_receive(h);
         }
         // A duplicate ACK smoltcp 0.14 would answer by never resending our FIN.
         if self.fins.watching() && self.fins.withholds(h.ip) {
@@ -284,13 +309,21 @@ fn fold(addr: &[u8]) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     extern crate std;
     use super::*;
     use std::vec::Vec;
 
     /// An IPv4 TCP segment from `src` port `sp` to `dst` port `dp`.
-    fn v4(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+    pub(crate) fn v4(
+        src: [u8; 4],
+        sp: u16,
+        dst: [u8; 4],
+        dp: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+    ) -> Vec<u8> {
         let mut p = std::vec![0u8; 40];
         p[0] = 0x45;
         p[9] = 6;
@@ -314,7 +347,7 @@ mod tests {
     }
 
     fn sent(g: &RstGuard, ip: &[u8]) {
-        g.on_transmit(&Headers::parse(crate::ingress::Framing::Ip, ip));
+        g.on_transmit(&Headers::parse(crate::ingress::Framing::Ip, ip), ip);
     }
 
     const US: [u8; 4] = [192, 0, 2, 2];

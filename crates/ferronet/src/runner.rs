@@ -363,9 +363,10 @@ impl<'d, D: Driver> Runner<'d, D> {
                 earliest(next, keep_alive_due)
             };
             let next = earliest(next, mdns_due);
-            // A retransmission that may have been lost is probed on time (see `recovery`).
+            // A retransmission that may have been lost is probed on time (see `recovery`), a
+            // window update that may have been lost is sent again (see `zero_window`).
             #[cfg(feature = "tcp")]
-            let next = match inner.rst_guard.recovery.next_probe() {
+            let next = match inner.rst_guard.next_timer() {
                 Some(ms) => earliest(
                     next,
                     Some(now + embassy_time::Duration::from_millis(ms.into())),
@@ -555,6 +556,12 @@ fn receive<D: Driver>(
     #[cfg(feature = "tcp-listener")]
     if dev.listeners.cookies.has_staged() {
         dev.send_staged();
+    }
+    // Our window update after a zero window, with no data from the peer since: send it again.
+    #[cfg(feature = "tcp")]
+    if dev.rst.zero_window.following() && dev.rst.zero_window.due(dev.rst.recovery.now_ms()) {
+        debug!("nothing came after our window update: sending it again");
+        dev.resend_window_update();
     }
     // A retransmission unanswered for its probe timeout: make smoltcp send it again.
     #[cfg(feature = "tcp")]

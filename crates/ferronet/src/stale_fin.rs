@@ -182,7 +182,7 @@ mod tests {
         let g = RstGuard::new();
         let seg = tcp(80, 5000, 7, ack, TcpControl::None, &[]);
         for ip in [v4(US, PEER, &seg), v6(US6, PEER6, &seg)] {
-            g.on_transmit(&Headers::parse(Framing::Ip, &ip));
+            g.on_transmit(&Headers::parse(Framing::Ip, &ip), &ip);
         }
         g
     }
