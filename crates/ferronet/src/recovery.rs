@@ -46,9 +46,10 @@
 //! comes within the *probe timeout*, the last duplicate ACK of that connection (kept for this)
 //! is handed to smoltcp again as in a rescue, and smoltcp sends the segment once more
 //! ([`Recovery::probe_due`], called by the runner, which also wakes for
-//! [`Recovery::next_probe`]). The probe timeout is twice the last round trip measured from a
-//! retransmission to the ACK past it, plus [`PROBE_SLACK_MS`], within [`PROBE_MIN_MS`] ..
-//! [`PROBE_MAX_MS`]; [`PROBE_DEFAULT_MS`] before any was measured; it doubles with each probe
+//! [`Recovery::next_probe`]). The probe timeout is twice the last round trip measured (from
+//! a SYN or SYN-ACK sent to its answer, [`Recovery::on_syn`], or from a retransmission to the
+//! ACK past it), plus [`PROBE_SLACK_MS`], within [`PROBE_MIN_MS`] .. [`PROBE_MAX_MS`];
+//! [`PROBE_DEFAULT_MS`] before any was measured; it doubles with each probe
 //! of the same hole, and after [`PROBES`] probes smoltcp's own timer is left to act. The
 //! probe is also armed at the first duplicate ACK of a connection that has not retransmitted
 //! (RFC 5827's early retransmit, by time): with small windows (4 or 8 KiB socket buffers, on
@@ -188,9 +189,13 @@ pub(crate) struct Recovery {
     kept_for: Cell<(u64, u32)>,
     /// The runner's clock (µs), set at each poll; read as ms only when a probe is timed.
     now_us: Cell<i64>,
-    /// The last round trip measured from a retransmission to the ACK past it (ms; 0: none
-    /// yet), on any connection: entries do not outlive a recovery.
+    /// The last round trip measured (ms; 0: none yet), on any connection (entries do not
+    /// outlive a recovery): from our SYN or SYN-ACK to the answer, or from a retransmission
+    /// to the ACK past it.
     rtt_ms: Cell<u16>,
+    /// The connection and time (ms) of the last SYN or SYN-ACK sent, until it is answered
+    /// (connection 0: none).
+    syn: Cell<(u64, u32)>,
 }
 
 /// `a < b` in sequence space (or on the wrapping ms clock).
@@ -226,6 +231,37 @@ impl Recovery {
             kept_for: Cell::new((0, 0)),
             now_us: Cell::new(0),
             rtt_ms: Cell::new(0),
+            syn: Cell::new((0, 0)),
+        }
+    }
+
+    /// A SYN or SYN-ACK is being sent on connection `key`: time its answer, so that the
+    /// round trip is known from the start of the connection (for the probes and
+    /// `zero_window`), not only after a first retransmission.
+    #[cold]
+    pub(crate) fn on_syn(&self, key: u64) {
+        self.syn.set((key, self.now_ms()));
+    }
+
+    /// Whether a SYN or SYN-ACK sent waits for its answer: then
+    /// [`Recovery::syn_answered`] is to see each received TCP segment.
+    #[inline]
+    pub(crate) fn timing_syn(&self) -> bool {
+        self.syn.get().0 != 0
+    }
+
+    /// A received TCP segment (`h`: its headers) with an ACK on the connection of the SYN
+    /// timed is its answer: the time since is a round trip.
+    #[cold]
+    pub(crate) fn syn_answered(&self, h: &Headers<'_>) {
+        let (key, sent_ms) = self.syn.get();
+        if let Some(seg) = segment(h, true)
+            && seg.key == key
+            && seg.flags & ACK != 0
+        {
+            let sample = self.now_ms().wrapping_sub(sent_ms);
+            self.rtt_ms.set(u16::try_from(sample).unwrap_or(u16::MAX));
+            self.syn.set((0, 0));
         }
     }
 
@@ -646,6 +682,28 @@ mod tests {
         let mut seen = Vec::new();
         r.replay(|f| seen.push(f.to_vec()));
         seen
+    }
+
+    #[test]
+    fn the_answer_to_a_syn_gives_the_round_trip() {
+        let r = Recovery::new();
+        assert_eq!(r.timeout_ms(0), PROBE_DEFAULT_MS);
+        let syn_ack = theirs(1, SYN | ACK, 0);
+        let key = segment(&Headers::parse(Framing::Ip, &syn_ack), true)
+            .unwrap()
+            .key;
+        r.set_now(1_000_000);
+        r.on_syn(key);
+        assert!(r.timing_syn());
+        r.set_now(1_020_000);
+        // Another connection's segment, or one without ACK, is not the answer.
+        r.syn_answered(&Headers::parse(Framing::Ip, &from(5001, 1, ACK, 0)));
+        r.syn_answered(&Headers::parse(Framing::Ip, &theirs(0, SYN, 0)));
+        assert!(r.timing_syn());
+        r.syn_answered(&Headers::parse(Framing::Ip, &syn_ack));
+        assert!(!r.timing_syn());
+        assert_eq!(r.timeout_ms(0), 2 * 20 + PROBE_SLACK_MS);
+        assert_eq!(r.timeout_ms(1), 2 * (2 * 20 + PROBE_SLACK_MS));
     }
 
     #[test]

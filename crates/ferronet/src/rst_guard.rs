@@ -112,6 +112,9 @@ impl RstGuard {
         };
         if seg.flags & (RST | FIN | SYN) != 0 {
             self.fins.on_transmit(&seg, h.ip);
+            if seg.flags & SYN != 0 {
+                self.recovery.on_syn(seg.key);
+            }
         }
         if seg.flags & (ACK | SYN) == ACK {
             self.zero_window.on_transmit(&seg, h, frame, &self.recovery);
@@ -191,9 +194,12 @@ impl RstGuard {
         {
             return Screen::Challenge(ack);
         }
-        // What the peer sends after our window update.
+        // What the peer sends after our window update, and the answer to our SYN.
         if self.zero_window.following() {
             self.zero_window.on_receive(h);
+        }
+        if self.recovery.timing_syn() {
+            self.recovery.syn_answered(h);
         }
         // A duplicate ACK smoltcp 0.14 would answer by never resending our FIN.
         if self.fins.watching() && self.fins.withholds(h.ip) {
