@@ -374,6 +374,18 @@ fn a_loss_with_one_duplicate_ack_is_retransmitted_before_the_retransmission_time
 /// one must come within 600 ms of the last thing that happened (smoltcp's own timeout: 1 s at
 /// least), and the data then completes.
 fn first_segment_is_resent_early(segments: u32, dups: usize, lost: usize) {
+    first_segment_is_resent_early_then(segments, dups, lost, None);
+}
+
+/// As [`first_segment_is_resent_early`]; with `then_lost` = `Some(k)` the peer, once the
+/// first segment came again, acknowledges everything before segment `k` (from 0), which it
+/// lost as well, and stays silent: segment `k` must come again within 600 ms of that ACK.
+fn first_segment_is_resent_early_then(
+    segments: u32,
+    dups: usize,
+    lost: usize,
+    then_lost: Option<u32>,
+) {
     use embassy_time::Instant;
     use scripted::{Client, ISS};
     use smoltcp::wire::TcpControl;
@@ -420,6 +432,17 @@ fn first_segment_is_resent_early(segments: u32, dups: usize, lost: usize) {
             c.wait_for_nth(2 + lost, is_first),
         )
         .await;
+        if let Some(k) = then_lost {
+            let lost_too = c.rcv_nxt(k * 1460);
+            c.send(ISS + 1, lost_too, TcpControl::None, &[]);
+            last = Instant::now();
+            within(
+                "the later lost segment sent again",
+                Duration::from_secs(3),
+                c.wait_for_nth(2, move |s| s.seq == lost_too && s.len > 0),
+            )
+            .await;
+        }
         let waited = Instant::now() - last;
         assert!(
             waited < Duration::from_millis(600),
@@ -433,6 +456,21 @@ fn first_segment_is_resent_early(segments: u32, dups: usize, lost: usize) {
         .expect("the data was sent again and acknowledged");
     assert_eq!(flushed, Ok(()));
     assert_eq!(server.state(), State::Established);
+}
+
+/// Found while tracing the goodput benchmark: a loss among the segments sent after the
+/// recovery point. NewReno ends a recovery at the ACK of everything sent before its first
+/// retransmission (`recover`); when a segment sent after that is lost too and nothing more
+/// can be sent (the peer's window is full, or the data is all sent), no duplicate ACK comes
+/// and smoltcp 0.14 waits for its retransmission timeout, 1 s at least. ferronet arms its
+/// probe on such an ACK when segments are still outstanding (`recovery`).
+///
+/// Here the stack sends five segments; the peer loses the first and the fifth, answers with
+/// three duplicate ACKs, gets the fast retransmission of the first, acknowledges up to the
+/// fifth and stays silent. The fifth must come again within 600 ms.
+#[test]
+fn a_loss_after_the_recovery_point_is_retransmitted_before_the_retransmission_timeout() {
+    first_segment_is_resent_early_then(5, 3, 0, Some(4));
 }
 
 /// Found by the goodput benchmark (`crates/ferronet-bench/GOODPUT.md`, "Loss recovery"): a

@@ -54,7 +54,11 @@
 //! probe is also armed at the first duplicate ACK of a connection that has not retransmitted
 //! (RFC 5827's early retransmit, by time): with small windows (4 or 8 KiB socket buffers, on
 //! either side) too few segments are in flight for three duplicates, and smoltcp recovered
-//! every such loss with its timeout. A probe that was not needed (the ACK was only late, or
+//! every such loss with its timeout. And it is armed on the ACK that ends a recovery (past
+//! `recover`) while segments sent after `recover` are still outstanding (the furthest segment
+//! sent, from `RstGuard`): one of them may be lost with nothing more to send behind it, so no
+//! duplicate ACK comes; and again after each partial ACK's replays, in case smoltcp loses the
+//! fast retransmission they ask for to a full driver. A probe that was not needed (the ACK was only late, or
 //! reordered) costs one segment sent twice. Retransmissions
 //! are seen on the wire: a segment that starts before the furthest one sent on its connection
 //! (`RstGuard::on_transmit`).
@@ -67,8 +71,8 @@
 //! What is not covered: partial ACKs that carry data (traffic both ways: smoltcp counts only
 //! ACKs without payload as duplicates), probes for two connections at once (one duplicate ACK
 //! is kept, the last one received: the other connection's probe is dropped and its loss left
-//! to smoltcp's timer), a lost segment that got no duplicate ACK at all (the last segment of
-//! a burst: a tail loss), a loss of the last segment sent before the
+//! to smoltcp's timer), a lost segment that got no duplicate ACK at all outside a recovery
+//! (the last segment of a burst: a tail loss), a loss of the last segment sent before the
 //! retransmission (`recover` is that segment's start, not its end), more than [`ENTRIES`]
 //! connections recovering at once (the oldest entry is forgotten), frames longer than
 //! [`FRAME_LEN`], IPv6 extension headers. After a retransmission timeout (smoltcp then resends
@@ -339,7 +343,7 @@ impl Recovery {
     /// Judge a received IP packet (see the module docs): whether it is to be kept with
     /// [`Recovery::keep`] once the other guards are done with it.
     #[cold]
-    pub(crate) fn screen(&self, ip: &[u8]) -> bool {
+    pub(crate) fn screen(&self, ip: &[u8], snd_seq: impl FnOnce(u64) -> Option<u32>) -> bool {
         self.decided.set(Kept::None);
         let Some(seg) = segment(&Headers::parse(Framing::Ip, ip), true) else {
             return false;
@@ -377,7 +381,21 @@ impl Recovery {
         };
         let entry = e.get();
         if entry.recovering && !before(seg.ack, entry.recover) {
-            // Everything sent before the loss acknowledged.
+            // Everything sent before the loss acknowledged. With segments sent since still
+            // outstanding, a loss among them that brings no duplicate ACK (the window is
+            // full, or nothing more is sent) would wait for smoltcp's timeout: the probe is
+            // armed on this ACK, as on a first duplicate ACK.
+            if snd_seq(seg.key).is_some_and(|furthest| !before(furthest, seg.ack)) {
+                e.set(Entry {
+                    key: seg.key,
+                    ack: seg.ack,
+                    armed: true,
+                    probe_ms: self.timer_at(0),
+                    ..FREE
+                });
+                self.decided.set(Kept::Store);
+                return true;
+            }
             self.free(e);
             return false;
         }
@@ -409,11 +427,15 @@ impl Recovery {
             return true;
         }
         if entry.recovering && before(entry.since, seg.ack) && before(seg.ack, entry.recover) {
+            // The replays make smoltcp fast-retransmit the next hole; should that be lost to
+            // a full driver (smoltcp 0.14 then keeps no timer), the probe sends it.
             e.set(Entry {
                 since: seg.ack,
                 ack: seg.ack,
                 dups: 0,
                 sent: false,
+                armed: entry.probes < PROBES,
+                probe_ms: self.timer_at(entry.probes),
                 ..entry
             });
             self.decided.set(Kept::Partial);
@@ -660,7 +682,7 @@ mod tests {
     /// Whether it is to be handed over again (not only kept for a probe).
     fn received(r: &Recovery, ip: &[u8]) -> bool {
         let tcp = &ip[20..];
-        let keep = r.watching(tcp) && r.screen(ip);
+        let keep = r.watching(tcp) && r.screen(ip, |_| None);
         if keep {
             r.keep(ip, 20);
         }
@@ -795,8 +817,8 @@ mod tests {
         // Malformed input, and frames too long to keep.
         assert!(!Recovery::new().watching(&[]));
         r.on_retransmit(key(), 1, 10);
-        assert!(!r.screen(&[]));
-        assert!(!r.screen(&theirs(5, ACK, 0)[..30]));
+        assert!(!r.screen(&[], |_| None));
+        assert!(!r.screen(&theirs(5, ACK, 0)[..30], |_| None));
         r.keep(&[0; FRAME_LEN + 1], 20);
         assert!(!r.pending());
         r.keep(&[0; 30], 20);
@@ -827,12 +849,13 @@ mod tests {
         // smoltcp sends the segment again: the next probe waits twice as long.
         r.on_retransmit(key(), 1000, 9000);
         assert_eq!(r.next_probe(), Some(2 * PROBE_DEFAULT_MS));
-        // The ACK past it (a partial ACK: handed over again): no probe; the probe made the
-        // round trip ambiguous, none is taken.
+        // The ACK past it (a partial ACK: handed over again): the probe made the round trip
+        // ambiguous, none is taken; the probe is armed again, for the fast retransmission
+        // the replays ask for (smoltcp may lose it to a full driver).
         at(&r, 400);
         assert!(received(&r, &theirs(3000, ACK, 0)));
         let _ = replayed(&r);
-        assert_eq!(r.next_probe(), None);
+        assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS));
         assert_eq!(r.rtt_ms.get(), 0);
         // The next hole's retransmission is answered after 6 ms: a round trip of 6 ms.
         r.on_retransmit(key(), 3000, 9000);
@@ -858,6 +881,36 @@ mod tests {
         // An ACK past `recover` ends the entry.
         assert!(!received(&r, &theirs(9000, ACK, 0)));
         assert_eq!(r.used.get(), 0);
+    }
+
+    #[test]
+    fn an_ack_past_recover_with_data_outstanding_arms_the_probe() {
+        let r = Recovery::new();
+        at(&r, 100);
+        // A loss, recovered: the retransmission of 1000, sent when 9000 was the furthest.
+        r.on_retransmit(key(), 1000, 9000);
+        // The ACK of everything up to `recover`, with 12000 sent since (the furthest segment):
+        // kept, and the probe armed, as a segment after 9000 may be lost with no duplicate
+        // ACK to come.
+        let full = theirs(9000, ACK, 0);
+        assert!(r.watching(&full[20..]));
+        assert!(r.screen(&full, |k| (k == key()).then_some(12000)));
+        r.keep(&full, 20);
+        assert!(!r.pending());
+        assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS));
+        at(&r, u64::from(100 + PROBE_DEFAULT_MS));
+        assert!(r.probe_due());
+        assert_eq!(replayed(&r)[1], full);
+        // New data acknowledged: nothing more to follow.
+        assert!(!received(&r, &theirs(13460, ACK, 0)));
+        assert_eq!(r.used.get(), 0);
+        // With nothing sent past `recover`, the entry ends at once.
+        r.on_retransmit(key(), 20000, 30000);
+        let full = theirs(30000, ACK, 0);
+        assert!(r.watching(&full[20..]));
+        assert!(!r.screen(&full, |_| Some(28540)));
+        assert_eq!(r.used.get(), 0);
+        assert_eq!(r.next_probe(), None);
     }
 
     #[test]

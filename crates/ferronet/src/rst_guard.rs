@@ -170,6 +170,15 @@ impl RstGuard {
         }
     }
 
+    /// The sequence number of the furthest segment sent on connection `key`, if known.
+    fn snd_seq(&self, key: u64) -> Option<u32> {
+        self.entries
+            .iter()
+            .map(Cell::get)
+            .find(|e| e.key == key)
+            .map(|e| e.snd_seq)
+    }
+
     /// For a received TCP segment of a known connection: the acknowledgment number this stack
     /// last sent on it (RCV.NXT when it was sent), for `stale_fin`.
     pub(crate) fn last_ack_sent(&self, h: &Headers<'_>) -> Option<u32> {
@@ -209,7 +218,7 @@ impl RstGuard {
         // see it again (see `recovery`).
         if let Some(tcp) = h.tcp()
             && self.recovery.watching(tcp)
-            && self.recovery.screen(h.ip)
+            && self.recovery.screen(h.ip, |key| self.snd_seq(key))
         {
             return Screen::PartialAck;
         }
