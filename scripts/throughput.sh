@@ -28,6 +28,7 @@
 # tests use where the kernel has no netem) and tbf at 100 Mbit/s both ways: Linux -> stack is
 # a Linux sender, stack -> Linux a smoltcp sender, on the same path.
 #   scripts/throughput.sh --shaped-loss [BYTES [RUNS]]       (default 8000000 bytes, 3)
+# LOSS_DELAY_MS sets the delay each way (default 2.5; 0: a LAN's sub-millisecond round trip).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,7 @@ if [ "${1:-}" = "--shaped" ] || [ "${1:-}" = "--shaped-loss" ]; then
     BYTES=${1:-$([ $LOSSY = 1 ] && echo 8000000 || echo 16000000)}
     RUNS=${2:-3}
     COUNT=${3:-100}
+    LOSS_DELAY_MS=${LOSS_DELAY_MS:-2.5}
 else
     BYTES=${1:-268435456}
     RUNS=${2:-3}
@@ -120,7 +122,7 @@ if [ $SHAPED = 1 ]; then
             ip -n "$NS" addr add 192.0.2.1/24 dev wire0 && ip -n "$NS" link set wire0 up &&
             shape "$NS" wire0 ifb0 ||
             { echo "throughput: namespace or tc set-up failed (tbf, ifb, u32 needed)" >&2; exit 1; }
-        ip netns exec "$NS" timeout 3600 python3 "$NETPEER" relay tap0 wire0 0.01 2.5 1 >"$T/relay" 2>&1 &
+        ip netns exec "$NS" timeout 3600 python3 "$NETPEER" relay tap0 wire0 0.01 "$LOSS_DELAY_MS" 1 >"$T/relay" 2>&1 &
         wait_for "$T/relay" '^listening' 10 || { echo "throughput: relay did not start" >&2; exit 1; }
         buffers="16384 65536"
     else
@@ -187,7 +189,7 @@ if [ $SHAPED = 1 ]; then
     ns_del "$NS"
     if [ $LOSSY = 1 ]; then
         echo
-        echo "TCP through 1 % loss each way, 2.5 ms delay each way (userspace relay) and 100 Mbit/s" \
+        echo "TCP through 1 % loss each way, $LOSS_DELAY_MS ms delay each way (userspace relay) and 100 Mbit/s" \
             "(tc tbf both ways), $BYTES bytes per transfer, MB/s (10^6 B/s), median of $RUNS;" \
             "Linux -> stack: a Linux sender; stack -> Linux: the stack's (smoltcp's) sender"
         echo
