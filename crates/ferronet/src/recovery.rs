@@ -49,7 +49,8 @@
 //! [`Recovery::next_probe`]). The probe timeout is twice the last round trip measured (from
 //! a SYN or SYN-ACK sent to its answer, [`Recovery::on_syn`], or from a retransmission to the
 //! ACK past it), plus [`PROBE_SLACK_MS`], within [`PROBE_MIN_MS`] .. [`PROBE_MAX_MS`];
-//! [`PROBE_DEFAULT_MS`] before any was measured; it doubles with each probe
+//! [`PROBE_DEFAULT_MS`] before any was measured (a round trip shorter than the clock's
+//! millisecond counts as 1 ms, not as none); it doubles with each probe
 //! of the same hole, and after [`PROBES`] probes smoltcp's own timer is left to act. The
 //! probe is also armed at the first duplicate ACK of a connection that has not retransmitted
 //! (RFC 5827's early retransmit, by time): with small windows (4 or 8 KiB socket buffers, on
@@ -263,10 +264,18 @@ impl Recovery {
             && seg.key == key
             && seg.flags & ACK != 0
         {
-            let sample = self.now_ms().wrapping_sub(sent_ms);
-            self.rtt_ms.set(u16::try_from(sample).unwrap_or(u16::MAX));
+            self.sample(self.now_ms().wrapping_sub(sent_ms));
             self.syn.set((0, 0));
         }
+    }
+
+    /// Records a round trip of `ms` milliseconds (the clock's ms, truncated). A round trip
+    /// shorter than the clock's resolution reads as 0, which [`probe_timeout`] takes for
+    /// "none measured" (and would wait [`PROBE_DEFAULT_MS`]): it is kept as 1 ms, so that a
+    /// LAN's sub-millisecond round trip gives the shortest probe timeout, not the longest.
+    fn sample(&self, ms: u32) {
+        self.rtt_ms
+            .set(u16::try_from(ms).unwrap_or(u16::MAX).max(1));
     }
 
     /// The runner's clock, in µs, at the start of a poll (a store: the division to ms is made
@@ -542,8 +551,7 @@ impl Recovery {
             return;
         }
         if entry.probes == 0 {
-            let sample = self.now_ms().wrapping_sub(entry.retx_ms);
-            self.rtt_ms.set(u16::try_from(sample).unwrap_or(u16::MAX));
+            self.sample(self.now_ms().wrapping_sub(entry.retx_ms));
         }
         e.set(Entry {
             probes: 0,
@@ -729,6 +737,31 @@ mod tests {
     }
 
     #[test]
+    fn a_round_trip_below_a_millisecond_gives_the_shortest_probe_timeout() {
+        let r = Recovery::new();
+        let syn_ack = theirs(1, SYN | ACK, 0);
+        // A LAN: the SYN-ACK answered 200 us later, within the same millisecond of the clock.
+        r.set_now(5_000_100);
+        r.on_syn(key());
+        r.set_now(5_000_300);
+        r.syn_answered(&Headers::parse(Framing::Ip, &syn_ack));
+        assert!(!r.timing_syn());
+        // Measured (as 1 ms), not taken for "none measured" (which waits 200 ms).
+        assert_eq!(r.timeout_ms(0), PROBE_MIN_MS);
+        // The same for a retransmission answered within the millisecond.
+        let r = Recovery::new();
+        assert!(!received(&r, &theirs(1000, ACK, 0)));
+        for _ in 0..3 {
+            assert!(!received(&r, &theirs(1000, ACK, 0)));
+        }
+        at(&r, 100);
+        r.on_retransmit(key(), 1000, 9000);
+        assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS));
+        assert!(received(&r, &theirs(3000, ACK, 0)));
+        assert_eq!(r.timeout_ms(0), PROBE_MIN_MS);
+    }
+
+    #[test]
     fn partial_acks_below_recover_are_replayed_and_a_full_ack_ends_it() {
         let r = Recovery::new();
         assert!(!received(&r, &theirs(1000, ACK, 0)));
@@ -897,8 +930,9 @@ mod tests {
         assert!(r.screen(&full, |k| (k == key()).then_some(12000)));
         r.keep(&full, 20);
         assert!(!r.pending());
-        assert_eq!(r.next_probe(), Some(PROBE_DEFAULT_MS));
-        at(&r, u64::from(100 + PROBE_DEFAULT_MS));
+        // The retransmission was answered within the same millisecond: the shortest timeout.
+        assert_eq!(r.next_probe(), Some(PROBE_MIN_MS));
+        at(&r, u64::from(100 + PROBE_MIN_MS));
         assert!(r.probe_due());
         assert_eq!(replayed(&r)[1], full);
         // New data acknowledged: nothing more to follow.
