@@ -491,6 +491,77 @@ fn on_a_lan_a_loss_with_one_duplicate_ack_is_retransmitted_within_milliseconds()
 }
 
 /// Found by the goodput benchmark (`crates/ferronet-bench/GOODPUT.md`, "Loss recovery"): a
+/// tail loss. When the last segments of a flight, or the peer's ACK of them, are lost and
+/// nothing more is sent, no duplicate ACK comes at all, and smoltcp 0.14 waits for its
+/// retransmission timeout, 1 s at least (4 KiB buffers at 1 % loss spent most of their time
+/// so). ferronet probes the tail (`recovery`): with no ACK of the data sent within the probe
+/// timeout, smoltcp is shown the last ACK again as duplicates and resends the first segment
+/// not acknowledged.
+///
+/// Here the stack sends two segments, which the peer acknowledges, then two more; the peer's
+/// ACK of those is lost and it stays silent. The first of them must come again within
+/// 600 ms, and the data then completes.
+#[test]
+fn a_lost_ack_of_the_last_segments_is_probed_before_the_retransmission_timeout() {
+    use embassy_time::Instant;
+    use scripted::{Client, ISS};
+    use smoltcp::wire::TcpControl;
+
+    let ex = Executor::new();
+    let (stack, peer) = scripted::setup(&ex);
+    let data: Vec<u8> = (0..4 * 1460).map(|i| pattern(13, i)).collect();
+    let mut server = TcpSocket::new(stack, buf(4096), buf(8192));
+
+    let server_side = async {
+        server.accept(80).await.expect("accept");
+        // Two flights: the second is written once the first is acknowledged.
+        server.write_all(&data[..2 * 1460]).await.expect("write");
+        server.flush().await.expect("flush");
+        server.write_all(&data[2 * 1460..]).await.expect("write");
+        server.flush().await
+    };
+    let peer_side = async {
+        let c = Client::connect(peer).await;
+        let ends_at = move |n: u32| move |s: &scripted::Seen| s.seq.wrapping_add(s.len as u32) == n;
+        within(
+            "the first flight",
+            Duration::from_secs(2),
+            c.wait_for(ends_at(c.rcv_nxt(2 * 1460))),
+        )
+        .await;
+        c.send(ISS + 1, c.rcv_nxt(2 * 1460), TcpControl::None, &[]);
+        within(
+            "the second flight",
+            Duration::from_secs(2),
+            c.wait_for(ends_at(c.rcv_nxt(4 * 1460))),
+        )
+        .await;
+        // Our ACK of the second flight is lost: silence.
+        let last = Instant::now();
+        let third = c.rcv_nxt(2 * 1460);
+        let again = within(
+            "a segment of the second flight sent again",
+            Duration::from_secs(3),
+            c.wait_for_nth(2, move |s| s.seq == third && s.len > 0),
+        )
+        .await;
+        let waited = Instant::now() - last;
+        assert!(
+            waited < Duration::from_millis(600),
+            "the tail waited {} ms for its retransmission (smoltcp's timeout is 1 s at least)",
+            waited.as_millis()
+        );
+        assert_eq!(again.len, 1460);
+        c.send(ISS + 1, c.rcv_nxt(4 * 1460), TcpControl::None, &[]);
+    };
+    let (flushed, ()) = ex
+        .try_run_until(join(server_side, peer_side), Duration::from_secs(10))
+        .expect("the tail was sent again and acknowledged");
+    assert_eq!(flushed, Ok(()));
+    assert_eq!(server.state(), State::Established);
+}
+
+/// Found by the goodput benchmark (`crates/ferronet-bench/GOODPUT.md`, "Loss recovery"): a
 /// window update lost after a zero window. The receive buffer fills before the application
 /// reads, the stack advertises a zero window, the application reads, and the window update (an
 /// ACK without data, which nothing retransmits) is lost: the sender learns of the open window

@@ -135,10 +135,20 @@ impl RstGuard {
             if let Some(e) = found {
                 e.set(Entry::FREE);
             }
+            self.recovery.end_tail(seg.key);
             return;
         }
         if seg.flags & ACK == 0 {
             return;
+        }
+        // New data (not a retransmission): the tail probe follows it (see `recovery`).
+        if snd_seq == seg.seq
+            && let Some(len @ 1..) = crate::lone_fin::payload_len(h.ip)
+            && let Some(&[a, b, c, d]) = h.transport.get(..4)
+        {
+            let end = seg.seq.wrapping_add(len as u32);
+            let ports = u32::from_be_bytes([a, b, c, d]);
+            self.recovery.on_data_sent(seg.key, ports, seg.seq, end);
         }
         let entry = Entry {
             key: seg.key,
