@@ -137,6 +137,8 @@ const LONE_SEGMENT: u32 = 1460;
 /// (`both`, 16 KiB, 10 Mbit/s, N = 32 without loss: 440 needless retransmissions and 60 %
 /// of the link instead of 92 %), and losses there mostly bring duplicate ACKs.
 const TAIL_FLIGHT: u32 = 3 * 1460;
+/// The shortest segment whose round trip the tail probe samples (the minimum MSS).
+const TIMED_SEGMENT: u32 = 536;
 /// Probes per hole (each doubles the timeout); then smoltcp's retransmission timeout acts.
 pub(crate) const PROBES: u8 = 3;
 /// The longest TCP segment, padding included, that can be an ACK without payload: a 60-byte
@@ -271,6 +273,9 @@ pub(crate) struct Recovery {
     /// (an ACK waiting behind the peer's data in the peer's transmit queue) counts, so that
     /// a probe does not fire while the ACK is only late.
     tail_rtt_ms: Cell<u16>,
+    /// The tail probe's timeout (ms; [`probe_timeout`] of the longer round trip), kept up to
+    /// date with each sample so that arming it on every segment costs an addition.
+    tail_timeout_ms: Cell<u16>,
 }
 
 /// `a < b` in sequence space (or on the wrapping ms clock).
@@ -309,6 +314,7 @@ impl Recovery {
             syn: Cell::new((0, 0)),
             tail: Cell::new(NO_TAIL),
             tail_rtt_ms: Cell::new(0),
+            tail_timeout_ms: Cell::new(PROBE_DEFAULT_MS as u16),
         }
     }
 
@@ -348,6 +354,14 @@ impl Recovery {
     fn sample(&self, ms: u32) {
         self.rtt_ms
             .set(u16::try_from(ms).unwrap_or(u16::MAX).max(1));
+        self.update_tail_timeout();
+    }
+
+    /// Recompute `tail_timeout_ms` after a round-trip sample.
+    fn update_tail_timeout(&self) {
+        let rtt = self.rtt_ms.get().max(self.tail_rtt_ms.get());
+        // At most PROBE_MAX_MS: fits.
+        self.tail_timeout_ms.set(probe_timeout(rtt, 0) as u16);
     }
 
     /// The runner's clock, in µs, at the start of a poll (a store: the division to ms is made
@@ -450,6 +464,7 @@ impl Recovery {
                 .max(1);
             let old = self.tail_rtt_ms.get();
             self.tail_rtt_ms.set(sample.max(old - old / 8));
+            self.update_tail_timeout();
             tail.timing = false;
         }
         if !before(ack, tail.end) {
@@ -480,10 +495,12 @@ impl Recovery {
         // Of another connection, nothing acknowledged is known: at most this segment.
         let ack = if same { tail.ack } else { seq };
         let now = self.now_ms();
+        // Round trips are timed on bulk-sized segments only: their ACKs are the ones that
+        // wait in queues, and a request/response exchange then costs no sample.
         let (timing, timed_end, timed_ms) = if same && tail.timing {
             (true, tail.timed_end, tail.timed_ms)
         } else {
-            (true, end, now)
+            (end.wrapping_sub(seq) >= TIMED_SEGMENT, end, now)
         };
         let outstanding = end.wrapping_sub(ack);
         self.tail.set(Tail {
@@ -517,9 +534,8 @@ impl Recovery {
         } else {
             0
         };
-        let rtt = self.rtt_ms.get().max(self.tail_rtt_ms.get());
         self.now_ms()
-            .wrapping_add(probe_timeout(rtt, 0))
+            .wrapping_add(u32::from(self.tail_timeout_ms.get()))
             .wrapping_add(delayed_ack)
     }
 
@@ -813,13 +829,16 @@ impl Recovery {
             let left = at.wrapping_sub(now);
             if (left as i32) < 0 { 0 } else { left }
         };
-        let entries = self
-            .entries
-            .iter()
-            .map(Cell::get)
-            .filter(|e| e.armed)
-            .map(|e| left(e.probe_ms))
-            .min();
+        let entries = if self.used.get() == 0 {
+            None
+        } else {
+            self.entries
+                .iter()
+                .map(Cell::get)
+                .filter(|e| e.armed)
+                .map(|e| left(e.probe_ms))
+                .min()
+        };
         match (entries, tail.armed.then(|| left(tail.due_ms))) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

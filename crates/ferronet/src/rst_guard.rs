@@ -142,9 +142,11 @@ impl RstGuard {
             return;
         }
         // New data (not a retransmission): the tail probe follows it (see `recovery`).
+        // The frame is ours: the TCP segment runs to its end (no padding on frames with data).
         if snd_seq == seg.seq
-            && let Some(len @ 1..) = crate::lone_fin::payload_len(h.ip)
             && let Some(&[a, b, c, d]) = h.transport.get(..4)
+            && let Some(&offset) = h.transport.get(12)
+            && let Some(len @ 1..) = h.transport.len().checked_sub(usize::from(offset >> 4) * 4)
         {
             let end = seg.seq.wrapping_add(len as u32);
             let ports = u32::from_be_bytes([a, b, c, d]);
