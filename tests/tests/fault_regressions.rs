@@ -649,24 +649,22 @@ fn a_lost_window_update_after_a_zero_window_is_sent_again() {
     assert_eq!(got, data);
 }
 
-/// Found by the goodput benchmark (`crates/ferronet-bench/GOODPUT.md`, "Loss cells where
-/// ferronet is still behind"): a window update held behind another connection's data.
-/// smoltcp 0.14's `socket_egress` offers its sockets one packet each per transmit pass, in
-/// slot order, and ends the pass at the first one the driver has no room for; while a socket
-/// in a lower slot keeps the driver's queue full, every freed place goes to its next segment.
-/// The window update a socket owes after its application read a full receive buffer then
-/// waits until the other socket has nothing more to send (173 ms and 224 ms in the
-/// benchmark's `both` cells at 10 Mbit/s; embassy-net has the same loop).
+/// Found by the goodput benchmark (`crates/ferronet-bench/GOODPUT.md`, "A window update
+/// held behind another connection's data"). smoltcp 0.14's `socket_egress` offers its
+/// sockets one packet each per transmit pass, in slot order, and ends the pass at the first
+/// one the driver has no room for; while a socket in a lower slot keeps the driver's queue
+/// full, every freed place goes to its next segment. The window update a socket owes after
+/// its application read a full receive buffer then waited until the other socket had
+/// nothing more to send (173 ms and 224 ms in the benchmark's `both` cells at 10 Mbit/s;
+/// embassy-net has the same loop). ferronet now draws the update out of smoltcp before the
+/// transmit passes (`zero_window`: a made-up old byte of the peer, which smoltcp answers with
+/// an ACK carrying its window, through a transmit token taken for it).
 ///
 /// Here stack A downloads on one connection (created second, so in the higher slot) and lets
 /// its 4 KiB receive buffer fill (zero window); then it starts uploading 2 MiB on the other
-/// over a 10 Mbit/s link with a queue of 8 frames, and reads. The download should go on
-/// within 50 ms of the read; it goes on about 2.4 s later, after the upload. An attempt to
-/// work around it from outside smoltcp (make smoltcp answer a made-up old byte of the peer
-/// with the update, ahead of the passes) passed this test but cost other goodput cells a
-/// retransmission timeout, and was dropped.
+/// over a 10 Mbit/s link with a queue of 8 frames, and reads. The download must go on within
+/// 50 ms of the read (without the change: about 2.4 s later, after the upload).
 #[test]
-#[ignore = "smoltcp 0.14 serves sockets in slot order and stops at a full driver: a window update waits behind another socket's data (upstream)"]
 fn a_window_update_is_not_held_behind_another_connections_data() {
     use embassy_time::Instant;
     use std::cell::Cell;

@@ -79,12 +79,15 @@ impl<'d, 'c, T: Driver> DriverAdapter<'d, 'c, T> {
         MadeUp {
             frame: Some(frame),
             dev: self,
+            answered: false,
         }
     }
 }
 
-/// Hand smoltcp `frame` through [`DriverAdapter::made_up`]. Never inlined: the neighbor
-/// guard and the recovery guard share one copy of smoltcp's ingress code for it (flash).
+/// Hand smoltcp `frame` through [`DriverAdapter::made_up`]; with `answered`, with a transmit
+/// token of the driver for smoltcp's answer, and only if the driver has one free. Whether the
+/// frame was handed over. Never inlined: the neighbor guard, the recovery guard and
+/// `zero_window` share one copy of smoltcp's ingress code for it (flash).
 #[cfg(feature = "medium-ethernet")]
 #[inline(never)]
 pub(crate) fn ingress_made_up<T: Driver>(
@@ -93,8 +96,12 @@ pub(crate) fn ingress_made_up<T: Driver>(
     ts: Instant,
     dev: &mut DriverAdapter<'_, '_, T>,
     frame: &[u8],
-) {
-    let _ = iface.poll_ingress_single(ts, &mut dev.made_up(frame), sockets);
+    answered: bool,
+) -> bool {
+    let mut made_up = dev.made_up(frame);
+    made_up.answered = answered;
+    let result = iface.poll_ingress_single(ts, &mut made_up, sockets);
+    !matches!(result, smoltcp::iface::PollIngressSingleResult::None)
 }
 
 /// See [`DriverAdapter::made_up`].
@@ -102,6 +109,9 @@ pub(crate) fn ingress_made_up<T: Driver>(
 pub(crate) struct MadeUp<'x, 'd, 'c, T: Driver> {
     frame: Option<&'x [u8]>,
     dev: &'x mut DriverAdapter<'d, 'c, T>,
+    /// smoltcp's answer is sent: the frame is handed over only with a transmit token of the
+    /// driver (none free: not handed over).
+    answered: bool,
 }
 
 #[cfg(feature = "medium-ethernet")]
@@ -118,7 +128,12 @@ impl<T: Driver> phy::Device for MadeUp<'_, '_, '_, T> {
     fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let frame = self.frame.take()?;
         let dev = &mut *self.dev;
-        Some((MadeUpRx(frame), tx_token_adapter!(dev, None, false)))
+        let token = if self.answered {
+            Some(dev.inner.transmit(dev.cx)?)
+        } else {
+            None
+        };
+        Some((MadeUpRx(frame), tx_token_adapter!(dev, token, false)))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {

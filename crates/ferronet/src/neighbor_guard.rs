@@ -230,7 +230,14 @@ pub(crate) fn answer_given_up<D: embassy_net_driver::Driver>(
         warn!("neighbor {} does not answer: given up", addr);
         let mut buf = [0u8; ANSWER_LEN];
         if let Some(n) = given_up_answer(iface, addr, &mut buf) {
-            crate::driver_adapter::ingress_made_up(iface, sockets, dated(ts), dev, &buf[..n]);
+            crate::driver_adapter::ingress_made_up(
+                iface,
+                sockets,
+                dated(ts),
+                dev,
+                &buf[..n],
+                false,
+            );
         }
     }
 }

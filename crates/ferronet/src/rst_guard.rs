@@ -326,7 +326,7 @@ pub(crate) fn segment(h: &Headers<'_>, received: bool) -> Option<Segment> {
 
 /// An address folded to 32 bits (an IPv4 address stays itself).
 #[inline]
-fn fold(addr: &[u8]) -> u32 {
+pub(crate) fn fold(addr: &[u8]) -> u32 {
     if let Ok(v4) = <[u8; 4]>::try_from(addr) {
         return u32::from_be_bytes(v4);
     }

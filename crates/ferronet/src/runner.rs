@@ -563,6 +563,12 @@ fn receive<D: Driver>(
         debug!("nothing came after our window update: sending it again");
         dev.resend_window_update();
     }
+    // The application read from a connection that had advertised a zero window: draw the
+    // window update out of smoltcp now, ahead of other sockets' data (see `zero_window`).
+    #[cfg(all(feature = "tcp", feature = "medium-ethernet"))]
+    if let Some(key) = dev.rst.zero_window.closed_kept() {
+        provoke_window_update(iface, sockets, ts, dev, key);
+    }
     // A retransmission unanswered for its probe timeout: make smoltcp send it again.
     #[cfg(feature = "tcp")]
     if dev.rst.recovery.probe_due() {
@@ -709,7 +715,7 @@ fn replay_kept<D: embassy_net_driver::Driver>(
             return;
         }
         #[cfg(feature = "medium-ethernet")]
-        crate::driver_adapter::ingress_made_up(iface, sockets, ts, dev, frame);
+        crate::driver_adapter::ingress_made_up(iface, sockets, ts, dev, frame, false);
         #[cfg(not(feature = "medium-ethernet"))]
         let _ = iface.poll_ingress_single(
             ts,
@@ -717,6 +723,37 @@ fn replay_kept<D: embassy_net_driver::Driver>(
             sockets,
         );
     });
+}
+
+/// If the application of connection `key` has read since its zero window, hand smoltcp the
+/// segment that makes it answer with the window update at once (`zero_window`), with a
+/// transmit token of the driver for the answer; with none free, again at the next poll (the
+/// driver wakes the runner when it has room).
+#[cfg(all(feature = "tcp", feature = "medium-ethernet"))]
+#[cold]
+fn provoke_window_update<D: Driver>(
+    iface: &mut smoltcp::iface::Interface,
+    sockets: &mut smoltcp::iface::SocketSet<'_>,
+    ts: smoltcp::time::Instant,
+    dev: &mut DriverAdapter<'_, '_, D>,
+    key: u64,
+) {
+    if !crate::zero_window::reopened(sockets, key) {
+        return;
+    }
+    let mut frame = [0; crate::recovery::FRAME_LEN];
+    let Some(len) = dev
+        .rst
+        .zero_window
+        .provocation(dev.filter.framing(), &mut frame)
+    else {
+        dev.rst.zero_window.provoked();
+        return;
+    };
+    debug!("window reopened after a zero window: drawing the update out");
+    if crate::driver_adapter::ingress_made_up(iface, sockets, ts, dev, &frame[..len], true) {
+        dev.rst.zero_window.provoked();
+    }
 }
 
 /// The earlier of two optional deadlines.

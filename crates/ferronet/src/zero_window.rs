@@ -26,15 +26,37 @@
 //! that received the first one sees a duplicate ACK with nothing outstanding, which changes
 //! nothing; a peer that has nothing more to send gets [`RESENDS`] extra ACKs.
 //!
+//! **An update held behind another connection's data.** smoltcp sends the update from its
+//! transmit passes, which offer the sockets one packet each in slot order and end at the
+//! first one the driver has no room for: while a socket in a lower slot keeps the driver's
+//! queue full (an upload beside this download), every freed place went to its next segment,
+//! and the update waited until that socket ran out of data (2.4 s in the scripted
+//! reproduction, up to 224 ms in the goodput benchmark). So the zero-window ACK itself is
+//! kept too, and once the application has read half the receive buffer ([`reopened`],
+//! checked by the runner at the start of each poll while such an ACK is kept), the runner
+//! takes a transmit token and hands smoltcp, with it, a made-up segment from the peer
+//! ([`ZeroWindow::provocation`]): one byte before the window we advertised, acknowledging
+//! what we had sent. smoltcp answers such old data at once with an ACK of its current
+//! window, through that token, ahead of every transmit pass; it is the update, and is
+//! followed as above. With no token free, the next poll tries again; once handed over (or
+//! if the segment cannot be built), not again for this zero window.
+//!
 //! What is not covered: two connections reopening their windows at once (the later one is
 //! followed), frames longer than `recovery::FRAME_LEN`, a window that opens with data going
-//! the other way (the data segment carries the update, and smoltcp retransmits it).
+//! the other way (the data segment carries the update, and smoltcp retransmits it), the
+//! provocation on the IP medium without the `medium-ethernet` feature (smoltcp's own update
+//! then waits its turn), and a zero-window ACK sent while another connection's update is
+//! followed (not kept).
 
 use core::cell::Cell;
 
+#[cfg(feature = "medium-ethernet")]
+use crate::ingress::Framing;
 use crate::ingress::Headers;
 use crate::lone_fin::payload_len;
 use crate::recovery::{FRAME_LEN, Recovery};
+#[cfg(feature = "medium-ethernet")]
+use crate::rst_guard::{ACK, adjust_checksum};
 use crate::rst_guard::{FIN, RST, SYN, Segment, segment};
 
 /// Re-sends of one window update (each after a doubled timeout).
@@ -53,6 +75,10 @@ pub(crate) struct ZeroWindow {
     /// The kept frame and its length.
     frame: Cell<[u8; FRAME_LEN]>,
     len: Cell<u8>,
+    /// The kept frame is the zero-window ACK of `closed` (no update is followed), from which
+    /// [`ZeroWindow::provocation`] makes the segment that draws the update out of smoltcp.
+    #[cfg(feature = "medium-ethernet")]
+    closed_kept: Cell<bool>,
 }
 
 impl ZeroWindow {
@@ -64,6 +90,8 @@ impl ZeroWindow {
             resent: Cell::new(0),
             frame: Cell::new([0; FRAME_LEN]),
             len: Cell::new(0),
+            #[cfg(feature = "medium-ethernet")]
+            closed_kept: Cell::new(false),
         }
     }
 
@@ -81,9 +109,116 @@ impl ZeroWindow {
         let zero = matches!(h.transport.get(14..16), Some([0, 0]));
         if zero {
             self.closed.set(seg.key);
+            #[cfg(feature = "medium-ethernet")]
+            self.keep_closed(seg, h, frame);
         } else if self.closed.get() == seg.key || self.key.get() == seg.key {
             self.follow(seg, h, frame, timer);
         }
+    }
+
+    #[cfg(feature = "medium-ethernet")]
+    /// Our zero-window ACK `frame` (`h`: its headers): kept for
+    /// [`ZeroWindow::provocation`] unless a window update is followed (its frame stays).
+    #[cold]
+    fn keep_closed(&self, seg: &Segment, h: &Headers<'_>, frame: &[u8]) {
+        let bare = seg.flags & (FIN | RST | SYN) == 0 && payload_len(h.ip) == Some(0);
+        // Room for the one byte the provocation adds.
+        let keep = bare && frame.len() < FRAME_LEN && self.key.get() == 0;
+        if keep {
+            let mut buf = [0; FRAME_LEN];
+            buf[..frame.len()].copy_from_slice(frame);
+            self.frame.set(buf);
+            self.len.set(frame.len() as u8);
+        }
+        self.closed_kept.set(keep);
+    }
+
+    #[cfg(feature = "medium-ethernet")]
+    /// The connection whose zero-window ACK is kept while no update has been sent: the
+    /// runner checks whether its application has read since, and then draws the update out
+    /// (see [`ZeroWindow::provocation`]).
+    #[inline]
+    pub(crate) fn closed_kept(&self) -> Option<u64> {
+        let key = self.closed.get();
+        (self.closed_kept.get() && key != 0).then_some(key)
+    }
+
+    #[cfg(feature = "medium-ethernet")]
+    /// The provocation was handed to smoltcp (whatever came of it): not again for this zero
+    /// window.
+    pub(crate) fn provoked(&self) {
+        self.closed_kept.set(false);
+    }
+
+    #[cfg(feature = "medium-ethernet")]
+    /// Write into `out` the segment that makes smoltcp send the window update of `closed` at
+    /// once (see the module docs): from the peer, one byte before the window we advertised
+    /// (old data, which smoltcp answers with an ACK carrying its current window, whatever
+    /// else waits in the driver's queue), acknowledging what we had sent. Made from our kept
+    /// zero-window ACK, with its addresses and ports swapped. Returns its length.
+    #[cold]
+    pub(crate) fn provocation(&self, framing: Framing, out: &mut [u8; FRAME_LEN]) -> Option<usize> {
+        let len = usize::from(self.len.get());
+        let kept = self.frame.get();
+        let frame = kept.get(..len)?;
+        let h = Headers::parse(framing, frame);
+        let ip_at = len.checked_sub(h.ip.len())?;
+        let tcp_at = len.checked_sub(h.transport.len())?;
+        let new_len = len + 1;
+        out.get_mut(..len)?.copy_from_slice(frame);
+        *out.get_mut(len)? = 0;
+        let f = out.get_mut(..new_len)?;
+        if ip_at == 14 {
+            // Ethernet: the frame goes the other way.
+            let (dst, src) = f.split_at_mut(6);
+            dst.swap_with_slice(src.get_mut(..6)?);
+        }
+        let ip = f.get_mut(ip_at..tcp_at)?;
+        let tcp_len = match h.version {
+            4 => {
+                let (a, b) = ip.get_mut(12..20)?.split_at_mut(4);
+                a.swap_with_slice(b);
+                let total = u16::from_be_bytes([ip[2], ip[3]]);
+                let grown = total.checked_add(1)?;
+                ip[2..4].copy_from_slice(&grown.to_be_bytes());
+                let sum = u16::from_be_bytes([ip[10], ip[11]]);
+                let sum = adjust_checksum(sum, u32::from(total), u32::from(grown));
+                ip[10..12].copy_from_slice(&sum.to_be_bytes());
+                usize::from(grown).checked_sub(ip.len())?
+            }
+            6 => {
+                let (a, b) = ip.get_mut(8..40)?.split_at_mut(16);
+                a.swap_with_slice(b);
+                let payload = u16::from_be_bytes([ip[4], ip[5]]);
+                let grown = payload.checked_add(1)?;
+                ip[4..6].copy_from_slice(&grown.to_be_bytes());
+                usize::from(grown)
+            }
+            _ => return None,
+        };
+        let tcp = f.get_mut(tcp_at..)?;
+        if tcp.len() != tcp_len || tcp.len() < 21 {
+            return None;
+        }
+        let word =
+            |t: &[u8], at: usize| u32::from_be_bytes([t[at], t[at + 1], t[at + 2], t[at + 3]]);
+        let (ports, seq, ack) = (word(tcp, 0), word(tcp, 4), word(tcp, 8));
+        let flags = u16::from_be_bytes([tcp[12], tcp[13]]);
+        let new_flags = (flags & 0xf000) | u16::from(ACK);
+        let (new_seq, new_ack) = (ack.wrapping_sub(1), seq);
+        tcp[0..4].copy_from_slice(&ports.rotate_left(16).to_be_bytes());
+        tcp[4..8].copy_from_slice(&new_seq.to_be_bytes());
+        tcp[8..12].copy_from_slice(&new_ack.to_be_bytes());
+        tcp[12..14].copy_from_slice(&new_flags.to_be_bytes());
+        // Swapped addresses and ports leave the sum as it was; the byte added is 0.
+        let mut sum = u16::from_be_bytes([tcp[16], tcp[17]]);
+        sum = adjust_checksum(sum, seq, new_seq);
+        sum = adjust_checksum(sum, ack, new_ack);
+        sum = adjust_checksum(sum, u32::from(flags), u32::from(new_flags));
+        // The pseudo-header's TCP length.
+        sum = adjust_checksum(sum, (tcp_len - 1) as u32, tcp_len as u32);
+        tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+        Some(new_len)
     }
 
     /// A segment of the connection that advertised a zero window, or of the one followed.
@@ -94,6 +229,8 @@ impl ZeroWindow {
         if self.closed.get() == seg.key {
             // The window update.
             self.closed.set(0);
+            #[cfg(feature = "medium-ethernet")]
+            self.closed_kept.set(false);
             if !(bare && fits) {
                 return;
             }
@@ -173,6 +310,33 @@ impl ZeroWindow {
     }
 }
 
+#[cfg(feature = "medium-ethernet")]
+/// Whether the application of connection `key` has read enough since its zero window for
+/// an update worth sending: half its receive buffer free (RFC 1122's receiver-side silly
+/// window avoidance asks for the smaller of that and a segment; the application usually
+/// reads the whole buffer at once).
+pub(crate) fn reopened(sockets: &smoltcp::iface::SocketSet<'_>, key: u64) -> bool {
+    sockets.iter().any(|(_, socket)| match socket {
+        smoltcp::socket::Socket::Tcp(t) => {
+            let (Some(local), Some(remote)) = (t.local_endpoint(), t.remote_endpoint()) else {
+                return false;
+            };
+            let ports = (u32::from(local.port) << 16) | u32::from(remote.port);
+            let peer = match remote.addr {
+                #[cfg(feature = "proto-ipv4")]
+                smoltcp::wire::IpAddress::Ipv4(a) => crate::rst_guard::fold(&a.octets()),
+                #[cfg(feature = "proto-ipv6")]
+                smoltcp::wire::IpAddress::Ipv6(a) => crate::rst_guard::fold(&a.octets()),
+            };
+            let capacity = t.recv_capacity();
+            (u64::from(ports) << 32 | u64::from(peer)) == key
+                && capacity - t.recv_queue() >= capacity / 2
+        }
+        #[allow(unreachable_patterns)]
+        _ => false,
+    })
+}
+
 #[cfg(all(test, feature = "proto-ipv4"))]
 mod tests {
     extern crate std;
@@ -248,6 +412,74 @@ mod tests {
         assert!(!z.following());
         assert_eq!(z.next(1000), None);
         assert_eq!(take(&z, 1000), None);
+    }
+
+    #[test]
+    #[cfg(feature = "medium-ethernet")]
+    fn the_provocation_is_one_old_byte_from_the_peer_with_valid_checksums() {
+        use smoltcp::phy::ChecksumCapabilities;
+        use smoltcp::wire::{
+            IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+            TcpSeqNumber,
+        };
+        let (us, peer) = (Ipv4Address::from(US), Ipv4Address::from(PEER));
+        // Our zero-window ACK, as smoltcp builds it (with a PSH to see it cleared).
+        let tcp = TcpRepr {
+            src_port: 80,
+            dst_port: 5000,
+            control: TcpControl::Psh,
+            seq_number: TcpSeqNumber(10),
+            ack_number: Some(TcpSeqNumber(1000)),
+            window_len: 0,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None, None, None],
+            timestamp: None,
+            payload: &[],
+        };
+        let ip = Ipv4Repr {
+            src_addr: us,
+            dst_addr: peer,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.header_len(),
+            hop_limit: 64,
+        };
+        let caps = ChecksumCapabilities::default();
+        let mut frame = std::vec![0u8; ip.buffer_len() + tcp.header_len()];
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut frame[..]), &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(&mut frame[20..]),
+            &us.into(),
+            &peer.into(),
+            &caps,
+        );
+        let z = ZeroWindow::new();
+        assert_eq!(z.closed_kept(), None);
+        sent(&z, &frame, 0);
+        let key = z.closed_kept().expect("the zero-window ACK is kept");
+        let mut out = [0; FRAME_LEN];
+        let len = z.provocation(Framing::Ip, &mut out).expect("built");
+        assert_eq!(len, frame.len() + 1);
+        let ip = Ipv4Packet::new_checked(&out[..len]).expect("IPv4");
+        assert!(ip.verify_checksum());
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (peer, us));
+        assert_eq!(usize::from(ip.total_len()), len);
+        let seg = TcpPacket::new_checked(ip.payload()).expect("TCP");
+        assert!(seg.verify_checksum(&peer.into(), &us.into()));
+        assert_eq!((seg.src_port(), seg.dst_port()), (5000, 80));
+        // One byte before the window we advertised, acknowledging what we had sent.
+        assert_eq!(seg.seq_number(), TcpSeqNumber(999));
+        assert_eq!(seg.ack_number(), TcpSeqNumber(10));
+        assert!(seg.ack() && !seg.psh() && !seg.syn() && !seg.fin() && !seg.rst());
+        assert_eq!(seg.payload(), &[0]);
+        // Once handed over, not again for this zero window; the update ends it too.
+        z.provoked();
+        assert_eq!(z.closed_kept(), None);
+        sent(&z, &frame, 0);
+        assert_eq!(z.closed_kept(), Some(key));
+        sent(&z, &v4(true, 10, 1000, ACK, 4096, 0), 0);
+        assert_eq!(z.closed_kept(), None);
     }
 
     #[test]
