@@ -76,7 +76,9 @@
 //! kept ACK is handed to smoltcp as a rescue, and smoltcp sends the first unacknowledged
 //! segment again: the peer answers a lost segment with an ACK of it, a duplicate with an ACK
 //! of everything it holds. One probe per flight; the retransmission it causes is then
-//! followed like any other. Our FIN or RST, or the peer's SYN or RST, end the tail. Only
+//! followed like any other; data sent with our FIN too (a FIN alone is left to smoltcp and
+//! `lone_fin`: the runner never replays while only our FIN is outstanding). Our RST, or the
+//! peer's SYN or RST, end the tail. Only
 //! flights of up to [`TAIL_FLIGHT`] bytes (a 4 KiB window) are probed, with the longer of the
 //! round trip above and one sampled from the tail's own segments (which counts the time its
 //! ACKs wait in queues): in larger flights an ACK behind the peer's own data came later than
@@ -517,9 +519,8 @@ impl Recovery {
         });
     }
 
-    /// Our FIN or RST, or the peer's SYN or RST, on connection `key`: no tail probe for it
-    /// (smoltcp 0.14 handles a FIN's retransmission apart, see `lone_fin`; a replayed ACK of a
-    /// closed connection would make smoltcp send a reset).
+    /// Our RST, or the peer's SYN or RST, on connection `key`: no tail probe for it (a
+    /// replayed ACK of a closed connection would make smoltcp send a reset).
     pub(crate) fn end_tail(&self, key: u64) {
         if self.tail.get().key == key {
             self.tail.set(NO_TAIL);

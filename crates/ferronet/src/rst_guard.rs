@@ -130,27 +130,26 @@ impl RstGuard {
             snd_seq = e.get().snd_seq;
             self.recovery.on_retransmit(seg.key, seg.seq, snd_seq);
         }
+        // New data (not a retransmission, our FIN may come with it): the tail probe follows
+        // it (see `recovery`).
+        let new_data = snd_seq == seg.seq && seg.flags & (ACK | RST | SYN) == ACK;
         if seg.flags & (RST | FIN) != 0 {
             // Our own reset or close: the connection is (about to be) gone.
             if let Some(e) = found {
                 e.set(Entry::FREE);
             }
-            self.recovery.end_tail(seg.key);
+            if seg.flags & RST != 0 {
+                self.recovery.end_tail(seg.key);
+            } else if new_data {
+                self.data_sent(&seg, h);
+            }
             return;
         }
         if seg.flags & ACK == 0 {
             return;
         }
-        // New data (not a retransmission): the tail probe follows it (see `recovery`).
-        // The frame is ours: the TCP segment runs to its end (no padding on frames with data).
-        if snd_seq == seg.seq
-            && let Some(&[a, b, c, d]) = h.transport.get(..4)
-            && let Some(&offset) = h.transport.get(12)
-            && let Some(len @ 1..) = h.transport.len().checked_sub(usize::from(offset >> 4) * 4)
-        {
-            let end = seg.seq.wrapping_add(len as u32);
-            let ports = u32::from_be_bytes([a, b, c, d]);
-            self.recovery.on_data_sent(seg.key, ports, seg.seq, end);
+        if new_data {
+            self.data_sent(&seg, h);
         }
         let entry = Entry {
             key: seg.key,
@@ -164,6 +163,21 @@ impl RstGuard {
                 self.entries[i].set(entry);
                 self.next.set(((i + 1) % ENTRIES) as u8);
             }
+        }
+    }
+
+    /// A segment `seg` (`h`: its headers) we send that is not a retransmission: if it carries
+    /// data, the tail probe of `recovery` follows it. The frame is ours: the TCP segment runs
+    /// to its end (no padding on frames with data).
+    #[inline]
+    fn data_sent(&self, seg: &Segment, h: &Headers<'_>) {
+        if let Some(&[a, b, c, d]) = h.transport.get(..4)
+            && let Some(&offset) = h.transport.get(12)
+            && let Some(len @ 1..) = h.transport.len().checked_sub(usize::from(offset >> 4) * 4)
+        {
+            let end = seg.seq.wrapping_add(len as u32);
+            let ports = u32::from_be_bytes([a, b, c, d]);
+            self.recovery.on_data_sent(seg.key, ports, seg.seq, end);
         }
     }
 
