@@ -51,7 +51,9 @@
 //! ACK past it), plus [`PROBE_SLACK_MS`], within [`PROBE_MIN_MS`] .. [`PROBE_MAX_MS`];
 //! [`PROBE_DEFAULT_MS`] before any was measured (a round trip shorter than the clock's
 //! millisecond counts as 1 ms, not as none); it doubles with each probe
-//! of the same hole, and after [`PROBES`] probes smoltcp's own timer is left to act. The
+//! of the same hole, and after [`PROBES`] probes smoltcp's own timer is left to act. Each
+//! probe arms the next at once: smoltcp may lose the fast retransmission a probe asks for to
+//! a full driver (see above) and then keeps no timer; a retransmission re-arms it anyway. The
 //! probe is also armed at the first duplicate ACK of a connection that has not retransmitted
 //! (RFC 5827's early retransmit, by time): with small windows (4 or 8 KiB socket buffers, on
 //! either side) too few segments are in flight for three duplicates, and smoltcp recovered
@@ -805,9 +807,14 @@ impl Recovery {
             if !entry.armed || before(now, entry.probe_ms) {
                 continue;
             }
+            // Armed again (the timeout doubled): should the probe bring no retransmission
+            // (smoltcp loses its fast retransmission to a full driver, and keeps no timer),
+            // the next one asks again; a retransmission re-arms it anyway.
+            let probes = entry.probes.saturating_add(1);
             e.set(Entry {
-                armed: false,
-                probes: entry.probes.saturating_add(1),
+                armed: probes < PROBES,
+                probes,
+                probe_ms: self.timer_at(probes),
                 ..entry
             });
             if !due && self.kept.get() != Kept::None && (key, ack) == (entry.key, entry.ack) {
@@ -1151,7 +1158,8 @@ mod tests {
         assert!(!r.probe_due());
         at(&r, u64::from(100 + PROBE_DEFAULT_MS));
         assert!(r.probe_due());
-        assert_eq!(r.next_probe(), None);
+        // Armed again, twice as long, in case the probe brings no retransmission.
+        assert_eq!(r.next_probe(), Some(2 * PROBE_DEFAULT_MS));
         // The probe is the rescue: the ACK with a window one lower, then the ACK four times.
         let frames = replayed(&r);
         assert_eq!(frames.len(), RESCUE_COPIES);
@@ -1243,7 +1251,8 @@ mod tests {
         assert_eq!(r.next_probe(), Some(0));
         assert!(r.probe_due());
         assert_eq!(replayed(&r)[1], other);
-        assert_eq!(r.next_probe(), None);
+        // Both armed again (twice as long), none due now.
+        assert_eq!(r.next_probe(), Some(2 * PROBE_DEFAULT_MS));
         assert!(!r.probe_due());
         // A timeout far away on the wrapping clock is not due.
         let r = Recovery::new();
