@@ -262,8 +262,8 @@ pub(crate) struct Recovery {
     /// kept frame (a probe replays it only while its connection's ACK is still that one).
     decided_for: Cell<(u64, u32)>,
     kept_for: Cell<(u64, u32)>,
-    /// The runner's clock (µs), set at each poll; read as ms only when a probe is timed.
-    now_us: Cell<i64>,
+    /// The runner's clock in ms (wrapping), set at each poll.
+    now_ms: Cell<u32>,
     /// The last round trip measured (ms; 0: none yet), on any connection (entries do not
     /// outlive a recovery): from our SYN or SYN-ACK to the answer, or from a retransmission
     /// to the ACK past it.
@@ -313,7 +313,7 @@ impl Recovery {
             decided: Cell::new(Kept::None),
             decided_for: Cell::new((0, 0)),
             kept_for: Cell::new((0, 0)),
-            now_us: Cell::new(0),
+            now_ms: Cell::new(0),
             rtt_ms: Cell::new(0),
             syn: Cell::new((0, 0)),
             tail: Cell::new(NO_TAIL),
@@ -368,11 +368,11 @@ impl Recovery {
         self.tail_timeout_ms.set(probe_timeout(rtt, 0) as u16);
     }
 
-    /// The runner's clock, in µs, at the start of a poll (a store: the division to ms is made
-    /// only when a probe is timed).
+    /// The runner's clock, in µs, at the start of a poll: kept in ms, the one division of the
+    /// poll (the tail probe reads the clock on most segments and polls).
     #[inline]
     pub(crate) fn set_now(&self, us: i64) {
-        self.now_us.set(us);
+        self.now_ms.set((us / 1000) as u32);
     }
 
     /// When a probe armed now is due (ms), after `probes` probes for the same hole (also the
@@ -387,8 +387,9 @@ impl Recovery {
     }
 
     /// The clock in ms, wrapping.
+    #[inline]
     pub(crate) fn now_ms(&self) -> u32 {
-        (self.now_us.get() / 1000) as u32
+        self.now_ms.get()
     }
 
     /// A segment with sequence number `seq` is being sent on connection `key` after one that
@@ -436,30 +437,27 @@ impl Recovery {
     /// The test every received TCP segment pays (data segments stop at the length).
     #[inline]
     pub(crate) fn watching(&self, tcp: &[u8]) -> bool {
-        let repeated = match tcp.get(8..12) {
-            Some(&[a, b, c, d]) if tcp.len() <= ACK_LEN => {
-                let ack = u32::from_be_bytes([a, b, c, d]);
-                self.last_ack.replace(ack) == ack
-            }
-            _ => false,
+        let Some(&[p0, p1, p2, p3, _, _, _, _, a, b, c, d]) = tcp.get(..12) else {
+            self.repeated.set(false);
+            return self.used.get() != 0;
         };
+        let ack = u32::from_be_bytes([a, b, c, d]);
+        let short = tcp.len() <= ACK_LEN;
+        let repeated = short && self.last_ack.replace(ack) == ack;
         self.repeated.set(repeated);
         let tail = self.tail.get();
         let tail = tail.key != 0
-            && tcp.get(..4) == Some(&tail.ports.to_be_bytes()[..])
-            && self.tail_acked(tcp);
+            && u32::from_be_bytes([p0, p1, p2, p3]) == tail.ports
+            && self.tail_acked(ack, short);
         repeated | tail | (self.used.get() != 0)
     }
 
-    /// A received segment `tcp` with the ports of the tail's connection: an ACK of all the
-    /// data sent disarms the tail probe, an ACK of new data below that arms it again. Whether
-    /// the segment may be an ACK to keep for the probe (short enough, data outstanding).
+    /// A received segment with the ports of the tail's connection and acknowledgment number
+    /// `ack` (`short`: short enough to be an ACK without payload): an ACK of all the data sent
+    /// disarms the tail probe, an ACK of new data below that arms it again. Whether the
+    /// segment may be an ACK to keep for the probe.
     #[cold]
-    fn tail_acked(&self, tcp: &[u8]) -> bool {
-        let Some(&[a, b, c, d]) = tcp.get(8..12) else {
-            return false;
-        };
-        let ack = u32::from_be_bytes([a, b, c, d]);
+    fn tail_acked(&self, ack: u32, short: bool) -> bool {
         let mut tail = self.tail.get();
         if tail.timing && !before(ack, tail.timed_end) {
             // A round trip: kept as a maximum that decays by 1/8 per sample.
@@ -488,7 +486,7 @@ impl Recovery {
                 ..tail
             });
         }
-        tcp.len() <= ACK_LEN
+        short
     }
 
     /// New data from `seq` to `end` is being sent on connection `key` (`ports`: the
