@@ -39,7 +39,8 @@
 //! what we had sent. smoltcp answers such old data at once with an ACK of its current
 //! window, through that token, ahead of every transmit pass; it is the update, and is
 //! followed as above. With no token free, the next poll tries again; once handed over (or
-//! if the segment cannot be built), not again for this zero window.
+//! if the segment cannot be built, as when our ACK carries TCP options), not again for this
+//! zero window.
 //!
 //! What is not covered: two connections reopening their windows at once (the later one is
 //! followed), frames longer than `recovery::FRAME_LEN`, a window that opens with data going
@@ -197,7 +198,9 @@ impl ZeroWindow {
             _ => return None,
         };
         let tcp = f.get_mut(tcp_at..)?;
-        if tcp.len() != tcp_len || tcp.len() < 21 {
+        // No options: what they would say (timestamps, SACK blocks) is ours, not the peer's;
+        // smoltcp's own update goes out then.
+        if tcp.len() != tcp_len || tcp.len() != 21 || tcp[12] >> 4 != 5 {
             return None;
         }
         let word =
@@ -480,6 +483,30 @@ mod tests {
         assert_eq!(z.closed_kept(), Some(key));
         sent(&z, &v4(true, 10, 1000, ACK, 4096, 0), 0);
         assert_eq!(z.closed_kept(), None);
+        // Our zero-window ACK with an option (a SACK block): not made into a provocation.
+        let sack = TcpRepr {
+            sack_ranges: [Some((1200, 1300)), None, None],
+            ..tcp
+        };
+        let ip = Ipv4Repr {
+            src_addr: us,
+            dst_addr: peer,
+            next_header: IpProtocol::Tcp,
+            payload_len: sack.header_len(),
+            hop_limit: 64,
+        };
+        let mut frame = std::vec![0u8; 20 + sack.header_len()];
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut frame[..]), &caps);
+        sack.emit(
+            &mut TcpPacket::new_unchecked(&mut frame[20..]),
+            &us.into(),
+            &peer.into(),
+            &caps,
+        );
+        let z = ZeroWindow::new();
+        sent(&z, &frame, 0);
+        assert!(z.closed_kept().is_some());
+        assert_eq!(z.provocation(Framing::Ip, &mut out), None);
     }
 
     #[test]
