@@ -738,8 +738,11 @@ fn provoke_window_update<D: Driver>(
     dev: &mut DriverAdapter<'_, '_, D>,
     key: u64,
 ) {
-    if !crate::zero_window::reopened(sockets, key) {
-        return;
+    match crate::zero_window::reopened(sockets, key) {
+        Some(true) => {}
+        Some(false) => return,
+        // The connection is gone: nothing to draw out.
+        None => return dev.rst.zero_window.provoked(),
     }
     let mut frame = [0; crate::recovery::FRAME_LEN];
     let Some(len) = dev

@@ -317,12 +317,12 @@ impl ZeroWindow {
 /// Whether the application of connection `key` has read enough since its zero window for
 /// an update worth sending: half its receive buffer free (RFC 1122's receiver-side silly
 /// window avoidance asks for the smaller of that and a segment; the application usually
-/// reads the whole buffer at once).
-pub(crate) fn reopened(sockets: &smoltcp::iface::SocketSet<'_>, key: u64) -> bool {
-    sockets.iter().any(|(_, socket)| match socket {
+/// reads the whole buffer at once). `None`: no socket has that connection any more.
+pub(crate) fn reopened(sockets: &smoltcp::iface::SocketSet<'_>, key: u64) -> Option<bool> {
+    sockets.iter().find_map(|(_, socket)| match socket {
         smoltcp::socket::Socket::Tcp(t) => {
             let (Some(local), Some(remote)) = (t.local_endpoint(), t.remote_endpoint()) else {
-                return false;
+                return None;
             };
             let ports = (u32::from(local.port) << 16) | u32::from(remote.port);
             let peer = match remote.addr {
@@ -332,11 +332,11 @@ pub(crate) fn reopened(sockets: &smoltcp::iface::SocketSet<'_>, key: u64) -> boo
                 smoltcp::wire::IpAddress::Ipv6(a) => crate::rst_guard::fold(&a.octets()),
             };
             let capacity = t.recv_capacity();
-            (u64::from(ports) << 32 | u64::from(peer)) == key
-                && capacity - t.recv_queue() >= capacity / 2
+            ((u64::from(ports) << 32 | u64::from(peer)) == key)
+                .then(|| capacity - t.recv_queue() >= capacity / 2)
         }
         #[allow(unreachable_patterns)]
-        _ => false,
+        _ => None,
     })
 }
 
