@@ -510,6 +510,21 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "medium-ethernet")]
+    fn a_connection_no_socket_has_is_not_looked_for_again() {
+        use smoltcp::iface::SocketSet;
+        use smoltcp::socket::tcp;
+        let mut set = SocketSet::new(Vec::new());
+        assert_eq!(reopened(&set, 1), None);
+        // A socket without a connection does not match either.
+        set.add(tcp::Socket::new(
+            tcp::SocketBuffer::new(std::vec![0; 64]),
+            tcp::SocketBuffer::new(std::vec![0; 64]),
+        ));
+        assert_eq!(reopened(&set, 1), None);
+    }
+
+    #[test]
     fn at_most_three_resends_then_the_peer_is_left_alone() {
         let z = ZeroWindow::new();
         sent(&z, &v4(true, 10, 1000, ACK, 0, 0), 0);
