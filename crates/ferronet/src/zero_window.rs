@@ -512,14 +512,17 @@ mod tests {
     #[test]
     #[cfg(feature = "medium-ethernet")]
     fn a_connection_no_socket_has_is_not_looked_for_again() {
-        use smoltcp::iface::SocketSet;
+        use smoltcp::iface::{SocketSet, SocketStorage};
         use smoltcp::socket::tcp;
-        let mut set = SocketSet::new(Vec::new());
+        // Borrowed storage: smoltcp may be built without `alloc` (Miri runs these tests so).
+        let mut storage = [SocketStorage::EMPTY; 1];
+        let mut set = SocketSet::new(&mut storage[..]);
         assert_eq!(reopened(&set, 1), None);
         // A socket without a connection does not match either.
+        let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
         set.add(tcp::Socket::new(
-            tcp::SocketBuffer::new(std::vec![0; 64]),
-            tcp::SocketBuffer::new(std::vec![0; 64]),
+            tcp::SocketBuffer::new(&mut rx[..]),
+            tcp::SocketBuffer::new(&mut tx[..]),
         ));
         assert_eq!(reopened(&set, 1), None);
     }
