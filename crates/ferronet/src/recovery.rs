@@ -845,10 +845,7 @@ impl Recovery {
                 .map(|e| left(e.probe_ms))
                 .min()
         };
-        match (entries, tail.armed.then(|| left(tail.due_ms))) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        crate::time::earliest(entries, tail.armed.then(|| left(tail.due_ms)))
     }
 
     fn find(&self, key: u64) -> Option<&Cell<Entry>> {

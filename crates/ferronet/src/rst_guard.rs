@@ -189,11 +189,7 @@ impl RstGuard {
         if !self.zero_window.following() {
             return probe;
         }
-        let update = self.zero_window.next(self.recovery.now_ms());
-        match (probe, update) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        crate::time::earliest(probe, self.zero_window.next(self.recovery.now_ms()))
     }
 
     /// The sequence number of the furthest segment sent on connection `key`, if known.
@@ -331,16 +327,23 @@ pub(crate) fn segment(h: &Headers<'_>, received: bool) -> Option<Segment> {
         (src_port, dst_port, h.dst)
     };
     Some(Segment {
-        key: (u64::from(ours << 16 | theirs) << 32) | u64::from(fold(peer)),
+        key: connection_key(ours, theirs, peer),
         seq: word(4)?,
         ack: word(8)?,
         flags: *tcp.get(13)?,
     })
 }
 
+/// The key of a connection as the TCP guards know it: our port, the peer's port and the
+/// peer's address folded to 32 bits (ports as `u32` of 16 bits each).
+#[inline]
+pub(crate) fn connection_key(ours: u32, theirs: u32, peer: &[u8]) -> u64 {
+    (u64::from(ours << 16 | theirs) << 32) | u64::from(fold(peer))
+}
+
 /// An address folded to 32 bits (an IPv4 address stays itself).
 #[inline]
-pub(crate) fn fold(addr: &[u8]) -> u32 {
+fn fold(addr: &[u8]) -> u32 {
     if let Ok(v4) = <[u8; 4]>::try_from(addr) {
         return u32::from_be_bytes(v4);
     }

@@ -10,7 +10,7 @@ use smoltcp::iface::PollIngressSingleResult;
 use crate::driver_adapter::DriverAdapter;
 use crate::ingress::{Framing, SourceFilter};
 use crate::stack::{Inner, Shared, medium_of, to_smoltcp_hardware_address};
-use crate::time::{instant_from_smoltcp, instant_to_smoltcp};
+use crate::time::{earliest, instant_from_smoltcp, instant_to_smoltcp};
 
 /// Frames taken from the driver in one poll before the runner yields to other tasks.
 const RX_BUDGET: usize = 32;
@@ -756,15 +756,6 @@ fn provoke_window_update<D: Driver>(
     debug!("window reopened after a zero window: drawing the update out");
     if crate::driver_adapter::ingress_made_up(iface, sockets, ts, dev, &frame[..len], true) {
         dev.rst.zero_window.provoked();
-    }
-}
-
-/// The earlier of two optional deadlines.
-#[inline]
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Conversions between `embassy-time` and smoltcp's time types.
+//! Conversions between `embassy-time` and smoltcp's time types, and the earlier of two
+//! optional deadlines.
 
 use embassy_time::{Duration, Instant};
 use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
@@ -20,4 +21,13 @@ pub(crate) fn duration_to_smoltcp(duration: Duration) -> SmolDuration {
 #[allow(dead_code)]
 pub(crate) fn duration_from_smoltcp(duration: SmolDuration) -> Duration {
     Duration::from_micros(duration.total_micros())
+}
+
+/// The earlier of two optional deadlines (instants, or delays from the same now).
+#[inline]
+pub(crate) fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }

@@ -57,7 +57,7 @@ use crate::ingress::Headers;
 use crate::lone_fin::payload_len;
 use crate::recovery::{FRAME_LEN, Recovery};
 #[cfg(feature = "medium-ethernet")]
-use crate::rst_guard::{ACK, adjust_checksum};
+use crate::rst_guard::{ACK, adjust_checksum, connection_key};
 use crate::rst_guard::{FIN, RST, SYN, Segment, segment};
 
 /// Re-sends of one window update (each after a doubled timeout).
@@ -122,16 +122,20 @@ impl ZeroWindow {
     /// [`ZeroWindow::provocation`] unless a window update is followed (its frame stays).
     #[cold]
     fn keep_closed(&self, seg: &Segment, h: &Headers<'_>, frame: &[u8]) {
-        let bare = seg.flags & (FIN | RST | SYN) == 0 && payload_len(h.ip) == Some(0);
         // Room for the one byte the provocation adds.
-        let keep = bare && frame.len() < FRAME_LEN && self.key.get() == 0;
+        let keep = bare(seg, h) && frame.len() < FRAME_LEN && self.key.get() == 0;
         if keep {
-            let mut buf = [0; FRAME_LEN];
-            buf[..frame.len()].copy_from_slice(frame);
-            self.frame.set(buf);
-            self.len.set(frame.len() as u8);
+            self.store(frame);
         }
         self.closed_kept.set(keep);
+    }
+
+    /// Keep `frame` (at most [`FRAME_LEN`] bytes: the callers check).
+    fn store(&self, frame: &[u8]) {
+        let mut buf = [0; FRAME_LEN];
+        buf[..frame.len()].copy_from_slice(frame);
+        self.frame.set(buf);
+        self.len.set(frame.len() as u8);
     }
 
     #[cfg(feature = "medium-ethernet")]
@@ -227,7 +231,7 @@ impl ZeroWindow {
     /// A segment of the connection that advertised a zero window, or of the one followed.
     #[cold]
     fn follow(&self, seg: &Segment, h: &Headers<'_>, frame: &[u8], timer: &Recovery) {
-        let bare = seg.flags & (FIN | RST | SYN) == 0 && payload_len(h.ip) == Some(0);
+        let bare = bare(seg, h);
         let fits = frame.len() <= FRAME_LEN;
         if self.closed.get() == seg.key {
             // The window update.
@@ -246,10 +250,7 @@ impl ZeroWindow {
             return;
         }
         // The window update, or a later one (a larger window) that replaces it.
-        let mut buf = [0; FRAME_LEN];
-        buf[..frame.len()].copy_from_slice(frame);
-        self.frame.set(buf);
-        self.len.set(frame.len() as u8);
+        self.store(frame);
     }
 
     /// Whether a window update is followed: then [`ZeroWindow::on_receive`] is to see each
@@ -313,6 +314,11 @@ impl ZeroWindow {
     }
 }
 
+/// Whether `seg` (`h`: its headers) is an ACK without data, SYN, FIN or RST.
+fn bare(seg: &Segment, h: &Headers<'_>) -> bool {
+    seg.flags & (FIN | RST | SYN) == 0 && payload_len(h.ip) == Some(0)
+}
+
 #[cfg(feature = "medium-ethernet")]
 /// Whether the application of connection `key` has read enough since its zero window for
 /// an update worth sending: half its receive buffer free (RFC 1122's receiver-side silly
@@ -324,16 +330,15 @@ pub(crate) fn reopened(sockets: &smoltcp::iface::SocketSet<'_>, key: u64) -> Opt
             let (Some(local), Some(remote)) = (t.local_endpoint(), t.remote_endpoint()) else {
                 return None;
             };
-            let ports = (u32::from(local.port) << 16) | u32::from(remote.port);
-            let peer = match remote.addr {
+            let (ours, theirs) = (u32::from(local.port), u32::from(remote.port));
+            let found = match remote.addr {
                 #[cfg(feature = "proto-ipv4")]
-                smoltcp::wire::IpAddress::Ipv4(a) => crate::rst_guard::fold(&a.octets()),
+                smoltcp::wire::IpAddress::Ipv4(a) => connection_key(ours, theirs, &a.octets()),
                 #[cfg(feature = "proto-ipv6")]
-                smoltcp::wire::IpAddress::Ipv6(a) => crate::rst_guard::fold(&a.octets()),
+                smoltcp::wire::IpAddress::Ipv6(a) => connection_key(ours, theirs, &a.octets()),
             };
             let capacity = t.recv_capacity();
-            ((u64::from(ports) << 32 | u64::from(peer)) == key)
-                .then(|| capacity - t.recv_queue() >= capacity / 2)
+            (found == key).then(|| capacity - t.recv_queue() >= capacity / 2)
         }
         #[allow(unreachable_patterns)]
         _ => None,
@@ -420,43 +425,9 @@ mod tests {
     #[test]
     #[cfg(feature = "medium-ethernet")]
     fn the_provocation_is_one_old_byte_from_the_peer_with_valid_checksums() {
-        use smoltcp::phy::ChecksumCapabilities;
-        use smoltcp::wire::{
-            IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
-            TcpSeqNumber,
-        };
+        use smoltcp::wire::{Ipv4Address, Ipv4Packet, TcpPacket, TcpSeqNumber};
         let (us, peer) = (Ipv4Address::from(US), Ipv4Address::from(PEER));
-        // Our zero-window ACK, as smoltcp builds it (with a PSH to see it cleared).
-        let tcp = TcpRepr {
-            src_port: 80,
-            dst_port: 5000,
-            control: TcpControl::Psh,
-            seq_number: TcpSeqNumber(10),
-            ack_number: Some(TcpSeqNumber(1000)),
-            window_len: 0,
-            window_scale: None,
-            max_seg_size: None,
-            sack_permitted: false,
-            sack_ranges: [None, None, None],
-            timestamp: None,
-            payload: &[],
-        };
-        let ip = Ipv4Repr {
-            src_addr: us,
-            dst_addr: peer,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.header_len(),
-            hop_limit: 64,
-        };
-        let caps = ChecksumCapabilities::default();
-        let mut frame = std::vec![0u8; ip.buffer_len() + tcp.header_len()];
-        ip.emit(&mut Ipv4Packet::new_unchecked(&mut frame[..]), &caps);
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(&mut frame[20..]),
-            &us.into(),
-            &peer.into(),
-            &caps,
-        );
+        let frame = our_zero_window_ack(None);
         let z = ZeroWindow::new();
         assert_eq!(z.closed_kept(), None);
         sent(&z, &frame, 0);
@@ -484,29 +455,53 @@ mod tests {
         sent(&z, &v4(true, 10, 1000, ACK, 4096, 0), 0);
         assert_eq!(z.closed_kept(), None);
         // Our zero-window ACK with an option (a SACK block): not made into a provocation.
-        let sack = TcpRepr {
-            sack_ranges: [Some((1200, 1300)), None, None],
-            ..tcp
+        let z = ZeroWindow::new();
+        sent(&z, &our_zero_window_ack(Some((1200, 1300))), 0);
+        assert!(z.closed_kept().is_some());
+        assert_eq!(z.provocation(Framing::Ip, &mut out), None);
+    }
+
+    /// Our zero-window ACK on 80 -> 5000 (seq 10, ack 1000), as smoltcp builds it, with a PSH
+    /// (to see the provocation clear it) and the SACK block `sack`, if any.
+    #[cfg(feature = "medium-ethernet")]
+    fn our_zero_window_ack(sack: Option<(u32, u32)>) -> Vec<u8> {
+        use smoltcp::phy::ChecksumCapabilities;
+        use smoltcp::wire::{
+            IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+            TcpSeqNumber,
+        };
+        let (us, peer) = (Ipv4Address::from(US), Ipv4Address::from(PEER));
+        let tcp = TcpRepr {
+            src_port: 80,
+            dst_port: 5000,
+            control: TcpControl::Psh,
+            seq_number: TcpSeqNumber(10),
+            ack_number: Some(TcpSeqNumber(1000)),
+            window_len: 0,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [sack, None, None],
+            timestamp: None,
+            payload: &[],
         };
         let ip = Ipv4Repr {
             src_addr: us,
             dst_addr: peer,
             next_header: IpProtocol::Tcp,
-            payload_len: sack.header_len(),
+            payload_len: tcp.header_len(),
             hop_limit: 64,
         };
-        let mut frame = std::vec![0u8; 20 + sack.header_len()];
+        let caps = ChecksumCapabilities::default();
+        let mut frame = std::vec![0u8; ip.buffer_len() + tcp.header_len()];
         ip.emit(&mut Ipv4Packet::new_unchecked(&mut frame[..]), &caps);
-        sack.emit(
+        tcp.emit(
             &mut TcpPacket::new_unchecked(&mut frame[20..]),
             &us.into(),
             &peer.into(),
             &caps,
         );
-        let z = ZeroWindow::new();
-        sent(&z, &frame, 0);
-        assert!(z.closed_kept().is_some());
-        assert_eq!(z.provocation(Framing::Ip, &mut out), None);
+        frame
     }
 
     #[test]
