@@ -200,6 +200,28 @@ fn impossible_source_addresses_never_reach_a_socket() {
     assert_eq!(*seen.borrow(), vec![IpAddress::from(ip4(1)), ip6(1).into()]);
 }
 
+/// The check follows the stack's addresses when they change at run time: the new address is
+/// refused as a source, the old one (now any host's) is answered. The stack keeps its copy of
+/// the addresses and refreshes it with the configuration.
+#[test]
+fn the_source_check_follows_a_changed_address() {
+    let ex = Executor::new();
+    let (stack, peer, seen) = setup(&ex);
+    stack.set_config_v4(ferronet::ConfigV4::Static(v4_config(3)));
+    ex.run_for(Duration::from_millis(100));
+    let to_new = |src: Ipv4Address, payload: &[u8]| {
+        udp_v4_frame(PEER_MAC, STACK_MAC, (src, 5000), (ip4(3), 7), payload)
+    };
+    peer.send(to_new(ip4(3), b"bogus"));
+    ex.run_for(Duration::from_millis(100));
+    assert!(seen.borrow().is_empty(), "{:?}", seen.borrow());
+    // The old address is now a host like any other.
+    peer.add_ipv4(ip4(2));
+    peer.send(to_new(ip4(2), b"old"));
+    echo_to(&ex, &peer, ip4(2).into(), b"old");
+    assert_eq!(*seen.borrow(), vec![IpAddress::from(ip4(2))]);
+}
+
 /// A SYN from an address that never answers (spoofed) leaves the listening socket half-open.
 /// It used to stay so until the application's timeout, or forever: a few spoofed SYNs kept a
 /// server unreachable. Now it listens again after `HALF_OPEN_TIMEOUT`.

@@ -126,21 +126,40 @@ impl<'a> Headers<'a> {
     }
 }
 
-/// The interface's addresses at the start of a poll, to check sources against.
+/// The interface's addresses, to check sources against.
+///
+/// A copy, kept in the stack and refreshed where the addresses change (`apply_config`, and at
+/// every poll while smoltcp's SLAAC may change them): the device adapter that checks each frame
+/// cannot borrow the interface smoltcp is polling. Copying them at every poll instead cost
+/// about 60 instructions per poll.
 pub(crate) struct SourceFilter {
     framing: Framing,
-    /// The first four of the interface's addresses (smoltcp's default holds two).
-    own: heapless::Vec<IpCidr, 4>,
+    /// The interface's addresses (as many as it can hold: smoltcp's default is two).
+    own: heapless::Vec<IpCidr, { smoltcp::config::IFACE_MAX_ADDR_COUNT }>,
 }
 
 impl SourceFilter {
     /// A filter for an interface with these addresses.
     pub(crate) fn new(framing: Framing, addrs: &[IpCidr]) -> Self {
-        let mut own = heapless::Vec::new();
-        for a in addrs.iter().take(4) {
-            let _ = own.push(*a);
+        let mut filter = Self {
+            framing,
+            own: heapless::Vec::new(),
+        };
+        filter.set_addrs(addrs);
+        filter
+    }
+
+    /// Check against these addresses from now on.
+    pub(crate) fn set_addrs(&mut self, addrs: &[IpCidr]) {
+        self.own.clear();
+        for a in addrs {
+            let _ = self.own.push(*a);
         }
-        Self { framing, own }
+    }
+
+    /// The medium's framing is now `framing`.
+    pub(crate) fn set_framing(&mut self, framing: Framing) {
+        self.framing = framing;
     }
 
     /// The medium's framing.
@@ -149,7 +168,7 @@ impl SourceFilter {
         self.framing
     }
 
-    /// Whether `addr` is one of the interface's (first four) addresses.
+    /// Whether `addr` is one of the interface's addresses.
     #[cfg(feature = "tcp-listener")]
     pub(crate) fn is_own(&self, addr: &smoltcp::wire::IpAddress) -> bool {
         self.own.iter().any(|c| c.address() == *addr)

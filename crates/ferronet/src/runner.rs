@@ -8,7 +8,7 @@ use embassy_time::Instant;
 use smoltcp::iface::PollIngressSingleResult;
 
 use crate::driver_adapter::DriverAdapter;
-use crate::ingress::{Framing, SourceFilter};
+use crate::ingress::Framing;
 use crate::stack::{Inner, Shared, medium_of, to_smoltcp_hardware_address};
 use crate::time::{earliest, instant_from_smoltcp, instant_to_smoltcp};
 
@@ -417,6 +417,9 @@ impl<'d, D: Driver> Runner<'d, D> {
             socket_activity,
             #[cfg(feature = "slaac")]
             slaac,
+            #[cfg(feature = "slaac")]
+            slaac_iface,
+            source_filter,
             #[cfg(feature = "medium-ethernet")]
             neighbor_guard,
             #[cfg(feature = "tcp-listener")]
@@ -427,7 +430,13 @@ impl<'d, D: Driver> Runner<'d, D> {
             dhcp_server,
             ..
         } = inner;
-        let filter = SourceFilter::new(framing, iface.ip_addrs());
+        source_filter.set_framing(framing);
+        // smoltcp's SLAAC changes the addresses itself.
+        #[cfg(feature = "slaac")]
+        if *slaac_iface {
+            source_filter.set_addrs(iface.ip_addrs());
+        }
+        let filter = &*source_filter;
         #[cfg(feature = "tcp-listener")]
         listeners.set_now(instant_from_smoltcp(ts));
         #[cfg(feature = "tcp")]
@@ -438,7 +447,7 @@ impl<'d, D: Driver> Runner<'d, D> {
             counters,
             tx_exhausted: false,
             rx_seen: false,
-            filter: &filter,
+            filter,
             #[cfg(feature = "medium-ethernet")]
             guard: (framing == Framing::Ethernet).then_some(&*neighbor_guard),
             #[cfg(feature = "tcp-listener")]

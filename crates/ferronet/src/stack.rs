@@ -323,6 +323,9 @@ pub(crate) struct Inner {
     /// from the link-local address (and panics without one) whatever the configuration is now.
     #[cfg(feature = "slaac")]
     pub(crate) slaac_iface: bool,
+    /// The interface's addresses, for the runner's check of received sources (refreshed
+    /// where they change: see [`SourceFilter`](crate::ingress::SourceFilter)).
+    pub(crate) source_filter: crate::ingress::SourceFilter,
 }
 
 /// How long a DHCP lease held when the link comes back is kept while the DHCP client asks the
@@ -523,6 +526,7 @@ pub(crate) fn init<'d, const SOCK: usize>(
         dhcp_server: crate::dhcp_server::Server::new(dhcp_server_buffers),
         #[cfg(feature = "slaac")]
         slaac_iface: false,
+        source_filter: crate::ingress::SourceFilter::new(crate::ingress::Framing::Unchecked, &[]),
     };
     Ok(resources.shared.write(Shared {
         inner: RefCell::new(inner),
@@ -905,6 +909,7 @@ impl Inner {
             #[cfg(feature = "tcp")]
             crate::tcp::mark_lost_addresses(&self.sockets, self.slots, &addrs);
             self.iface.update_ip_addrs(|a| *a = addrs);
+            self.source_filter.set_addrs(self.iface.ip_addrs());
         }
 
         // DNS servers always follow the configuration, also when it has none.
