@@ -66,25 +66,8 @@
 //! are seen on the wire: a segment that starts before the furthest one sent on its connection
 //! (`RstGuard::on_transmit`).
 //!
-//! **A tail loss.** When the last segments of a flight are lost, or the ACK of them is, and
-//! nothing more is sent (the data is all sent, or the window is full), no duplicate ACK comes
-//! at all, and smoltcp 0.14 waits for its 1 s timeout (Linux: a tail-loss probe after about
-//! two round trips, RFC 8985). With 4 KiB socket buffers at 1 % loss that was most of the
-//! time spent. [`Recovery`] follows the last connection to send new data (the *tail*): each
-//! new data segment sent and each ACK of new data below the end of what was sent arm a
-//! *tail probe* after the probe timeout, [`DELAYED_ACK_MS`] longer when at most one segment is
-//! outstanding (the peer may hold its ACK of a lone segment), and the last ACK without payload
-//! of that connection is kept. When nothing acknowledges the end of the data sent by then, the
-//! kept ACK is handed to smoltcp as a rescue, and smoltcp sends the first unacknowledged
-//! segment again: the peer answers a lost segment with an ACK of it, a duplicate with an ACK
-//! of everything it holds. One probe per flight; the retransmission it causes is then
-//! followed like any other; data sent with our FIN too (a FIN alone is left to smoltcp and
-//! `lone_fin`: the runner never replays while only our FIN is outstanding). Our RST, or the
-//! peer's SYN or RST, end the tail. Only
-//! flights of up to [`TAIL_FLIGHT`] bytes (a 4 KiB window) are probed, with the longer of the
-//! round trip above and one sampled from the tail's own segments (which counts the time its
-//! ACKs wait in queues): in larger flights an ACK behind the peer's own data came later than
-//! any timeout measured before the queues filled, and probes there were needless.
+//! **A tail loss** (the last segments of a flight, with no duplicate ACK to come at all) is
+//! probed by [`tail`] (RFC 8985's tail-loss probe), with the ACKs this module keeps.
 //!
 //! Congestion control: ferronet builds smoltcp without a congestion controller (no
 //! `socket-tcp-reno`/`socket-tcp-cubic`), so the extra fast retransmissions change no window.
@@ -94,21 +77,23 @@
 //! What is not covered: partial ACKs that carry data (traffic both ways: smoltcp counts only
 //! ACKs without payload as duplicates), probes for two connections at once (one duplicate ACK
 //! is kept, the last one received: the other connection's probe is dropped and its loss left
-//! to smoltcp's timer), a tail loss in a flight of more than [`TAIL_FLIGHT`] bytes, on a
-//! connection other than the last to send new data, or in a connection's first flight (no ACK
-//! of it kept yet), a loss of the last segment sent before the
-//! retransmission (`recover` is that segment's start, not its end), more than [`ENTRIES`]
-//! connections recovering at once (the oldest entry is forgotten), frames longer than
-//! [`FRAME_LEN`], IPv6 extension headers. After a retransmission timeout (smoltcp then resends
-//! everything from the first hole) a partial ACK also triggers one fast retransmission of the
-//! segment at it, which the resent stream may already carry: at most one extra segment per
-//! hole.
+//! to smoltcp's timer), the tail losses [`tail`] leaves, a loss of the last segment sent
+//! before the retransmission (`recover` is that segment's start, not its end), more than
+//! [`ENTRIES`] connections recovering at once (the oldest entry is forgotten), frames longer
+//! than [`FRAME_LEN`], IPv6 extension headers. After a retransmission timeout (smoltcp then
+//! resends everything from the first hole) a partial ACK also triggers one fast
+//! retransmission of the segment at it, which the resent stream may already carry: at most
+//! one extra segment per hole.
 
 use core::cell::Cell;
 
 use crate::ingress::{Framing, Headers};
 use crate::lone_fin::payload_len;
 use crate::rst_guard::{ACK, FIN, RST, SYN, adjust_checksum, segment};
+
+mod tail;
+
+use tail::TailProbe;
 
 /// Connections followed (the most recent to retransmit or to receive duplicate ACKs).
 pub(crate) const ENTRIES: usize = 4;
@@ -128,21 +113,6 @@ pub(crate) const PROBE_MIN_MS: u32 = 10;
 pub(crate) const PROBE_MAX_MS: u32 = 500;
 /// Added to twice the round trip: the peer's scheduling and a frame or two of queueing.
 pub(crate) const PROBE_SLACK_MS: u32 = 2;
-/// Added to a tail probe's timeout when at most [`LONE_SEGMENT`] bytes are outstanding: a
-/// peer may delay its ACK of a lone segment (Linux by 40 ms and up to 200 ms; RFC 8985's
-/// WCDelAckT is 200 ms).
-pub(crate) const DELAYED_ACK_MS: u32 = 200;
-/// Outstanding bytes up to which a flight counts as one segment (a full Ethernet segment):
-/// receivers acknowledge every second full segment at once, a lone one maybe late.
-const LONE_SEGMENT: u32 = 1460;
-/// The largest flight (bytes outstanding) a tail probe is armed for: three full segments, a
-/// window of 4 KiB. In larger flights the ACKs may wait behind the peer's own data in its
-/// transmit queue for longer than any probe timeout measured before the queue filled
-/// (`both`, 16 KiB, 10 Mbit/s, N = 32 without loss: 440 needless retransmissions and 60 %
-/// of the link instead of 92 %), and losses there mostly bring duplicate ACKs.
-const TAIL_FLIGHT: u32 = 3 * 1460;
-/// The shortest segment whose round trip the tail probe samples (the minimum MSS).
-const TIMED_SEGMENT: u32 = 536;
 /// Probes per hole (each doubles the timeout); then smoltcp's retransmission timeout acts.
 pub(crate) const PROBES: u8 = 3;
 /// The longest TCP segment, padding included, that can be an ACK without payload: a 60-byte
@@ -176,38 +146,6 @@ struct Entry {
     armed: bool,
     probe_ms: u32,
 }
-
-/// The connection a tail probe follows (see the module docs).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Tail {
-    /// As in [`Entry`] (0: none).
-    key: u64,
-    /// Its ports as a received segment's first four bytes carry them (theirs, ours).
-    ports: u32,
-    /// The end of the new data sent (SND.NXT after it).
-    end: u32,
-    /// The last acknowledgment number received.
-    ack: u32,
-    /// A probe is due at `due_ms` unless an ACK of `end` comes first.
-    armed: bool,
-    due_ms: u32,
-    /// A segment timed for a round-trip sample: its end and when it was sent (ms).
-    timing: bool,
-    timed_end: u32,
-    timed_ms: u32,
-}
-
-const NO_TAIL: Tail = Tail {
-    key: 0,
-    ports: 0,
-    end: 0,
-    ack: 0,
-    armed: false,
-    due_ms: 0,
-    timing: false,
-    timed_end: 0,
-    timed_ms: 0,
-};
 
 const FREE: Entry = Entry {
     key: 0,
@@ -271,15 +209,8 @@ pub(crate) struct Recovery {
     /// The connection and time (ms) of the last SYN or SYN-ACK sent, until it is answered
     /// (connection 0: none).
     syn: Cell<(u64, u32)>,
-    /// The last connection to send new data, for its tail probe.
-    tail: Cell<Tail>,
-    /// The tail's round trip (ms), as a decaying maximum of its samples: its queueing
-    /// (an ACK waiting behind the peer's data in the peer's transmit queue) counts, so that
-    /// a probe does not fire while the ACK is only late.
-    tail_rtt_ms: Cell<u16>,
-    /// The tail probe's timeout (ms; [`probe_timeout`] of the longer round trip), kept up to
-    /// date with each sample so that arming it on every segment costs an addition.
-    tail_timeout_ms: Cell<u16>,
+    /// The tail-loss probe: the last connection to send new data (see [`tail`]).
+    tail: TailProbe,
 }
 
 /// `a < b` in sequence space (or on the wrapping ms clock).
@@ -316,9 +247,7 @@ impl Recovery {
             now_ms: Cell::new(0),
             rtt_ms: Cell::new(0),
             syn: Cell::new((0, 0)),
-            tail: Cell::new(NO_TAIL),
-            tail_rtt_ms: Cell::new(0),
-            tail_timeout_ms: Cell::new(PROBE_DEFAULT_MS as u16),
+            tail: TailProbe::new(),
         }
     }
 
@@ -356,16 +285,9 @@ impl Recovery {
     /// "none measured" (and would wait [`PROBE_DEFAULT_MS`]): it is kept as 1 ms, so that a
     /// LAN's sub-millisecond round trip gives the shortest probe timeout, not the longest.
     fn sample(&self, ms: u32) {
-        self.rtt_ms
-            .set(u16::try_from(ms).unwrap_or(u16::MAX).max(1));
-        self.update_tail_timeout();
-    }
-
-    /// Recompute `tail_timeout_ms` after a round-trip sample.
-    fn update_tail_timeout(&self) {
-        let rtt = self.rtt_ms.get().max(self.tail_rtt_ms.get());
-        // At most PROBE_MAX_MS: fits.
-        self.tail_timeout_ms.set(probe_timeout(rtt, 0) as u16);
+        let rtt = u16::try_from(ms).unwrap_or(u16::MAX).max(1);
+        self.rtt_ms.set(rtt);
+        self.tail.update_timeout(rtt);
     }
 
     /// The runner's clock, in µs, at the start of a poll: kept in ms, the one division of the
@@ -400,14 +322,7 @@ impl Recovery {
         if key == 0 {
             return;
         }
-        let tail = self.tail.get();
-        if tail.key == key && tail.timing {
-            // The timed segment may be the one sent again: no sample from its ACK (Karn).
-            self.tail.set(Tail {
-                timing: false,
-                ..tail
-            });
-        }
+        self.tail.on_retransmit(key);
         let e = match self.find(key) {
             Some(e) => e,
             None => self.add(key),
@@ -445,99 +360,26 @@ impl Recovery {
         let short = tcp.len() <= ACK_LEN;
         let repeated = short && self.last_ack.replace(ack) == ack;
         self.repeated.set(repeated);
-        let tail = self.tail.get();
-        let tail = tail.key != 0
-            && u32::from_be_bytes([p0, p1, p2, p3]) == tail.ports
-            && self.tail_acked(ack, short);
+        // A segment of the tail's connection may arm or disarm its probe.
+        let ports = u32::from_be_bytes([p0, p1, p2, p3]);
+        let probe = &self.tail;
+        let tail =
+            probe.follows(ports) && probe.acked(ack, short, self.now_ms(), self.rtt_ms.get());
         repeated | tail | (self.used.get() != 0)
-    }
-
-    /// A received segment with the ports of the tail's connection and acknowledgment number
-    /// `ack` (`short`: short enough to be an ACK without payload): an ACK of all the data sent
-    /// disarms the tail probe, an ACK of new data below that arms it again. Whether the
-    /// segment may be an ACK to keep for the probe.
-    #[cold]
-    fn tail_acked(&self, ack: u32, short: bool) -> bool {
-        let mut tail = self.tail.get();
-        if tail.timing && !before(ack, tail.timed_end) {
-            // A round trip: kept as a maximum that decays by 1/8 per sample.
-            let sample = u16::try_from(self.now_ms().wrapping_sub(tail.timed_ms))
-                .unwrap_or(u16::MAX)
-                .max(1);
-            let old = self.tail_rtt_ms.get();
-            self.tail_rtt_ms.set(sample.max(old - old / 8));
-            self.update_tail_timeout();
-            tail.timing = false;
-        }
-        if !before(ack, tail.end) {
-            // All acknowledged; an ACK without payload is still kept, as the one to replay
-            // should the next flight be lost.
-            self.tail.set(Tail {
-                ack,
-                armed: false,
-                ..tail
-            });
-        } else if before(tail.ack, ack) {
-            let outstanding = tail.end.wrapping_sub(ack);
-            self.tail.set(Tail {
-                ack,
-                armed: outstanding <= TAIL_FLIGHT,
-                due_ms: self.tail_timer(outstanding),
-                ..tail
-            });
-        }
-        short
     }
 
     /// New data from `seq` to `end` is being sent on connection `key` (`ports`: the
     /// segment's first four bytes): it becomes the tail, and its probe is armed.
+    #[inline]
     pub(crate) fn on_data_sent(&self, key: u64, ports: u32, seq: u32, end: u32) {
-        let tail = self.tail.get();
-        let same = tail.key == key;
-        // Of another connection, nothing acknowledged is known: at most this segment.
-        let ack = if same { tail.ack } else { seq };
-        let now = self.now_ms();
-        // Round trips are timed on bulk-sized segments only: their ACKs are the ones that
-        // wait in queues, and a request/response exchange then costs no sample.
-        let (timing, timed_end, timed_ms) = if same && tail.timing {
-            (true, tail.timed_end, tail.timed_ms)
-        } else {
-            (end.wrapping_sub(seq) >= TIMED_SEGMENT, end, now)
-        };
-        let outstanding = end.wrapping_sub(ack);
-        self.tail.set(Tail {
-            key,
-            // A received segment carries the ports the other way round.
-            ports: ports.rotate_left(16),
-            end,
-            ack,
-            armed: outstanding <= TAIL_FLIGHT,
-            due_ms: self.tail_timer(outstanding),
-            timing,
-            timed_end,
-            timed_ms,
-        });
+        self.tail.on_data_sent(key, ports, seq, end, self.now_ms());
     }
 
     /// Our RST, or the peer's SYN or RST, on connection `key`: no tail probe for it (a
     /// replayed ACK of a closed connection would make smoltcp send a reset).
+    #[inline]
     pub(crate) fn end_tail(&self, key: u64) {
-        if self.tail.get().key == key {
-            self.tail.set(NO_TAIL);
-        }
-    }
-
-    /// When a tail probe armed now is due, with `outstanding` bytes unacknowledged: after
-    /// the probe timeout of the longer of the two round trips known (see `tail_rtt_ms`).
-    fn tail_timer(&self, outstanding: u32) -> u32 {
-        let delayed_ack = if outstanding <= LONE_SEGMENT {
-            DELAYED_ACK_MS
-        } else {
-            0
-        };
-        self.now_ms()
-            .wrapping_add(u32::from(self.tail_timeout_ms.get()))
-            .wrapping_add(delayed_ack)
+        self.tail.end(key);
     }
 
     /// Judge a received IP packet (see the module docs): whether it is to be kept with
@@ -662,7 +504,7 @@ impl Recovery {
     /// tail probe if `key` is the tail's and no entry of another connection has a kept frame
     /// to keep.
     fn keep_for_tail(&self, key: u64) -> bool {
-        if self.tail.get().key == key && self.used.get() == 0 {
+        if self.tail.is(key) && self.used.get() == 0 {
             self.decided.set(Kept::Store);
             return true;
         }
@@ -775,20 +617,16 @@ impl Recovery {
     /// rescue (if it is the tail's latest), and the probe disarmed.
     #[inline]
     fn tail_due(&self) -> bool {
-        let tail = self.tail.get();
-        tail.armed && !before(self.now_ms(), tail.due_ms) && self.tail_probe()
+        self.tail.due(self.now_ms()) && self.tail_probe()
     }
 
+    /// The tail probe is due: it goes out if the kept ACK is the tail's latest, and its
+    /// connection is not in recovery (which has probes of its own).
     #[cold]
     fn tail_probe(&self) -> bool {
-        let tail = self.tail.get();
-        self.tail.set(Tail {
-            armed: false,
-            ..tail
-        });
-        // A connection in recovery has probes of its own.
-        let own = self.find(tail.key).is_some_and(|e| e.get().recovering);
-        if own || self.kept.get() != Kept::Store || self.kept_for.get() != (tail.key, tail.ack) {
+        let (key, ack) = self.tail.disarm();
+        let own = self.find(key).is_some_and(|e| e.get().recovering);
+        if own || self.kept.get() != Kept::Store || self.kept_for.get() != (key, ack) {
             return false;
         }
         self.kept.set(Kept::Rescue);
@@ -826,8 +664,8 @@ impl Recovery {
     /// In how many ms the next probe is due, if one is armed.
     #[inline]
     pub(crate) fn next_probe(&self) -> Option<u32> {
-        let tail = self.tail.get();
-        if self.used.get() == 0 && !tail.armed {
+        let tail = self.tail.due_at();
+        if self.used.get() == 0 && tail.is_none() {
             return None;
         }
         let now = self.now_ms();
@@ -845,7 +683,7 @@ impl Recovery {
                 .map(|e| left(e.probe_ms))
                 .min()
         };
-        crate::time::earliest(entries, tail.armed.then(|| left(tail.due_ms)))
+        crate::time::earliest(entries, tail.map(left))
     }
 
     fn find(&self, key: u64) -> Option<&Cell<Entry>> {
@@ -875,6 +713,7 @@ impl Recovery {
 #[cfg(all(test, feature = "proto-ipv4"))]
 mod tests {
     extern crate std;
+    use super::tail::{DELAYED_ACK_MS, TAIL_FLIGHT};
     use super::*;
     use std::vec::Vec;
 
@@ -991,7 +830,7 @@ mod tests {
         assert_eq!(r.next_probe(), None);
         assert_eq!(r.kept_for(), (key(), 3920));
         // Round trip sampled from the first segment: 1 ms.
-        assert_eq!(r.tail_rtt_ms.get(), 1);
+        assert_eq!(r.tail.rtt_ms(), 1);
         // The next flight, one segment: the delayed ACK allowance is added.
         r.on_data_sent(key(), ports, 3920, 5380);
         assert_eq!(r.next_probe(), Some(PROBE_MIN_MS + DELAYED_ACK_MS));
