@@ -89,7 +89,7 @@ use core::cell::Cell;
 
 use crate::ingress::{Framing, Headers};
 use crate::lone_fin::payload_len;
-use crate::rst_guard::{ACK, FIN, RST, SYN, adjust_checksum, segment};
+use crate::rst_guard::{ACK, FIN, RST, SYN, rewrite_word, segment};
 
 mod tail;
 
@@ -563,22 +563,21 @@ impl Recovery {
             }
             Kept::Rescue => {
                 let at = usize::from(self.tcp_at.get());
-                let Some(tcp) = f.get_mut(at..at + 18) else {
+                let Some(tcp) = f.get_mut(at..at + 20) else {
                     return;
                 };
                 let win = u16::from_be_bytes([tcp[14], tcp[15]]);
-                let sum = u16::from_be_bytes([tcp[16], tcp[17]]);
+                let sum = [tcp[16], tcp[17]];
                 if win == 0 {
                     return;
                 }
-                let lower = win - 1;
-                tcp[14..16].copy_from_slice(&lower.to_be_bytes());
-                let adjusted = adjust_checksum(sum, u32::from(win), u32::from(lower));
-                tcp[16..18].copy_from_slice(&adjusted.to_be_bytes());
+                // The window (the low half of the word at 12) one lower.
+                rewrite_word(tcp, 12, 0xffff_0000, u32::from(win - 1));
                 deliver(f);
+                // As it came, checksum byte for byte.
                 if let Some(tcp) = f.get_mut(at..at + 18) {
                     tcp[14..16].copy_from_slice(&win.to_be_bytes());
-                    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+                    tcp[16..18].copy_from_slice(&sum);
                 }
                 for _ in 1..RESCUE_COPIES {
                     deliver(f);

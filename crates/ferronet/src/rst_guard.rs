@@ -270,19 +270,29 @@ impl RstGuard {
 /// alone (smoltcp drops it as malformed).
 #[cold]
 pub(crate) fn challenge(ip: &mut [u8], ack: u32) {
-    let Some(tcp) = tcp_offset(ip) else {
+    let Some(tcp) = tcp_offset(ip).and_then(|at| ip.get_mut(at..)) else {
         return;
     };
-    let word = |ip: &[u8], at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
-    let sum = word(ip, tcp + 16);
-    let old_flags = word(ip, tcp + 12);
-    let new_flags = (old_flags & !u16::from(RST)) | u16::from(ACK);
-    let old_ack = u32::from_be_bytes([ip[tcp + 8], ip[tcp + 9], ip[tcp + 10], ip[tcp + 11]]);
-    ip[tcp + 12..tcp + 14].copy_from_slice(&new_flags.to_be_bytes());
-    ip[tcp + 8..tcp + 12].copy_from_slice(&ack.to_be_bytes());
-    let sum = adjust_checksum(sum, u32::from(old_flags), u32::from(new_flags));
-    let sum = adjust_checksum(sum, old_ack, ack);
-    ip[tcp + 16..tcp + 18].copy_from_slice(&sum.to_be_bytes());
+    rewrite_word(tcp, 8, 0, ack);
+    // The flags are the second byte of the word at 12.
+    rewrite_word(tcp, 12, !(u32::from(RST) << 16), u32::from(ACK) << 16);
+}
+
+/// In the TCP segment `tcp` (header first), replace the 32-bit word at byte `at` (0: ports,
+/// 4: sequence number, 8: acknowledgment number, 12: offset, flags and window) with
+/// `(old & keep) | set`, and update the TCP checksum incrementally ([`adjust_checksum`]). A
+/// segment too short for its header is left alone. The one helper for the guards' rewrites of
+/// segments (challenge ACKs, made-up segments, SYN-cookie translation); not generic, so it is
+/// built once.
+pub(crate) fn rewrite_word(tcp: &mut [u8], at: usize, keep: u32, set: u32) {
+    if tcp.len() < 20 || at > 12 {
+        return;
+    }
+    let old = u32::from_be_bytes([tcp[at], tcp[at + 1], tcp[at + 2], tcp[at + 3]]);
+    let new = (old & keep) | set;
+    tcp[at..at + 4].copy_from_slice(&new.to_be_bytes());
+    let sum = u16::from_be_bytes([tcp[16], tcp[17]]);
+    tcp[16..18].copy_from_slice(&adjust_checksum(sum, old, new).to_be_bytes());
 }
 
 /// A checksum over data in which a 32-bit word changed from `old` to `new`, updated
@@ -476,5 +486,34 @@ pub(crate) mod tests {
                 0xffff_fff0u32.wrapping_add(1 << 30)
             );
         }
+    }
+
+    #[test]
+    fn a_rewritten_word_keeps_the_checksum_right_and_touches_nothing_else() {
+        use smoltcp::wire::{IpAddress, Ipv4Address, TcpPacket};
+        let (src, dst): (IpAddress, IpAddress) =
+            (Ipv4Address::from(PEER).into(), Ipv4Address::from(US).into());
+        let mut p = v4(PEER, 5000, US, 80, 0x8000_0001, 0xffff_0000, ACK | 0x08);
+        p[34..36].copy_from_slice(&4096u16.to_be_bytes());
+        TcpPacket::new_unchecked(&mut p[20..]).fill_checksum(&src, &dst);
+        let tcp = &mut p[20..];
+        rewrite_word(tcp, 4, 0, 0x7fff_ffff);
+        rewrite_word(tcp, 8, 0, 1);
+        // Flags SYN in place of PSH, window one lower.
+        rewrite_word(tcp, 12, 0xf010_0000, (u32::from(SYN) << 16) | 4095);
+        let t = TcpPacket::new_checked(&p[20..]).unwrap();
+        assert!(t.verify_checksum(&src, &dst));
+        assert_eq!(
+            (t.seq_number().0 as u32, t.ack_number().0 as u32),
+            (0x7fff_ffff, 1)
+        );
+        assert!(t.syn() && t.ack() && !t.psh() && !t.rst() && !t.fin());
+        assert_eq!((t.window_len(), t.header_len()), (4095, 20));
+        assert_eq!((t.src_port(), t.dst_port()), (5000, 80));
+        // Past the header, or a segment cut short: left alone.
+        let before = p.clone();
+        rewrite_word(&mut p[20..], 16, 0, 0);
+        rewrite_word(&mut p[20..39], 4, 0, 0);
+        assert_eq!(p, before);
     }
 }

@@ -57,7 +57,7 @@ use crate::ingress::Headers;
 use crate::lone_fin::payload_len;
 use crate::recovery::{FRAME_LEN, Recovery};
 #[cfg(feature = "medium-ethernet")]
-use crate::rst_guard::{ACK, adjust_checksum, connection_key};
+use crate::rst_guard::{ACK, adjust_checksum, connection_key, rewrite_word};
 use crate::rst_guard::{FIN, RST, SYN, Segment, segment};
 
 /// Re-sends of one window update (each after a doubled timeout).
@@ -210,20 +210,15 @@ impl ZeroWindow {
         let word =
             |t: &[u8], at: usize| u32::from_be_bytes([t[at], t[at + 1], t[at + 2], t[at + 3]]);
         let (ports, seq, ack) = (word(tcp, 0), word(tcp, 4), word(tcp, 8));
-        let flags = u16::from_be_bytes([tcp[12], tcp[13]]);
-        let new_flags = (flags & 0xf000) | u16::from(ACK);
-        let (new_seq, new_ack) = (ack.wrapping_sub(1), seq);
-        tcp[0..4].copy_from_slice(&ports.rotate_left(16).to_be_bytes());
-        tcp[4..8].copy_from_slice(&new_seq.to_be_bytes());
-        tcp[8..12].copy_from_slice(&new_ack.to_be_bytes());
-        tcp[12..14].copy_from_slice(&new_flags.to_be_bytes());
         // Swapped addresses and ports leave the sum as it was; the byte added is 0.
-        let mut sum = u16::from_be_bytes([tcp[16], tcp[17]]);
-        sum = adjust_checksum(sum, seq, new_seq);
-        sum = adjust_checksum(sum, ack, new_ack);
-        sum = adjust_checksum(sum, u32::from(flags), u32::from(new_flags));
+        tcp[0..4].copy_from_slice(&ports.rotate_left(16).to_be_bytes());
+        rewrite_word(tcp, 4, 0, ack.wrapping_sub(1));
+        rewrite_word(tcp, 8, 0, seq);
+        // Flags: ACK alone (the data offset and the window stay).
+        rewrite_word(tcp, 12, 0xf000_ffff, u32::from(ACK) << 16);
         // The pseudo-header's TCP length.
-        sum = adjust_checksum(sum, (tcp_len - 1) as u32, tcp_len as u32);
+        let sum = u16::from_be_bytes([tcp[16], tcp[17]]);
+        let sum = adjust_checksum(sum, (tcp_len - 1) as u32, tcp_len as u32);
         tcp[16..18].copy_from_slice(&sum.to_be_bytes());
         Some(new_len)
     }

@@ -69,7 +69,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, TcpControl, TcpPacket, Tc
 
 use super::listener::BACKLOG;
 use crate::ingress::Framing;
-use crate::rst_guard::adjust_checksum;
+use crate::rst_guard::rewrite_word;
 
 /// The MSS values a cookie can carry (index `m`).
 pub const MSS_TABLE: [u16; 4] = [536, 1220, 1440, 1460];
@@ -508,14 +508,12 @@ fn read_u32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Replace the 32-bit field at `tcp + at` with `new`, and update the TCP checksum
-/// incrementally (RFC 1624, equation 3): a checksum that was right stays right, one that was
-/// wrong stays wrong.
+/// Replace the 32-bit field at `tcp + at` with `new`, the TCP checksum updated (see
+/// [`rewrite_word`]).
 fn rewrite_u32(b: &mut [u8], tcp: usize, at: usize, new: u32) {
-    let old = read_u32(b, tcp + at);
-    b[tcp + at..tcp + at + 4].copy_from_slice(&new.to_be_bytes());
-    let sum = u16::from_be_bytes([b[tcp + 16], b[tcp + 17]]);
-    b[tcp + 16..tcp + 18].copy_from_slice(&adjust_checksum(sum, old, new).to_be_bytes());
+    if let Some(segment) = b.get_mut(tcp..) {
+        rewrite_word(segment, at, 0, new);
+    }
 }
 
 /// Where the TCP header of the segment in `frame` starts, and the segment's local and
@@ -640,6 +638,7 @@ pub(crate) fn build(
 mod tests {
     extern crate std;
     use super::*;
+    use crate::rst_guard::adjust_checksum;
     use smoltcp::wire::{EthernetFrame, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet};
 
     fn ep4(last: u8, port: u16) -> IpEndpoint {
