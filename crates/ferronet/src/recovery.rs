@@ -221,6 +221,7 @@ fn before(a: u32, b: u32) -> bool {
 /// How long after a retransmission its probe is due: twice the connection's round trip
 /// (plus slack) when one was measured, else [`PROBE_DEFAULT_MS`], doubled for each probe
 /// already sent for the same hole.
+#[inline(never)]
 fn probe_timeout(rtt_ms: u16, probes: u8) -> u32 {
     let base = match u32::from(rtt_ms) {
         0 => PROBE_DEFAULT_MS,
