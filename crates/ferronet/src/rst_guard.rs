@@ -119,7 +119,7 @@ impl RstGuard {
         if seg.flags & (ACK | SYN) == ACK {
             self.zero_window.on_transmit(&seg, h, frame, &self.recovery);
         }
-        let found = self.entries.iter().find(|e| e.get().key == seg.key);
+        let found = self.entry(seg.key);
         // A segment that starts before the furthest one sent: a retransmission (the furthest
         // stays the reference, so that each retransmission of a recovery counts).
         let mut snd_seq = seg.seq;
@@ -168,7 +168,9 @@ impl RstGuard {
 
     /// A segment `seg` (`h`: its headers) we send that is not a retransmission: if it carries
     /// data, the tail probe of `recovery` follows it. The frame is ours: the TCP segment runs
-    /// to its end (no padding on frames with data).
+    /// to its end (no padding on frames with data), so the payload length comes from the
+    /// headers already parsed; `lone_fin::payload_len`, out of line and reading the IP length,
+    /// cost 0.8 % more instructions per TCP round trip on this path (every data segment sent).
     #[inline]
     fn data_sent(&self, seg: &Segment, h: &Headers<'_>) {
         if let Some(&[a, b, c, d]) = h.transport.get(..4)
@@ -192,24 +194,22 @@ impl RstGuard {
         crate::time::earliest(probe, self.zero_window.next(self.recovery.now_ms()))
     }
 
+    /// The entry of connection `key`, if it is followed.
+    #[inline]
+    fn entry(&self, key: u64) -> Option<&Cell<Entry>> {
+        self.entries.iter().find(|e| e.get().key == key)
+    }
+
     /// The sequence number of the furthest segment sent on connection `key`, if known.
     fn snd_seq(&self, key: u64) -> Option<u32> {
-        self.entries
-            .iter()
-            .map(Cell::get)
-            .find(|e| e.key == key)
-            .map(|e| e.snd_seq)
+        self.entry(key).map(|e| e.get().snd_seq)
     }
 
     /// For a received TCP segment of a known connection: the acknowledgment number this stack
     /// last sent on it (RCV.NXT when it was sent), for `stale_fin`.
     pub(crate) fn last_ack_sent(&self, h: &Headers<'_>) -> Option<u32> {
         let seg = segment(h, true)?;
-        self.entries
-            .iter()
-            .map(Cell::get)
-            .find(|e| e.key == seg.key)
-            .map(|e| e.rcv_nxt)
+        self.entry(seg.key).map(|e| e.get().rcv_nxt)
     }
 
     /// Judge a received packet for the TCP guards, with one test of its flags for the
@@ -255,7 +255,7 @@ impl RstGuard {
     #[cold]
     fn challenge_ack(&self, h: &Headers<'_>) -> Option<u32> {
         let seg = segment(h, true)?;
-        let e = self.entries.iter().find(|e| e.get().key == seg.key)?;
+        let e = self.entry(seg.key)?;
         let entry = e.get();
         if entry.rcv_nxt == seg.seq {
             e.set(Entry::FREE);
